@@ -1,0 +1,1 @@
+console.log('uvit cli placeholder', process.argv.slice(2));

@@ -1,0 +1,19 @@
+import { defineConfig } from 'vitest/config';
+
+// Two kinds of tests: Node (engine, backend, e2e) and workerd (edge, via @cloudflare/vitest-plugin).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'node',
+          include: ['tests/{unit,parity,integration,e2e}/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          pool: 'forks',
+        },
+      },
+    ],
+  },
+});
