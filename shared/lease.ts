@@ -1,0 +1,214 @@
+// Lease API between the edge (JobStore) and backend groups: wire schemas + the request-signing helper.
+// Runtime-agnostic (WebCrypto + zod only): imported by the Workers edge and by the Node backend driver.
+import { z } from 'zod';
+
+// ---------------------------------------------------------------- paths and headers
+
+export const LEASE_PATHS = {
+  lease: '/internal/v1/lease',
+  heartbeat: (leaseId: string) => `/internal/v1/leases/${encodeURIComponent(leaseId)}/heartbeat`,
+  result: (leaseId: string) => `/internal/v1/leases/${encodeURIComponent(leaseId)}/result`,
+  fail: (leaseId: string) => `/internal/v1/leases/${encodeURIComponent(leaseId)}/fail`,
+} as const;
+
+/** Headers of a signed backend request (lower-case, as Headers normalises them). */
+export const SIG_HEADERS = {
+  timestamp: 'x-uvit-timestamp', // unix seconds
+  nonce: 'x-uvit-nonce', // 16+ random bytes, hex or base64url; remembered by the edge for the window
+  signature: 'x-uvit-signature', // hex HMAC-SHA256 over canonicalString()
+  contentSha256: 'x-content-sha256', // PUT result: hex sha256 of the uploaded bytes (also the signed body hash)
+} as const;
+
+/** Accepted clock skew between backend and edge, in seconds, either way. */
+export const SIGNATURE_WINDOW_S = 60;
+/** Longest long-poll the edge will hold a lease request open. */
+export const MAX_LEASE_WAIT_MS = 25_000;
+
+// ---------------------------------------------------------------- wire schemas
+
+const Id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only');
+
+/** POST /internal/v1/lease — a backend group asks for one job for `model`. */
+export const LeaseRequest = z.object({
+  group: Id.describe('backend group id; a group is one pipeline (driver + stages) for one model'),
+  model: Id,
+  capacity: z.number().int().min(1).max(1024).describe('jobs the group can run at once (for the pool view)'),
+  stages: z.number().int().min(1).max(64).optional(),
+  wait_ms: z.number().int().min(0).max(MAX_LEASE_WAIT_MS).optional().describe('long-poll bound, default 20000'),
+});
+export type LeaseRequest = z.infer<typeof LeaseRequest>;
+
+/** Canonical generation parameters handed to the backend: everything needed to reproduce the clip bit for bit. */
+export const JobSpec = z.object({
+  id: z.string(), // video id (`video_…`), for logs only; results are keyed by lease
+  model: z.string(),
+  prompt: z.string(),
+  seconds: z.number().positive(), // clip duration
+  fps: z.number().int().positive(),
+  num_frames: z.number().int().positive(), // = round(seconds * fps)
+  size: z.string().regex(/^\d+x\d+$/), // "WxH"
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  seed: z.number().int().min(0).max(2 ** 32 - 1), // always set (the edge draws one when the caller gave none)
+  steps: z.number().int().positive(),
+  guidance: z.number().min(0),
+  params_hash: z.string(), // sha256 of the canonical params: the dedup key
+});
+export type JobSpec = z.infer<typeof JobSpec>;
+
+/** 200 answer to a lease request (204 with no body when the long-poll ran out). */
+export const LeaseGrant = z.object({
+  lease_id: z.string(),
+  job: JobSpec,
+  attempt: z.number().int().min(1), // 1 for the first lease of this job
+  expires_at: z.number().int(), // unix ms; heartbeat before then or the job is requeued
+  heartbeat_interval_ms: z.number().int().positive(),
+});
+export type LeaseGrant = z.infer<typeof LeaseGrant>;
+
+/** POST .../heartbeat: progress in percent; extends the lease. */
+export const HeartbeatRequest = z.object({
+  progress: z.number().min(0).max(100),
+  message: z.string().max(500).optional(),
+});
+export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
+
+/** Heartbeat answer. `cancel: true` = the caller cancelled or deleted the job: stop and drop the lease. */
+export const HeartbeatResponse = z.object({
+  expires_at: z.number().int(),
+  cancel: z.boolean(),
+});
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
+
+/** POST .../fail. retryable → requeued until the attempt limit, then `failed` with this reason. */
+export const FailRequest = z.object({
+  reason: z.string().min(1).max(2000),
+  retryable: z.boolean(),
+  code: z.string().max(64).optional(),
+});
+export type FailRequest = z.infer<typeof FailRequest>;
+
+/** PUT .../result answer (the upload completes the job). */
+export const ResultResponse = z.object({
+  id: z.string(),
+  status: z.literal('completed'),
+  sha256: z.string(),
+  bytes: z.number().int(),
+});
+export type ResultResponse = z.infer<typeof ResultResponse>;
+
+// ---------------------------------------------------------------- signing
+
+const enc = new TextEncoder();
+
+function toHex(buf: ArrayBuffer | Uint8Array): string {
+  const b = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += b[i].toString(16).padStart(2, '0');
+  return s;
+}
+
+/** Hex SHA-256 of bytes or a UTF-8 string. */
+export async function sha256Hex(data: string | Uint8Array | ArrayBuffer): Promise<string> {
+  const bytes = typeof data === 'string' ? enc.encode(data) : data instanceof Uint8Array ? data : new Uint8Array(data);
+  return toHex(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+}
+
+/** Hex SHA-256 of the empty body (GET/DELETE and bodiless POSTs). */
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** The string that is signed. `path` is the URL path plus query string exactly as sent (e.g. `/internal/v1/lease`). */
+export function canonicalString(method: string, path: string, timestamp: number, nonce: string, bodySha256: string): string {
+  return `${method.toUpperCase()}\n${path}\n${timestamp}\n${nonce}\n${bodySha256.toLowerCase()}`;
+}
+
+async function hmacHex(secret: string, message: string): Promise<string> {
+  const key = await crypto.subtle.importKey('raw', enc.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  return toHex(await crypto.subtle.sign('HMAC', key, enc.encode(message)));
+}
+
+function randomNonce(): string {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return toHex(b);
+}
+
+export interface SignInput {
+  secret: string;
+  method: string;
+  /** path + query, e.g. `/internal/v1/leases/abc/heartbeat` */
+  path: string;
+  /** exactly the bytes sent; or give bodySha256 for a streamed upload (PUT result: the X-Content-SHA256 value) */
+  body?: string | Uint8Array;
+  bodySha256?: string;
+  /** unix seconds; default now */
+  timestamp?: number;
+  nonce?: string;
+}
+
+/** Headers to add to a backend → edge request. For PUT result also send Content-Length and X-Content-SHA256. */
+export async function signRequest(input: SignInput): Promise<Record<string, string>> {
+  const timestamp = input.timestamp ?? Math.floor(Date.now() / 1000);
+  const nonce = input.nonce ?? randomNonce();
+  const bodySha =
+    input.bodySha256 ?? (input.body === undefined || input.body.length === 0 ? EMPTY_SHA256 : await sha256Hex(input.body));
+  const sig = await hmacHex(input.secret, canonicalString(input.method, input.path, timestamp, nonce, bodySha));
+  return { [SIG_HEADERS.timestamp]: String(timestamp), [SIG_HEADERS.nonce]: nonce, [SIG_HEADERS.signature]: sig };
+}
+
+export type VerifyResult = { ok: true; nonce: string; timestamp: number } | { ok: false; reason: string };
+
+/** Constant-time comparison of two equal-length hex strings (false when lengths differ). */
+export function timingSafeEqualHex(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/**
+ * Checks signature and timestamp window. Nonce replay is the caller's job (it needs a consistent store):
+ * remember `nonce` for 2 × SIGNATURE_WINDOW_S and reject a second use.
+ */
+export async function verifySignature(
+  secret: string,
+  method: string,
+  path: string,
+  headers: { get(name: string): string | null },
+  bodySha256: string,
+  nowS: number = Math.floor(Date.now() / 1000),
+): Promise<VerifyResult> {
+  const ts = headers.get(SIG_HEADERS.timestamp);
+  const nonce = headers.get(SIG_HEADERS.nonce);
+  const sig = headers.get(SIG_HEADERS.signature);
+  if (!ts || !nonce || !sig) return { ok: false, reason: `missing ${[!ts && SIG_HEADERS.timestamp, !nonce && SIG_HEADERS.nonce, !sig && SIG_HEADERS.signature].filter(Boolean).join(', ')}` };
+  if (!/^\d{1,12}$/.test(ts)) return { ok: false, reason: `${SIG_HEADERS.timestamp} must be unix seconds, got ${JSON.stringify(ts.slice(0, 32))}` };
+  if (!/^[A-Za-z0-9_-]{16,128}$/.test(nonce)) return { ok: false, reason: `${SIG_HEADERS.nonce} must be 16-128 chars of [A-Za-z0-9_-]` };
+  const timestamp = Number(ts);
+  if (Math.abs(nowS - timestamp) > SIGNATURE_WINDOW_S)
+    return { ok: false, reason: `timestamp ${timestamp} is outside ±${SIGNATURE_WINDOW_S} s of server time ${nowS}` };
+  const expected = await hmacHex(secret, canonicalString(method, path, timestamp, nonce, bodySha256));
+  if (!timingSafeEqualHex(expected, sig.toLowerCase())) return { ok: false, reason: 'signature mismatch' };
+  return { ok: true, nonce, timestamp };
+}
+
+/**
+ * Convenience for backends: sends one signed JSON request (or a bodiless one) and returns the Response.
+ * For the streamed PUT result, call signRequest({bodySha256}) yourself and add Content-Length + X-Content-SHA256.
+ */
+export async function signedJsonFetch(
+  baseUrl: string,
+  secret: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+  fetchFn: typeof fetch = fetch,
+): Promise<Response> {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const sig = await signRequest({ secret, method, path, body: text });
+  return fetchFn(new URL(path, baseUrl).toString(), {
+    method,
+    headers: { ...sig, ...(text ? { 'content-type': 'application/json' } : {}) },
+    body: text || undefined,
+  });
+}
