@@ -1,0 +1,481 @@
+// Binary tensor frame: the one wire format between driver and stage processes (DESIGN.md "Tensor frame").
+// Runtime-agnostic: DataView / Uint8Array only, so it can run in Node and in workerd.
+//
+// Layout (little-endian), HEADER_BYTES = 84, then `payloadBytes` of raw payload:
+//   0 magic u32 'UVTF'   4 version u16   6 kind u8   7 flags u8 (bit0: f32 tensor carried as f16)
+//   8 jobId 16 bytes    24 origin u32 (driver id)   28 step u32   32 microBatch u32
+//  36 segment u16 (target route segment, 0xffff = none)   38 roleIndex u16 (skip i / input slot)
+//  40 role u8   41 dtype u8   42 rank u8   43 reserved u8   44 dims 8 x u32
+//  76 payloadBytes u32   80 crc32 u32 over bytes [0,80) then the payload
+// A CRC mismatch means a torn or corrupted frame: the stream cannot be trusted any further.
+
+import type { Tensor } from './tensor.ts';
+
+export const FRAME_MAGIC = 0x46545655; // bytes 'U','V','T','F'
+export const FRAME_VERSION = 1;
+export const HEADER_BYTES = 84;
+export const MAX_RANK = 8;
+export const NO_SEGMENT = 0xffff;
+const CRC_OFFSET = 80;
+const FLAG_F16_WIRE = 1;
+
+export type FrameKind = 'data' | 'error' | 'hello' | 'cancel' | 'stats';
+export type TensorRole = 'none' | 'stream' | 'skip' | 'eps' | 'input';
+export type WireDType = 'float32' | 'float16' | 'int64' | 'uint8';
+
+const KINDS: FrameKind[] = ['data', 'error', 'hello', 'cancel', 'stats'];
+const ROLES: TensorRole[] = ['none', 'stream', 'skip', 'eps', 'input'];
+const DTYPES: (WireDType | undefined)[] = [undefined, 'float32', 'float16', 'int64', 'uint8'];
+const DTYPE_BYTES: Record<WireDType, number> = { float32: 4, float16: 2, int64: 8, uint8: 1 };
+
+/** model-input slots carried with role 'input' (roleIndex) */
+export const INPUT_SLOTS = ['x', 'timesteps', 'y', 'context'] as const;
+export type InputName = (typeof INPUT_SLOTS)[number];
+
+export interface FrameMeta {
+  kind: FrameKind;
+  /** 32 lowercase hex chars (16 bytes); see jobIdOf */
+  jobId: string;
+  origin: number;
+  step: number;
+  microBatch: number;
+  segment: number;
+  role: TensorRole;
+  roleIndex: number;
+}
+
+export interface FrameHeader extends FrameMeta {
+  /** dtype on the wire */
+  wireDtype: WireDType;
+  /** dtype the receiver gets (float32 when the f16 transport flag is set) */
+  dtype: WireDType;
+  f16Wire: boolean;
+  dims: number[];
+  payloadBytes: number;
+  crc: number;
+}
+
+export interface Frame {
+  header: FrameHeader;
+  /** the decoded tensor (data frames) or raw bytes as a uint8 tensor (error/hello/stats payloads) */
+  tensor: Tensor<WireDType>;
+}
+
+export interface FrameLimits {
+  /** largest payload accepted, bytes (default 1 GiB) */
+  maxPayloadBytes?: number;
+  /** largest single dimension accepted (default 2^28) */
+  maxDim?: number;
+}
+
+export type Crc32Fn = (data: Uint8Array, init: number) => number;
+
+export type FrameErrorCode = 'bad_magic' | 'bad_version' | 'bad_header' | 'oversized' | 'torn' | 'dtype';
+
+export class FrameError extends Error {
+  readonly code: FrameErrorCode;
+  /** header fields when the header itself parsed (lets a receiver fail the right job) */
+  readonly header?: FrameHeader;
+  constructor(code: FrameErrorCode, message: string, header?: FrameHeader) {
+    super(message);
+    this.name = 'FrameError';
+    this.code = code;
+    this.header = header;
+  }
+}
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error('shared/frame.ts assumes a little-endian host (typed arrays are sent as raw bytes)');
+}
+
+// ---------- CRC-32 (IEEE 802.3, as zlib), slicing-by-8 ----------
+const CRC_TABLES: Uint32Array[] = (() => {
+  const t: Uint32Array[] = [];
+  const t0 = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t0[n] = c >>> 0;
+  }
+  t.push(t0);
+  for (let k = 1; k < 8; k++) {
+    const tk = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) tk[n] = (t[k - 1][n] >>> 8) ^ t0[t[k - 1][n] & 0xff];
+    t.push(tk);
+  }
+  return t;
+})();
+
+/** CRC-32 of `data` continuing from `init` (0 to start), same values as zlib.crc32 */
+export function crc32(data: Uint8Array, init = 0): number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC_TABLES;
+  let c = ~init >>> 0;
+  let i = 0;
+  const n = data.length;
+  for (; i + 8 <= n; i += 8) {
+    const a = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) ^ c;
+    c =
+      t7[a & 0xff] ^ t6[(a >>> 8) & 0xff] ^ t5[(a >>> 16) & 0xff] ^ t4[a >>> 24] ^
+      t3[data[i + 4]] ^ t2[data[i + 5]] ^ t1[data[i + 6]] ^ t0[data[i + 7]];
+  }
+  for (; i < n; i++) c = t0[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+// ---------- float16 conversion ----------
+const f32buf = new Float32Array(1);
+const u32buf = new Uint32Array(f32buf.buffer);
+
+/** float32 -> IEEE binary16 bits, round to nearest even; overflow -> inf, NaN stays NaN */
+export function f32ToF16Bits(v: number): number {
+  f32buf[0] = v;
+  const x = u32buf[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 | (mant >>> 13) : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // below half the smallest subnormal: rounds to zero
+    const m = mant | 0x800000; // implicit leading 1
+    const shift = 14 - e; // 14..24
+    const half = 1 << (shift - 1);
+    const rest = m & ((1 << shift) - 1);
+    let h = m >>> shift;
+    if (rest > half || (rest === half && h & 1)) h++;
+    return sign | h; // may carry into the smallest normal, which is the right encoding
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // carry may overflow to inf: correct
+  return sign | h;
+}
+
+/** IEEE binary16 bits -> number (exact) */
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+export function f32ArrayToF16(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
+  return out;
+}
+
+const F16_LUT: Float32Array = (() => {
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) t[h] = f16BitsToF32(h);
+  return t;
+})();
+
+export function f16ArrayToF32(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = F16_LUT[src[i]];
+  return out;
+}
+
+// ---------- job ids ----------
+/** 16-byte job id as 32 hex chars: a UUID or 32-hex string is kept; anything else is hashed (FNV-1a 128-bit) */
+export function jobIdOf(id: string): string {
+  const hex = id.replace(/-/g, '').toLowerCase();
+  if (/^[0-9a-f]{32}$/.test(hex)) return hex;
+  let h = 0x6c62272e07bb014262b821756295c58dn;
+  const prime = 0x0000000001000000000000000000013bn;
+  const mask = (1n << 128n) - 1n;
+  for (const b of new TextEncoder().encode(id)) h = ((h ^ BigInt(b)) * prime) & mask;
+  return h.toString(16).padStart(32, '0');
+}
+
+// ---------- encode ----------
+export interface EncodeOptions {
+  /** carry float32 tensors as float16 on the wire (the receiver gets float32 back) */
+  f16?: boolean;
+  crc?: Crc32Fn;
+}
+
+export interface EncodedFrame {
+  header: Uint8Array;
+  payload: Uint8Array;
+}
+
+function wireDtypeOf(dtype: string): WireDType {
+  if (dtype === 'float32' || dtype === 'float16' || dtype === 'int64' || dtype === 'uint8') return dtype;
+  throw new FrameError('dtype', `frame: unsupported tensor dtype ${dtype} (supported: float32, float16, int64, uint8)`);
+}
+
+/** encode a frame as a header and a payload view (no copy of the tensor unless converted to f16) */
+export function encodeFrame(meta: FrameMeta, tensor: Tensor, opts: EncodeOptions = {}): EncodedFrame {
+  let dtype = wireDtypeOf(tensor.dtype);
+  const f16Wire = !!opts.f16 && dtype === 'float32' && meta.kind === 'data';
+  let payload: Uint8Array;
+  if (f16Wire) {
+    const h = f32ArrayToF16(tensor.data as Float32Array);
+    payload = new Uint8Array(h.buffer);
+    dtype = 'float16';
+  } else {
+    const d = tensor.data as ArrayBufferView;
+    payload = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  }
+  if (tensor.dims.length > MAX_RANK) {
+    throw new FrameError('bad_header', `frame: rank ${tensor.dims.length} exceeds the maximum ${MAX_RANK}`);
+  }
+  let n = 1;
+  for (const d of tensor.dims) n *= d;
+  if (n * DTYPE_BYTES[dtype] !== payload.length) {
+    throw new FrameError(
+      'bad_header',
+      `frame: tensor data has ${payload.length} bytes, dims [${tensor.dims.join(',')}] of ${dtype} need ${n * DTYPE_BYTES[dtype]}`,
+    );
+  }
+  if (payload.length > 0xffffffff) throw new FrameError('oversized', `frame: payload ${payload.length} B exceeds 4 GiB`);
+  const header = new Uint8Array(HEADER_BYTES);
+  const v = new DataView(header.buffer);
+  v.setUint32(0, FRAME_MAGIC, true);
+  v.setUint16(4, FRAME_VERSION, true);
+  v.setUint8(6, KINDS.indexOf(meta.kind));
+  v.setUint8(7, f16Wire ? FLAG_F16_WIRE : 0);
+  const idHex = meta.jobId;
+  if (!/^[0-9a-f]{32}$/.test(idHex)) throw new FrameError('bad_header', `frame: job id must be 32 hex chars, got "${idHex}"`);
+  for (let i = 0; i < 16; i++) header[8 + i] = parseInt(idHex.slice(2 * i, 2 * i + 2), 16);
+  v.setUint32(24, meta.origin >>> 0, true);
+  v.setUint32(28, meta.step >>> 0, true);
+  v.setUint32(32, meta.microBatch >>> 0, true);
+  v.setUint16(36, meta.segment, true);
+  v.setUint16(38, meta.roleIndex, true);
+  v.setUint8(40, ROLES.indexOf(meta.role));
+  v.setUint8(41, DTYPES.indexOf(dtype));
+  v.setUint8(42, tensor.dims.length);
+  tensor.dims.forEach((d, i) => v.setUint32(44 + 4 * i, d, true));
+  v.setUint32(76, payload.length, true);
+  const crc = opts.crc ?? crc32;
+  v.setUint32(CRC_OFFSET, crc(payload, crc(header.subarray(0, CRC_OFFSET), 0)), true);
+  return { header, payload };
+}
+
+/** header + payload in one buffer (tests, small control frames) */
+export function encodeFrameBytes(meta: FrameMeta, tensor: Tensor, opts: EncodeOptions = {}): Uint8Array {
+  const { header, payload } = encodeFrame(meta, tensor, opts);
+  const out = new Uint8Array(header.length + payload.length);
+  out.set(header, 0);
+  out.set(payload, header.length);
+  return out;
+}
+
+/** a control frame (error/hello/cancel/stats) whose payload is UTF-8 text */
+export function textFrame(meta: FrameMeta, text: string, opts: EncodeOptions = {}): EncodedFrame {
+  const bytes = new TextEncoder().encode(text);
+  return encodeFrame(meta, { dtype: 'uint8', dims: [bytes.length], data: bytes }, opts);
+}
+
+export function frameText(frame: Frame): string {
+  const d = frame.tensor.data as Uint8Array;
+  return new TextDecoder().decode(d);
+}
+
+// ---------- decode ----------
+function describe(h: Pick<FrameHeader, 'jobId' | 'step' | 'microBatch'>): string {
+  return `job ${h.jobId} step ${h.step} micro-batch ${h.microBatch}`;
+}
+
+/** parse and validate the fixed header (not the CRC, which needs the payload) */
+export function decodeHeader(bytes: Uint8Array, limits: FrameLimits = {}): FrameHeader {
+  if (bytes.length < HEADER_BYTES) {
+    throw new FrameError('bad_header', `frame: header needs ${HEADER_BYTES} bytes, got ${bytes.length}`);
+  }
+  const v = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  const magic = v.getUint32(0, true);
+  if (magic !== FRAME_MAGIC) {
+    throw new FrameError('bad_magic', `frame: bad magic 0x${magic.toString(16).padStart(8, '0')}, expected 0x${FRAME_MAGIC.toString(16)} ("UVTF")`);
+  }
+  const version = v.getUint16(4, true);
+  if (version !== FRAME_VERSION) {
+    throw new FrameError('bad_version', `frame: unsupported version ${version}, this build speaks version ${FRAME_VERSION}`);
+  }
+  const kind = KINDS[v.getUint8(6)];
+  const role = ROLES[v.getUint8(40)];
+  const wireDtype = DTYPES[v.getUint8(41)];
+  const flags = v.getUint8(7);
+  const rank = v.getUint8(42);
+  let jobId = '';
+  for (let i = 0; i < 16; i++) jobId += bytes[8 + i].toString(16).padStart(2, '0');
+  const meta = { jobId, step: v.getUint32(28, true), microBatch: v.getUint32(32, true) };
+  if (!kind) throw new FrameError('bad_header', `frame: unknown kind code ${v.getUint8(6)} (${describe(meta)})`);
+  if (!role) throw new FrameError('bad_header', `frame: unknown tensor role code ${v.getUint8(40)} (${describe(meta)})`);
+  if (!wireDtype) throw new FrameError('dtype', `frame: unknown dtype code ${v.getUint8(41)} (${describe(meta)})`);
+  if (rank > MAX_RANK) throw new FrameError('bad_header', `frame: rank ${rank} exceeds the maximum ${MAX_RANK} (${describe(meta)})`);
+  const f16Wire = (flags & FLAG_F16_WIRE) !== 0;
+  if (f16Wire && wireDtype !== 'float16') {
+    throw new FrameError('bad_header', `frame: f16-transport flag set on a ${wireDtype} payload (${describe(meta)})`);
+  }
+  const maxDim = limits.maxDim ?? 2 ** 28;
+  const maxPayload = limits.maxPayloadBytes ?? 2 ** 30;
+  const dims: number[] = [];
+  let n = 1;
+  for (let i = 0; i < rank; i++) {
+    const d = v.getUint32(44 + 4 * i, true);
+    if (d > maxDim) throw new FrameError('oversized', `frame: dim ${i} = ${d} exceeds the maximum ${maxDim} (${describe(meta)})`);
+    dims.push(d);
+    n *= d;
+  }
+  const payloadBytes = v.getUint32(76, true);
+  if (payloadBytes > maxPayload) {
+    throw new FrameError('oversized', `frame: payload ${payloadBytes} B exceeds the maximum ${maxPayload} B (${describe(meta)})`);
+  }
+  if (n * DTYPE_BYTES[wireDtype] !== payloadBytes) {
+    throw new FrameError(
+      'bad_header',
+      `frame: payload ${payloadBytes} B does not match dims [${dims.join(',')}] of ${wireDtype} (${n * DTYPE_BYTES[wireDtype]} B) (${describe(meta)})`,
+    );
+  }
+  return {
+    kind,
+    ...meta,
+    origin: v.getUint32(24, true),
+    segment: v.getUint16(36, true),
+    roleIndex: v.getUint16(38, true),
+    role,
+    wireDtype,
+    dtype: f16Wire ? 'float32' : wireDtype,
+    f16Wire,
+    dims,
+    payloadBytes,
+    crc: v.getUint32(CRC_OFFSET, true),
+  };
+}
+
+export interface DecodeOptions extends FrameLimits {
+  crc?: Crc32Fn;
+  /** reject a data frame whose (receiver-side) dtype differs */
+  expectDtype?: WireDType;
+}
+
+/** check the CRC and build the tensor; `payload` is copied into a fresh aligned buffer */
+export function decodeBody(header: FrameHeader, headerBytes: Uint8Array, payload: Uint8Array, opts: DecodeOptions = {}): Frame {
+  if (payload.length !== header.payloadBytes) {
+    throw new FrameError('torn', `torn frame: payload has ${payload.length} B, header says ${header.payloadBytes} B (${describe(header)})`, header);
+  }
+  const crcFn = opts.crc ?? crc32;
+  const got = crcFn(payload, crcFn(headerBytes.subarray(0, CRC_OFFSET), 0));
+  if (got !== header.crc) {
+    throw new FrameError(
+      'torn',
+      `torn frame: CRC32 mismatch (header 0x${header.crc.toString(16)}, computed 0x${got.toString(16)}) for ${header.kind} frame of ${describe(header)}`,
+      header,
+    );
+  }
+  if (opts.expectDtype && header.kind === 'data' && header.dtype !== opts.expectDtype) {
+    throw new FrameError('dtype', `frame: dtype mismatch for ${describe(header)}: expected ${opts.expectDtype}, got ${header.dtype}`, header);
+  }
+  const copy = new Uint8Array(payload.length);
+  copy.set(payload);
+  const buf = copy.buffer;
+  let tensor: Tensor<WireDType>;
+  switch (header.wireDtype) {
+    case 'float32':
+      tensor = { dtype: 'float32', dims: header.dims, data: new Float32Array(buf) };
+      break;
+    case 'float16': {
+      const h = new Uint16Array(buf);
+      tensor = header.f16Wire
+        ? { dtype: 'float32', dims: header.dims, data: f16ArrayToF32(h) }
+        : { dtype: 'float16', dims: header.dims, data: h };
+      break;
+    }
+    case 'int64':
+      tensor = { dtype: 'int64', dims: header.dims, data: new BigInt64Array(buf) };
+      break;
+    default:
+      tensor = { dtype: 'uint8', dims: header.dims, data: copy };
+  }
+  return { header, tensor };
+}
+
+/** decode one complete frame from a single buffer (must hold exactly one frame) */
+export function decodeFrame(bytes: Uint8Array, opts: DecodeOptions = {}): Frame {
+  const header = decodeHeader(bytes, opts);
+  const end = HEADER_BYTES + header.payloadBytes;
+  if (bytes.length < end) {
+    throw new FrameError('torn', `torn frame: ${bytes.length - HEADER_BYTES} of ${header.payloadBytes} payload bytes present (${describe(header)})`, header);
+  }
+  if (bytes.length > end) {
+    throw new FrameError('bad_header', `frame: ${bytes.length - end} trailing bytes after the payload (${describe(header)})`, header);
+  }
+  return decodeBody(header, bytes, bytes.subarray(HEADER_BYTES, end), opts);
+}
+
+/**
+ * Reassembles frames from a byte stream cut at arbitrary points. push() returns the complete frames; a framing error
+ * throws, and the decoder is then poisoned (a torn stream cannot be resynchronised).
+ */
+export class FrameDecoder {
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+  private header: FrameHeader | null = null;
+  private headerBytes: Uint8Array | null = null;
+  private failed: FrameError | null = null;
+  private readonly opts: DecodeOptions;
+
+  constructor(opts: DecodeOptions = {}) {
+    this.opts = opts;
+  }
+
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Uint8Array): Frame[] {
+    if (this.failed) throw this.failed;
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const out: Frame[] = [];
+    try {
+      for (;;) {
+        if (!this.header) {
+          if (this.buffered < HEADER_BYTES) break;
+          this.headerBytes = this.take(HEADER_BYTES);
+          this.header = decodeHeader(this.headerBytes, this.opts);
+        }
+        if (this.buffered < this.header.payloadBytes) break;
+        const payload = this.take(this.header.payloadBytes);
+        const h = this.header;
+        this.header = null;
+        out.push(decodeBody(h, this.headerBytes!, payload, this.opts));
+      }
+    } catch (e) {
+      this.failed = e instanceof FrameError ? e : new FrameError('bad_header', String(e));
+      throw this.failed;
+    }
+    return out;
+  }
+
+  /** remove n bytes from the front (a view when they sit in one chunk, else a copy) */
+  private take(n: number): Uint8Array {
+    this.buffered -= n;
+    const first = this.chunks[0];
+    if (n === 0) return new Uint8Array(0);
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length, n - off);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+}
