@@ -1,0 +1,213 @@
+// Validates deploy/ without a cluster: every Kubernetes document against the upstream OpenAPI schemas
+// (kubernetes-models, @kubernetes-models/keda), plus the cross-object facts that schemas cannot see.
+import { describe, it, expect } from 'vitest';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { Namespace, Secret, Service } from 'kubernetes-models/v1';
+import { StatefulSet } from 'kubernetes-models/apps/v1';
+import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
+import { renderAll, loadConfig, BACKEND_SECRET, EDGE_METRICS_SECRET } from '../../deploy/k8s/render.ts';
+
+const root = join(import.meta.dirname, '../..');
+const k8s = join(root, 'deploy/k8s');
+
+type Doc = { file: string; obj: any };
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? yamlFiles(join(dir, e.name)) : e.name.endsWith('.yaml') ? [join(dir, e.name)] : []);
+}
+function load(file: string): Doc[] {
+  return parseAllDocuments(readFileSync(file, 'utf8')).map((d) => {
+    if (d.errors.length) throw new Error(`${relative(root, file)}: ${d.errors[0].message}`);
+    return { file: relative(root, file), obj: d.toJS() };
+  });
+}
+const docs = yamlFiles(k8s).flatMap(load);
+const applied = (() => {
+  const kust = load(join(k8s, 'kustomization.yaml'))[0].obj;
+  return (kust.resources as string[]).flatMap((r) => load(join(k8s, r)));
+})();
+const ofKind = (kind: string, from = applied) => from.filter((d) => d.obj.kind === kind).map((d) => d.obj);
+
+const MODELS: Record<string, new (o: any) => { validate(): void }> = {
+  'v1/Namespace': Namespace,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'apps/v1/StatefulSet': StatefulSet,
+  'keda.sh/v1alpha1/ScaledObject': ScaledObject,
+  'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
+};
+
+const podSpecs = () => ofKind('StatefulSet').map((s) => ({ sts: s, pod: s.spec.template.spec }));
+const allContainers = () => podSpecs().flatMap(({ sts, pod }) =>
+  [...(pod.initContainers ?? []), ...pod.containers].map((c: any) => ({ sts, pod, c })));
+
+/** `uvit <subcommand>` invocations in a container command, whether argv or an `sh -c` script. */
+function uvitInvocations(command: string[]): string[][] {
+  const text = command[0] === 'sh' && command[1] === '-c' ? command[2] : command.join(' ');
+  return [...text.matchAll(/(?:^|\s|exec\s)uvit\s+([^\n]+)/g)].map((m) => m[1].trim().split(/\s+/));
+}
+
+describe('deploy/k8s manifests', () => {
+  it('generated files are up to date with models.json (npm run deploy:render)', () => {
+    for (const [rel, text] of renderAll(loadConfig())) {
+      expect(readFileSync(join(k8s, rel), 'utf8'), `deploy/k8s/${rel} is stale`).toBe(text);
+    }
+  });
+
+  it('every document validates against its Kubernetes / KEDA schema', () => {
+    expect(docs.length).toBeGreaterThan(10);
+    for (const { file, obj } of docs) {
+      if (obj.kind === 'Kustomization') continue;
+      const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
+      expect(Model, `${file}: no schema for ${obj.apiVersion} ${obj.kind}`).toBeDefined();
+      expect(() => new Model(obj).validate(), `${file}: ${obj.kind}/${obj.metadata?.name}`).not.toThrow();
+    }
+  });
+
+  it('the schema validation is not vacuous: a broken StatefulSet is rejected', () => {
+    const sts = structuredClone(ofKind('StatefulSet')[0]);
+    sts.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu'] = { one: 1 };
+    expect(() => new StatefulSet(sts).validate()).toThrow();
+    delete sts.spec.selector;
+    expect(() => new StatefulSet(sts).validate()).toThrow(/selector/);
+  });
+
+  it('names are DNS-1123 labels short enough for StatefulSet pods, all in one namespace', () => {
+    const ns = ofKind('Namespace')[0].metadata.name;
+    for (const { obj } of applied) {
+      if (obj.kind === 'Namespace') continue;
+      expect(obj.metadata.namespace, `${obj.kind}/${obj.metadata.name}`).toBe(ns);
+      expect(obj.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+      if (obj.kind === 'StatefulSet') expect(obj.metadata.name.length).toBeLessThanOrEqual(52);
+    }
+  });
+
+  it('selectors match pod labels, and each StatefulSet has a headless Service exposing its ports', () => {
+    const services = ofKind('Service');
+    for (const { sts, pod } of podSpecs()) {
+      const podLabels = sts.spec.template.metadata.labels;
+      for (const [k, v] of Object.entries(sts.spec.selector.matchLabels)) expect(podLabels[k], `${sts.metadata.name} ${k}`).toBe(v);
+      const svc = services.find((s) => s.metadata.name === sts.spec.serviceName);
+      expect(svc, `${sts.metadata.name}: serviceName ${sts.spec.serviceName}`).toBeDefined();
+      expect(svc.spec.clusterIP).toBe('None');
+      for (const [k, v] of Object.entries(svc.spec.selector)) expect(podLabels[k], `${svc.metadata.name} selects ${k}`).toBe(v);
+      const portNames = pod.containers.flatMap((c: any) => (c.ports ?? []).map((p: any) => p.name));
+      for (const p of svc.spec.ports) expect(portNames).toContain(p.targetPort);
+    }
+  });
+
+  it('each stage pod and each driver pod gets one GPU, memory limits, and probes on a declared port', () => {
+    const cfg = loadConfig();
+    for (const { sts, pod } of podSpecs()) {
+      const role = sts.metadata.labels['uvit.dev/role'];
+      expect(['stage', 'driver']).toContain(role);
+      const model = cfg.models.find((m) => m.model === sts.metadata.labels['uvit.dev/model'])!;
+      expect(model).toBeDefined();
+      expect(pod.containers).toHaveLength(1);
+      const c = pod.containers[0];
+      const gpus = role === 'stage' ? model.stage.gpus : model.driver.gpus;
+      if (role === 'stage') expect(gpus).toBe(1);
+      expect(c.resources.limits['nvidia.com/gpu']).toBe(String(gpus));
+      expect(c.resources.requests['nvidia.com/gpu']).toBe(String(gpus));
+      expect(c.resources.limits.memory).toMatch(/^\d+(Gi|Mi)$/);
+      const ports = (c.ports ?? []).map((p: any) => p.name);
+      for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
+        const p = c[probe];
+        expect(p, `${sts.metadata.name} ${probe}`).toBeDefined();
+        expect(ports).toContain((p.tcpSocket ?? p.httpGet).port);
+      }
+      for (const ic of [...(pod.initContainers ?? []), c]) expect(ic.image).toMatch(/^[\w.\-/:]+:[\w.\-]+$/);
+    }
+  });
+
+  it('secrets come only from secretKeyRefs to the documented Secrets, never from literal values', () => {
+    const example = load(join(k8s, 'base/secrets.example.yaml')).map((d) => d.obj);
+    expect(example.map((s) => s.metadata.name).sort()).toEqual([BACKEND_SECRET.name, EDGE_METRICS_SECRET.name].sort());
+    expect(applied.some((d) => d.obj.kind === 'Secret'), 'real secrets must not be applied from the repo').toBe(false);
+    let refs = 0;
+    for (const { sts, c } of allContainers()) {
+      for (const e of c.env ?? []) {
+        if (/SECRET|TOKEN|PASSWORD|KEY/.test(e.name)) expect(e.value, `${sts.metadata.name} ${e.name} literal`).toBeUndefined();
+        const ref = e.valueFrom?.secretKeyRef;
+        if (!ref) continue;
+        refs++;
+        const s = example.find((x) => x.metadata.name === ref.name);
+        expect(s, `${ref.name}`).toBeDefined();
+        expect(Object.keys(s.stringData)).toContain(ref.key);
+      }
+    }
+    expect(refs).toBeGreaterThan(0);
+    const auth = ofKind('TriggerAuthentication')[0];
+    for (const r of auth.spec.secretTargetRef) expect(example.find((x) => x.metadata.name === r.name)?.stringData[r.key]).toBeDefined();
+  });
+
+  it('every StatefulSet of a model scales on the same queue-depth trigger, independently per model', () => {
+    const sos = ofKind('ScaledObject');
+    const sets = ofKind('StatefulSet');
+    expect(sos.map((s) => s.spec.scaleTargetRef.name).sort()).toEqual(sets.map((s) => s.metadata.name).sort());
+    const auth = ofKind('TriggerAuthentication').map((a) => a.metadata.name);
+    const byModel = new Map<string, any[]>();
+    for (const so of sos) {
+      expect(so.spec.scaleTargetRef.kind).toBe('StatefulSet');
+      const t = so.spec.triggers[0];
+      expect(auth).toContain(t.authenticationRef.name);
+      const model = so.metadata.labels['uvit.dev/model'];
+      expect(new URL(t.metadata.url).searchParams.get('model')).toBe(model);
+      byModel.set(model, [...(byModel.get(model) ?? []), so]);
+    }
+    expect(byModel.size).toBe(loadConfig().models.length);
+    for (const [, group] of byModel) {
+      const key = (so: any) => JSON.stringify([so.spec.minReplicaCount, so.spec.maxReplicaCount, so.spec.triggers, so.spec.advanced]);
+      expect(new Set(group.map(key)).size).toBe(1);
+    }
+  });
+
+  it('driver i addresses stage pod i of every stage StatefulSet by its stable DNS name and port', () => {
+    const sets = ofKind('StatefulSet');
+    for (const driver of sets.filter((s) => s.metadata.labels['uvit.dev/role'] === 'driver')) {
+      const model = driver.metadata.labels['uvit.dev/model'];
+      const stages = sets.filter((s) => s.metadata.labels['uvit.dev/role'] === 'stage' && s.metadata.labels['uvit.dev/model'] === model)
+        .sort((a, b) => Number(a.metadata.labels['uvit.dev/stage-index']) - Number(b.metadata.labels['uvit.dev/stage-index']));
+      const serve = uvitInvocations(driver.spec.template.spec.containers[0].command).find((a) => a[0] === 'serve')!;
+      const hosts = serve[serve.indexOf('--stages') + 1].replace(/"/g, '').split(',');
+      expect(hosts).toHaveLength(stages.length);
+      stages.forEach((s, k) => {
+        const port = s.spec.template.spec.containers[0].ports[0].containerPort;
+        expect(hosts[k]).toBe(`${s.metadata.name}-$ORD.${s.spec.serviceName}:${port}`);
+        expect(s.spec.template.spec.containers[0].command).toContain(String(k));
+      });
+      expect(driver.spec.replicas).toBe(stages[0].spec.replicas);
+    }
+  });
+
+  it('kustomization lists existing files and leaves the example secrets out', () => {
+    const kust = load(join(k8s, 'kustomization.yaml'))[0].obj;
+    for (const r of kust.resources) expect(existsSync(join(k8s, r)), r).toBe(true);
+    expect(kust.resources).not.toContain('base/secrets.example.yaml');
+  });
+});
+
+describe('deploy/docker backend image', () => {
+  const dockerfile = readFileSync(join(root, 'deploy/docker/backend.Dockerfile'), 'utf8');
+  const ignore = readFileSync(join(root, 'deploy/docker/backend.Dockerfile.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+
+  it('is Node 22 and copies only paths that exist and that the .dockerignore lets through', () => {
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:22[\w.-]*$/m);
+    const copies = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1].split(/\s+/));
+    expect(copies).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'bin', 'shared', 'gpu-backend']));
+    for (const p of copies) {
+      expect(existsSync(join(root, p)), p).toBe(true);
+      expect(ignore.some((l) => l === `!${p}` || l === `!${p}/**`), `${p} excluded by .dockerignore`).toBe(true);
+    }
+  });
+
+  it('puts the package bin `uvit` on PATH and installs onnxruntime-node with a selectable CUDA EP', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(dockerfile).toContain(`ln -s /app/${pkg.bin.uvit.replace(/^\.\//, '')} /usr/local/bin/uvit`);
+    expect(existsSync(join(root, pkg.bin.uvit))).toBe(true);
+    expect(pkg.dependencies['onnxruntime-node']).toBeDefined();
+    expect(dockerfile).toMatch(/npm rebuild onnxruntime-node --onnxruntime-node-install=\$\{ORT_INSTALL\}/);
+  });
+});
