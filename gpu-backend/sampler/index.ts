@@ -1,0 +1,29 @@
+// Public surface of the samplers (pure TypeScript; no onnxruntime import anywhere under sampler/).
+import type { Tensor } from '../../shared/tensor.ts';
+import { dpmSolverPP2M } from './dpmSolverPP2M.ts';
+import { dpmSolverPPFast } from './dpmSolverPPFast.ts';
+import type { NoiseScheduleVP } from './schedule.ts';
+import type { EpsFn, SamplerOptions, SolverName } from './types.ts';
+
+export * from './types.ts';
+export { NoiseScheduleVP, defaultNoiseSchedule } from './schedule.ts';
+export { dpmSolverPPFast, fastOrders, timeUniformGrid } from './dpmSolverPPFast.ts';
+export { dpmSolverPP2M, multistepOrders } from './dpmSolverPP2M.ts';
+export * from './guidance.ts';
+
+export function sample(
+  solver: SolverName,
+  epsFn: EpsFn,
+  xT: Tensor<'float32'>,
+  opts: SamplerOptions,
+  ns?: NoiseScheduleVP,
+): Promise<Tensor<'float32'>> {
+  switch (solver) {
+    case 'dpmpp-fast3':
+      return dpmSolverPPFast(epsFn, xT, opts, ns);
+    case 'dpmpp-2m':
+      return dpmSolverPP2M(epsFn, xT, opts, ns);
+    default:
+      throw new Error(`unknown solver '${solver as string}' (expected dpmpp-fast3 | dpmpp-2m)`);
+  }
+}

@@ -1,0 +1,318 @@
+// Samplers vs an independent float64 re-derivation of UVIT.md §5 written here (bisection inverse, product-form
+// alphas_cumprod, float64 grid), plus analytic checks (Gaussian data has an exactly solvable probability-flow ODE).
+import { describe, expect, it } from 'vitest';
+import {
+  defaultNoiseSchedule,
+  dpmSolverPP2M,
+  dpmSolverPPFast,
+  fastOrders,
+  multistepOrders,
+  sample,
+  type EpsFn,
+} from '../../gpu-backend/sampler/index.ts';
+import type { Tensor } from '../../shared/tensor.ts';
+
+// ---------------------------------------------------------------- test-only reference (float64 throughout)
+const N = 1000;
+function refTables() {
+  const a = Math.sqrt(0.00085);
+  const b = Math.sqrt(0.012);
+  const logAlpha: number[] = [];
+  let acp = 1;
+  for (let i = 0; i < N; i++) {
+    const beta = (a + ((b - a) * i) / (N - 1)) ** 2;
+    acp *= 1 - beta;
+    logAlpha.push(0.5 * Math.log(acp));
+  }
+  const t = Array.from({ length: N }, (_, i) => (i + 1) / N);
+  return { logAlpha, t, acp };
+}
+const REF = refTables();
+function refLogAlpha(t: number): number {
+  // linear scan, outermost segments extended
+  const { t: ts, logAlpha: la } = REF;
+  let k = 0;
+  while (k < N - 2 && t > ts[k + 1]) k++;
+  return la[k] + ((la[k + 1] - la[k]) * (t - ts[k])) / (ts[k + 1] - ts[k]);
+}
+const refAlpha = (t: number) => Math.exp(refLogAlpha(t));
+const refSigma = (t: number) => Math.sqrt(1 - refAlpha(t) ** 2);
+const refLambda = (t: number) => Math.log(refAlpha(t) / refSigma(t));
+function refInvLambda(l: number): number {
+  // lambda is strictly decreasing in t: bisection on a bracket wider than [1/N, 1]
+  let lo = 0;
+  let hi = 1.01;
+  for (let i = 0; i < 200; i++) {
+    const m = 0.5 * (lo + hi);
+    if (refLambda(m) > l) lo = m;
+    else hi = m;
+  }
+  return 0.5 * (lo + hi);
+}
+
+type Vec = Float64Array;
+type RefEps = (x: Vec, tInput: number) => Vec;
+const comb = (...terms: [number, Vec][]) => terms[0][1].map((_, i) => terms.reduce((s, [c, v]) => s + c * v[i], 0));
+
+function refX0(eps: RefEps, x: Vec, t: number, log: number[]): Vec {
+  log.push(t * N);
+  const e = eps(x, t * N);
+  return x.map((xi, i) => (xi - refSigma(t) * e[i]) / refAlpha(t));
+}
+
+/** DPM-Solver++ singlestep 'fast' (data prediction, dpm_solver form) written from §5.3 */
+function refFast(eps: RefEps, xT: Vec, steps: number, log: number[] = []): Vec {
+  const K = Math.floor(steps / 3) + 1;
+  const orders =
+    steps % 3 === 0 ? [...Array(K - 2).fill(3), 2, 1] : steps % 3 === 1 ? [...Array(K - 1).fill(3), 1] : [...Array(K - 1).fill(3), 2];
+  const grid = Array.from({ length: steps + 1 }, (_, i) => 1 + ((1 / N - 1) * i) / steps);
+  let x = xT;
+  let i = 0;
+  for (const order of orders) {
+    const s = grid[i];
+    const t = grid[i + order];
+    const h = refLambda(t) - refLambda(s);
+    const x0s = refX0(eps, x, s, log);
+    if (order === 1) {
+      x = comb([refSigma(t) / refSigma(s), x], [refAlpha(t) * (1 - Math.exp(-h)), x0s]);
+    } else {
+      const r1 = (refLambda(grid[i + 1]) - refLambda(s)) / h;
+      const s1 = refInvLambda(refLambda(s) + r1 * h);
+      const xs1 = comb([refSigma(s1) / refSigma(s), x], [-refAlpha(s1) * Math.expm1(-r1 * h), x0s]);
+      const x0s1 = refX0(eps, xs1, s1, log);
+      const phi1 = Math.expm1(-h);
+      if (order === 2) {
+        const d = x0s1.map((v, k) => v - x0s[k]);
+        x = comb([refSigma(t) / refSigma(s), x], [-refAlpha(t) * phi1, x0s], [(-0.5 / r1) * refAlpha(t) * phi1, d]);
+      } else {
+        const r2 = (refLambda(grid[i + 2]) - refLambda(s)) / h;
+        const s2 = refInvLambda(refLambda(s) + r2 * h);
+        const phi12 = Math.expm1(-r2 * h);
+        const phi22 = phi12 / (r2 * h) + 1;
+        const d1 = x0s1.map((v, k) => v - x0s[k]);
+        const xs2 = comb(
+          [refSigma(s2) / refSigma(s), x],
+          [-refAlpha(s2) * phi12, x0s],
+          [(r2 / r1) * refAlpha(s2) * phi22, d1],
+        );
+        const x0s2 = refX0(eps, xs2, s2, log);
+        const d2 = x0s2.map((v, k) => v - x0s[k]);
+        const phi2 = phi1 / h + 1;
+        x = comb([refSigma(t) / refSigma(s), x], [-refAlpha(t) * phi1, x0s], [(1 / r2) * refAlpha(t) * phi2, d2]);
+      }
+    }
+    i += order;
+  }
+  return x;
+}
+
+/** DPM-Solver++(2M), first step order 1, written from §5.4 */
+function ref2M(eps: RefEps, xT: Vec, steps: number, log: number[] = []): Vec {
+  const grid = Array.from({ length: steps + 1 }, (_, i) => 1 + ((1 / N - 1) * i) / steps);
+  let x = xT;
+  const hist: { t: number; x0: Vec }[] = [];
+  for (let k = 0; k < steps; k++) {
+    const s = grid[k];
+    const t = grid[k + 1];
+    hist.push({ t: s, x0: refX0(eps, x, s, log) });
+    const p0 = hist[hist.length - 1];
+    const h = refLambda(t) - refLambda(s);
+    const em1 = Math.exp(-h) - 1;
+    if (k === 0) {
+      x = comb([refSigma(t) / refSigma(s), x], [-refAlpha(t) * em1, p0.x0]);
+    } else {
+      const p1 = hist[hist.length - 2];
+      const h0 = refLambda(p0.t) - refLambda(p1.t);
+      const D1 = p0.x0.map((v, j) => (h / h0) * (v - p1.x0[j]));
+      x = comb([refSigma(t) / refSigma(s), x], [-refAlpha(t) * em1, p0.x0], [-0.5 * refAlpha(t) * em1, D1]);
+    }
+  }
+  return x;
+}
+
+// ---------------------------------------------------------------- helpers
+const f32t = (dims: number[], data: ArrayLike<number>): Tensor<'float32'> => ({
+  dtype: 'float32',
+  dims,
+  data: Float32Array.from(data),
+});
+function randn(n: number, seed: number): number[] {
+  let s = seed >>> 0;
+  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
+  return Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u()));
+}
+/** a nonlinear, time-dependent per-element fake network */
+const fakeEpsScalar = (x: number, tInput: number) => 0.8 * Math.sin(x * (1 + tInput / 1000)) + 0.1 * x + 0.05 * (tInput / 1000);
+const fakeEps: EpsFn = async (x, tInput) => f32t(x.dims, x.data.map((v) => fakeEpsScalar(v, tInput)));
+const fakeRef: RefEps = (x, tInput) => x.map((v) => fakeEpsScalar(v, tInput));
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+// ---------------------------------------------------------------- schedule
+describe('NoiseScheduleVP (discrete, stable-diffusion betas)', () => {
+  const ns = defaultNoiseSchedule();
+  it('alpha at the grid ends: alpha(1) = sqrt(prod(1-beta)), alpha(1/N) = sqrt(1-beta_1)', () => {
+    expect(ns.marginalAlpha(1)).toBeCloseTo(Math.sqrt(REF.acp), 6);
+    expect(ns.marginalAlpha(1)).toBeCloseTo(0.068265, 5);
+    expect(ns.marginalAlpha(1 / N)).toBeCloseTo(Math.sqrt(1 - 0.00085), 6);
+    expect(ns.betas[0]).toBe(Math.fround(0.00085));
+    expect(ns.betas[999]).toBe(Math.fround(0.012));
+  });
+  it('alpha^2 + sigma^2 = 1 and lambda = log(alpha/sigma), matching the reference, incl. linear extension', () => {
+    for (const t of [0.0002, 0.0005, 0.001, 0.0123, 0.25, 0.5, 0.7777, 0.9001, 1, 1.003]) {
+      expect(ns.marginalAlpha(t) ** 2 + ns.marginalStd(t) ** 2).toBeCloseTo(1, 12);
+      expect(ns.marginalLambda(t)).toBeCloseTo(Math.log(ns.marginalAlpha(t) / ns.marginalStd(t)), 10);
+      expect(Math.abs(ns.marginalLogMeanCoeff(t) - refLogAlpha(t))).toBeLessThan(2e-6 * Math.max(1, Math.abs(refLogAlpha(t))));
+    }
+  });
+  it('inverse_lambda inverts lambda (and agrees with a bisection)', () => {
+    for (const t of [0.001, 0.05, 0.3333, 0.5, 0.9001, 0.999, 1]) {
+      const l = ns.marginalLambda(t);
+      expect(ns.inverseLambda(l)).toBeCloseTo(t, 7);
+      expect(ns.inverseLambda(l)).toBeCloseTo(refInvLambda(refLambda(t)), 5);
+    }
+  });
+  it('t_d is the float32 linspace(1/N, 1, N)', () => {
+    expect(ns.tDiscrete.length).toBe(1000);
+    expect(ns.tDiscrete[0]).toBe(Math.fround(0.001));
+    expect(ns.tDiscrete[999]).toBe(1);
+    expect(ns.tDiscrete[499]).toBeCloseTo(0.5, 6);
+  });
+});
+
+// ---------------------------------------------------------------- orders and call times
+describe('DPM-Solver++ fast: order lists and model-call times', () => {
+  it('order lists for steps 50/10/11/12 (and they sum to steps)', () => {
+    expect(fastOrders(50)).toEqual([...Array(16).fill(3), 2]);
+    expect(fastOrders(10)).toEqual([3, 3, 3, 1]);
+    expect(fastOrders(11)).toEqual([3, 3, 3, 2]);
+    expect(fastOrders(12)).toEqual([3, 3, 3, 2, 1]);
+    for (let s = 1; s <= 60; s++) expect(fastOrders(s).reduce((a, b) => a + b, 0)).toBe(s);
+    expect(() => fastOrders(0)).toThrow(/positive integer/);
+  });
+  it('steps=10 calls the model at 1000, 900.1, ..., 100.9 (float32)', async () => {
+    const times: number[] = [];
+    const steps: [number, number, number][] = [];
+    await dpmSolverPPFast(
+      async (x, t) => {
+        times.push(t);
+        return fakeEps(x, t);
+      },
+      f32t([1, 3], [0.3, -1, 2]),
+      { steps: 10, onStep: (i, total, t) => steps.push([i, total, t]) },
+    );
+    const expected = [1000, 900.1, 800.2, 700.3, 600.4, 500.5, 400.6, 300.7, 200.8, 100.9];
+    expect(times.length).toBe(10);
+    times.forEach((t, i) => {
+      expect(Math.abs(t - expected[i])).toBeLessThan(1e-3);
+      expect(t).toBe(Math.fround(t));
+    });
+    expect(times[1]).toBe(900.0999755859375);
+    expect(steps.map(([i]) => i)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(steps.every(([, total]) => total === 10)).toBe(true);
+    expect(steps.map(([, , t]) => t)).toEqual(times);
+  });
+  it('steps=50 makes 50 calls from 1000 down to ~20.98 (no final denoise)', async () => {
+    const times: number[] = [];
+    await dpmSolverPPFast(async (x, t) => (times.push(t), fakeEps(x, t)), f32t([1, 1], [1]), { steps: 50 });
+    expect(times.length).toBe(50);
+    expect(times[0]).toBe(1000);
+    expect(times[49]).toBeCloseTo(1000 * (1 - (49 * 0.999) / 50), 2);
+  });
+});
+
+// ---------------------------------------------------------------- vs the reference
+describe('samplers agree with the independent float64 reference (1e-4 · max|ref|)', () => {
+  const B = 2;
+  const D = 24;
+  const z = randn(B * D, 7);
+  for (const steps of [1, 2, 3, 10, 11, 12, 50]) {
+    it(`dpmpp-fast3 steps=${steps}`, async () => {
+      const log: number[] = [];
+      const ref = refFast(fakeRef, Float64Array.from(z), steps, log);
+      const times: number[] = [];
+      const got = await dpmSolverPPFast(async (x, t) => (times.push(t), fakeEps(x, t)), f32t([B, D], z), { steps });
+      expect(got.dims).toEqual([B, D]);
+      expect(maxAbsDiff(got.data, ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
+      expect(times.length).toBe(log.length);
+      times.forEach((t, i) => expect(Math.abs(t - log[i])).toBeLessThan(2e-3));
+    });
+    it(`dpmpp-2m steps=${steps}`, async () => {
+      const log: number[] = [];
+      const ref = ref2M(fakeRef, Float64Array.from(z), steps, log);
+      const got = await sample('dpmpp-2m', fakeEps, f32t([B, D], z), { steps });
+      expect(maxAbsDiff(got.data, ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
+    });
+  }
+});
+
+// ---------------------------------------------------------------- analytic checks
+describe('analytic checks', () => {
+  const ns = defaultNoiseSchedule();
+  it('one order-1 step by hand: x_t = (σt/σs) x + αt(1 − e^{−h}) x0_s with eps = c·x', async () => {
+    const c = 0.7;
+    const x = 1.5;
+    const got = await dpmSolverPPFast(async (v) => f32t(v.dims, v.data.map((e) => c * e)), f32t([1, 1], [x]), { steps: 1 });
+    const aS = Math.sqrt(REF.acp); // alpha(1)
+    const sS = Math.sqrt(1 - REF.acp);
+    const aT = Math.sqrt(1 - 0.00085); // alpha(1/N)
+    const sT = Math.sqrt(0.00085);
+    const x0 = (x - sS * c * x) / aS;
+    const h = Math.log(aT / sT) - Math.log(aS / sS);
+    const want = (sT / sS) * x + aT * (1 - Math.exp(-h)) * x0;
+    expect(Math.abs(got.data[0] - want)).toBeLessThan(1e-4 * Math.abs(want));
+  });
+  // data x0 ~ N(0, v I): eps*(x,t) = σ x / (α² v + σ²) exactly, and the probability-flow ODE scales x by std ratio.
+  const v = 0.25;
+  const gaussEps: EpsFn = async (x, tInput) => {
+    const t = tInput / 1000;
+    const a = ns.marginalAlpha(t);
+    const s = ns.marginalStd(t);
+    return f32t(x.dims, x.data.map((e) => (s * e) / (a * a * v + s * s)));
+  };
+  const std = (t: number) => Math.sqrt(ns.marginalAlpha(t) ** 2 * v + ns.marginalStd(t) ** 2);
+  const z = randn(16, 3);
+  const relErr = async (solver: 'dpmpp-fast3' | 'dpmpp-2m', steps: number, tEnd?: number) => {
+    const exact = z.map((e) => (e * std(tEnd ?? 1 / N)) / std(1));
+    const got = await sample(solver, gaussEps, f32t([2, 8], z), { steps, tEnd });
+    return maxAbsDiff(got.data, exact) / maxAbs(exact);
+  };
+  it('fast3 solves the Gaussian PF-ODE: 50 steps to 1/N within 3%, 200 steps to t=0.1 within 2e-5', async () => {
+    expect(await relErr('dpmpp-fast3', 50)).toBeLessThan(3e-2);
+    expect(await relErr('dpmpp-fast3', 200, 0.1)).toBeLessThan(2e-5);
+  });
+  it('2M converges at second order on the Gaussian PF-ODE (error ratio ~4 per doubling)', async () => {
+    const e200 = await relErr('dpmpp-2m', 200, 0.02);
+    const e400 = await relErr('dpmpp-2m', 400, 0.02);
+    expect(e200).toBeLessThan(1e-3);
+    expect(e200 / e400).toBeGreaterThan(3);
+    expect(e200 / e400).toBeLessThan(5);
+  });
+});
+
+// ---------------------------------------------------------------- 2M specifics
+describe('DPM-Solver++(2M)', () => {
+  it('first step is order 1: with steps=1 it equals the fast solver (order list [1])', async () => {
+    expect(multistepOrders(5)).toEqual([1, 2, 2, 2, 2]);
+    const z = f32t([1, 4], [0.1, -0.2, 1.3, 2]);
+    const a = await dpmSolverPP2M(fakeEps, z, { steps: 1 });
+    const b = await dpmSolverPPFast(fakeEps, z, { steps: 1 });
+    expect(Array.from(a.data)).toEqual(Array.from(b.data));
+    expect(fastOrders(1)).toEqual([1]);
+  });
+  it('calls the model exactly steps times at the grid points (not after the last step)', async () => {
+    const times: number[] = [];
+    await dpmSolverPP2M(async (x, t) => (times.push(t), fakeEps(x, t)), f32t([1, 2], [1, 2]), { steps: 10 });
+    expect(times).toEqual([1000, 900.0999755859375, 800.2000122070312, 700.2999877929688, 600.3999633789062,
+      500.5000305175781, 400.5999755859375, 300.6999816894531, 200.8000030517578, 100.9000015258789]);
+  });
+});
