@@ -38,8 +38,8 @@ RUN chmod +x bin/*.js && ln -s /app/bin/uvit.js /usr/local/bin/uvit
 
 # ffmpeg from the distribution (the @ffmpeg-installer binary is for dev machines).
 ENV NODE_ENV=production \
-    FFMPEG_PATH=/usr/bin/ffmpeg \
-    FFPROBE_PATH=/usr/bin/ffprobe \
+    UVIT_FFMPEG=/usr/bin/ffmpeg \
+    UVIT_FFPROBE=/usr/bin/ffprobe \
     UVIT_EP=cuda \
     UVIT_DEVICE_ID=0
 USER 1000:1000

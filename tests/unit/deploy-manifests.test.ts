@@ -182,6 +182,13 @@ describe('deploy/k8s manifests', () => {
     }
   });
 
+  it('demo groups make their weights from a model config that is in the repo (and in the image)', () => {
+    for (const m of loadConfig().models.filter((x) => x.weights === 'init')) {
+      expect(existsSync(join(root, m.config)), m.config).toBe(true);
+      expect(m.config.startsWith('gpu-backend/')).toBe(true);
+    }
+  });
+
   it('kustomization lists existing files and leaves the example secrets out', () => {
     const kust = load(join(k8s, 'kustomization.yaml'))[0].obj;
     for (const r of kust.resources) expect(existsSync(join(k8s, r)), r).toBe(true);
