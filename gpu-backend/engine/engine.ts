@@ -1,0 +1,198 @@
+// In-process executor: one ONNX Runtime session per segment of a Plan, run in route order with a local skip map.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { float32, type Tensor } from '../../shared/tensor.ts';
+import { derive, type Derived, type UViTConfig } from '../model/config.ts';
+import { buildSegmentModel } from '../model/build/segment.ts';
+import type { AttentionImpl } from '../model/build/layers.ts';
+import type { WeightSource } from '../model/build/weights.ts';
+import { loadWeights } from '../model/weights.ts';
+import { planSequential, validatePlan } from '../partition/index.ts';
+import { type Plan, type Segment, TENSOR } from '../partition/types.ts';
+import { createSession, type ExecutionProvider } from './session.ts';
+import { segmentParamNames } from './segmentParams.ts';
+
+export interface EngineOptions {
+  config: UViTConfig;
+  /** safetensors file; each segment reads only its own tensors */
+  weightsPath?: string;
+  /** or weights in memory (official names) */
+  weights?: WeightSource;
+  /** default: the single-segment plan */
+  plan?: Plan;
+  threads?: number;
+  ep?: ExecutionProvider;
+  deviceId?: number;
+  /** build segments with the golden-named intermediate outputs (see forwardDetailed) */
+  intermediates?: boolean;
+  attention?: AttentionImpl;
+  /** models over this many parameter bytes are written with external data under workDir (default 1.5 GiB) */
+  externalDataOverBytes?: number;
+  workDir?: string;
+}
+
+export interface ForwardInputs {
+  x: Tensor<'float32'>;
+  timesteps: Tensor<'float32'> | Float32Array;
+  y?: Tensor<'int64'> | BigInt64Array;
+  context?: Tensor<'float32'>;
+}
+
+export interface SegmentTiming {
+  segment: number;
+  stage: number;
+  start: number;
+  end: number;
+  ms: number;
+}
+
+export interface ForwardResult {
+  eps: Tensor<'float32'>;
+  /** golden-named intermediates (only when built with intermediates) */
+  intermediates: Map<string, Tensor<'float32'>>;
+  timings: SegmentTiming[];
+}
+
+interface LoadedSegment {
+  segment: Segment;
+  session: ort.InferenceSession;
+  paramBytes: number;
+  buildMs: number;
+}
+
+const toTensor = (v: ort.Tensor): Tensor<'float32'> => float32([...v.dims], v.data as Float32Array);
+
+export class Engine {
+  readonly config: UViTConfig;
+  readonly derived: Derived;
+  readonly plan: Plan;
+  readonly segments: LoadedSegment[];
+
+  private constructor(config: UViTConfig, plan: Plan, segments: LoadedSegment[]) {
+    this.config = config;
+    this.derived = derive(config);
+    this.plan = plan;
+    this.segments = segments;
+  }
+
+  static async create(o: EngineOptions): Promise<Engine> {
+    const d = derive(o.config);
+    if ((o.weightsPath === undefined) === (o.weights === undefined)) {
+      throw new Error('Engine.create: give exactly one of weightsPath and weights');
+    }
+    const plan = o.plan ?? planSequential(o.config, 1);
+    validatePlan(plan, d.n);
+    const route = [...plan.segments].sort((a, b) => a.index - b.index);
+    const loaded: LoadedSegment[] = [];
+    try {
+      for (const seg of route) loaded.push(await loadSegment(o, seg));
+    } catch (e) {
+      for (const l of loaded) await l.session.release();
+      throw e;
+    }
+    return new Engine(o.config, plan, loaded);
+  }
+
+  async forward(inputs: ForwardInputs): Promise<Tensor<'float32'>> {
+    return (await this.forwardDetailed(inputs)).eps;
+  }
+
+  async forwardDetailed(inputs: ForwardInputs): Promise<ForwardResult> {
+    const feedsIn = this.inputFeeds(inputs);
+    const skips = new Map<number, ort.Tensor>();
+    const intermediates = new Map<string, Tensor<'float32'>>();
+    const timings: SegmentTiming[] = [];
+    let h: ort.Tensor | undefined;
+    let eps: Tensor<'float32'> | undefined;
+    for (const { segment: s, session } of this.segments) {
+      const feeds: Record<string, ort.Tensor> = s.embed ? { ...feedsIn } : { [TENSOR.hIn]: h! };
+      for (const i of s.skipsIn) {
+        const t = skips.get(i);
+        if (!t) throw new Error(`segment ${s.index}: skip_${i} was not produced by an earlier segment`);
+        feeds[TENSOR.skip(i)] = t;
+        skips.delete(i);
+      }
+      const t0 = performance.now();
+      const out = await session.run(feeds);
+      timings.push({ segment: s.index, stage: s.stage, start: s.start, end: s.end, ms: performance.now() - t0 });
+      for (const i of s.skipsOut) skips.set(i, out[TENSOR.skip(i)]);
+      for (const name of session.outputNames) {
+        if (name === TENSOR.eps || name === TENSOR.hOut || name.startsWith('skip_')) continue;
+        intermediates.set(name, toTensor(out[name]));
+      }
+      if (s.head) eps = toTensor(out[TENSOR.eps]);
+      else h = out[TENSOR.hOut];
+    }
+    if (!eps) throw new Error('plan has no head segment: no eps produced');
+    return { eps, intermediates, timings };
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.segments) await s.session.release();
+  }
+
+  /** Validates the model inputs against the config and wraps them as ORT tensors. */
+  private inputFeeds(inp: ForwardInputs): Record<string, ort.Tensor> {
+    const d = this.derived;
+    const { x } = inp;
+    const B = x.dims[0];
+    const frames = d.video ? x.dims[2] : undefined;
+    const want = d.inputShape(B, frames);
+    if (!(B >= 1) || x.dims.length !== want.length || x.dims.some((v, i) => v !== want[i])) {
+      throw new Error(`input x has shape [${x.dims}], expected [${d.video ? 'B,C,F\',S,S' : 'B,C,S,S'}] = [${want}]` +
+        (d.video ? ` with F' a multiple of ${d.pt} up to ${d.F}` : ''));
+    }
+    const t = inp.timesteps instanceof Float32Array ? inp.timesteps : inp.timesteps.data;
+    if (t.length !== B) throw new Error(`timesteps has ${t.length} entries, expected batch ${B}`);
+    const feeds: Record<string, ort.Tensor> = {
+      [TENSOR.x]: new ort.Tensor('float32', x.data, x.dims),
+      [TENSOR.timesteps]: new ort.Tensor('float32', t, [B]),
+    };
+    if (d.variant === 'class') {
+      if (!inp.y) throw new Error('class-conditional model needs y (labels)');
+      const y = inp.y instanceof BigInt64Array ? inp.y : inp.y.data;
+      if (y.length !== B) throw new Error(`y has ${y.length} labels, expected batch ${B}`);
+      for (const v of y) {
+        if (v < 0n || v >= BigInt(d.numClasses)) throw new Error(`label ${v} is out of range [0, ${d.numClasses})`);
+      }
+      feeds[TENSOR.y] = new ort.Tensor('int64', y, [B]);
+    } else if (inp.y) throw new Error(`y given, but the model is ${d.variant}-conditioned`);
+    if (d.variant === 'text') {
+      const c = inp.context;
+      const n = d.extras - 1;
+      const clip = this.config.clip_dim!;
+      if (!c) throw new Error('text-conditioned model needs context');
+      if (c.dims.length !== 3 || c.dims[0] !== B || c.dims[1] !== n || c.dims[2] !== clip) {
+        throw new Error(`context has shape [${c.dims}], expected [${B},${n},${clip}]`);
+      }
+      feeds[TENSOR.context] = new ort.Tensor('float32', c.data, c.dims);
+    } else if (inp.context) throw new Error(`context given, but the model is ${d.variant}-conditioned`);
+    return feeds;
+  }
+}
+
+async function loadSegment(o: EngineOptions, seg: Segment): Promise<LoadedSegment> {
+  const t0 = performance.now();
+  const names = segmentParamNames(o.config, seg);
+  const weights: WeightSource = o.weights ?? loadWeights(o.weightsPath!, o.config, names);
+  let paramBytes = 0;
+  for (const n of names) {
+    const v = typeof weights === 'function' ? weights(n) : weights.get(n);
+    if (v) paramBytes += (v instanceof Float32Array ? v : v.data).byteLength;
+  }
+  const opts = { intermediates: o.intermediates, attention: o.attention };
+  const sess = { threads: o.threads, ep: o.ep, deviceId: o.deviceId };
+  let session: ort.InferenceSession;
+  if (paramBytes > (o.externalDataOverBytes ?? 1.5 * 2 ** 30)) {
+    const dir = o.workDir ?? join('/tmp', `uvit-engine-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    const base = `segment_${seg.index}_${seg.start}_${seg.end}`;
+    const model = buildSegmentModel(o.config, weights, seg, { ...opts, externalDataPath: join(dir, `${base}.data`) });
+    writeFileSync(join(dir, `${base}.onnx`), model);
+    session = await createSession(join(dir, `${base}.onnx`), sess);
+  } else {
+    session = await createSession(buildSegmentModel(o.config, weights, seg, opts), sess);
+  }
+  return { segment: seg, session, paramBytes, buildMs: performance.now() - t0 };
+}

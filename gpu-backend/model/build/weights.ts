@@ -1,0 +1,31 @@
+// Where the builder gets parameters from: a function or a Map of official state_dict names.
+import type { Tensor } from '../../../shared/tensor.ts';
+
+export type WeightSource =
+  | ((name: string) => Float32Array | Tensor<'float32'>)
+  | Map<string, Float32Array | Tensor<'float32'>>;
+
+export type WeightGetter = (name: string, numel: number) => Float32Array;
+
+export function weightGetter(src: WeightSource): WeightGetter {
+  return (name, numel) => {
+    const v = typeof src === 'function' ? src(name) : src.get(name);
+    if (v === undefined) throw new Error(`graph builder: weight "${name}" is missing from the weight source`);
+    const data = v instanceof Float32Array ? v : v.data;
+    if (!(data instanceof Float32Array)) throw new Error(`graph builder: weight "${name}" is not float32`);
+    if (data.length !== numel) {
+      throw new Error(`graph builder: weight "${name}" has ${data.length} elements, expected ${numel}`);
+    }
+    return data;
+  };
+}
+
+/** [rows, cols] row-major -> [cols, rows] row-major (PyTorch Linear [out,in] -> MatMul [in,out]). */
+export function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = w[base + c];
+  }
+  return out;
+}
