@@ -159,7 +159,7 @@ export function referenceForward(cfg: UViTConfig, weights: Map<string, Tensor<'f
   if (d.variant === 'text' && inputs.y) throw new Error('reference forward: text config takes no y');
 
   // ---- concat and add pos_embed (rows [0, T): extras + the first Lx patch positions)
-  let h = new Float64Array(B * T * D);
+  let h: Float64Array = new Float64Array(B * T * D);
   const pos = W('pos_embed');
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
@@ -174,7 +174,7 @@ export function referenceForward(cfg: UViTConfig, weights: Map<string, Tensor<'f
 
   // ---- blocks
   const block = (xIn: Float64Array, prefix: string, skip?: Float64Array): Float64Array => {
-    let xb = xIn;
+    let xb: Float64Array = xIn;
     if (skip) {
       // skip_linear(cat([x, skip], -1)) replaces x
       const cat = new Float64Array(B * T * 2 * D);
@@ -241,7 +241,7 @@ export function referenceForward(cfg: UViTConfig, weights: Map<string, Tensor<'f
   }
   const outDims = [...x.dims];
   inter.set('unpatchified_before_final_layer', f32(outDims, img));
-  let out = img;
+  let out: Float64Array = img;
   if (cfg.conv) {
     out = d.video
       ? conv3dSame(img, B, C, frames, S, S, W('final_layer.weight'), W('final_layer.bias'), C, 3, 1)
