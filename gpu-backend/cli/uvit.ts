@@ -1,1 +1,55 @@
-console.log('uvit cli placeholder', process.argv.slice(2));
+// `uvit` command-line entry (bin/uvit.js runs this file). Commands are registered in commands/index.ts.
+// Exit codes: 0 ok, 1 runtime error (bad file, shape mismatch, ...), 2 usage error (unknown/missing flag, bad value).
+import { commandHelp, parseCommandArgs, UsageError, type Command, type CommandContext } from './command.ts';
+import { COMMANDS } from './commands/index.ts';
+
+function mainHelp(commands: Command[]): string {
+  const w = Math.max(...commands.map((c) => c.name.length)) + 4;
+  return [
+    'uvit: U-ViT engine CLI (ONNX Runtime; whole model or split into pipeline stages)',
+    '',
+    'usage: uvit <command> [--flags]      uvit <command> --help',
+    '',
+    'commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(w)}${c.summary}`),
+  ].join('\n');
+}
+
+export async function main(argv: string[], commands: Command[] = COMMANDS): Promise<number> {
+  const ctx: CommandContext = {
+    log: (l) => process.stderr.write(l + '\n'),
+    out: (l) => process.stdout.write(l + '\n'),
+  };
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const target = name === 'help' && rest[0] ? commands.find((c) => c.name === rest[0]) : undefined;
+    process.stdout.write((target ? commandHelp(target) : mainHelp(commands)) + '\n');
+    if (name === undefined) return 2;
+    return 0;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) {
+    process.stderr.write(`uvit: unknown command '${name}' (commands: ${commands.map((c) => c.name).join(', ')}; see uvit --help)\n`);
+    return 2;
+  }
+  try {
+    const values = parseCommandArgs(cmd, rest);
+    if (values === 'help') {
+      process.stdout.write(commandHelp(cmd) + '\n');
+      return 0;
+    }
+    await cmd.run(values, ctx);
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\nsee: uvit ${cmd.name} --help\n`);
+      return 2;
+    }
+    process.stderr.write(`uvit ${cmd.name}: error: ${err.message ?? String(e)}\n`);
+    if (process.env.UVIT_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,193 @@
+// In-process staged runner for the CLI: loads the plan's stages one after another (each from its own shard of the
+// weights file) so the resident memory of each stage can be measured, then runs the segments in route order with a
+// local skip map, counting the bytes that cross a stage boundary (what a multi-process pipeline would send).
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { float32, type Tensor } from '../../shared/tensor.ts';
+import { buildSegmentModel } from '../model/build/segment.ts';
+import { derive, type Derived, type UViTConfig } from '../model/config.ts';
+import { loadWeights } from '../model/weights.ts';
+import { createSession, type ExecutionProvider } from '../engine/session.ts';
+import { segmentParamNames } from '../engine/segmentParams.ts';
+import { chain, type Plan, type Segment, TENSOR } from '../partition/types.ts';
+import type { ModelInputs } from '../sampler/guidance.ts';
+
+export interface RunnerOptions {
+  config: UViTConfig;
+  weightsPath: string;
+  plan: Plan;
+  threads?: number;
+  ep?: ExecutionProvider;
+  deviceId?: number;
+  log?: (line: string) => void;
+}
+
+export interface StageStats {
+  stage: number;
+  /** plan segment indices, route order */
+  segments: number[];
+  /** official block names, chain order within each segment */
+  blocks: string[];
+  embed: boolean;
+  head: boolean;
+  paramBytes: number;
+  /** in-process: growth of the process RSS while this stage loaded (its resident footprint) */
+  peakRssBytes: number;
+  loadMs: number;
+  computeMs: number;
+  runs: number;
+}
+
+export interface TrafficStats {
+  /** stream tensors (h_out -> h_in) handed between segments on different stages */
+  activationBytes: number;
+  activationHops: number;
+  /** long-skip tensors made on one stage and consumed on another */
+  skipBytes: number;
+  skipTransfers: number;
+}
+
+interface LoadedSegment {
+  segment: Segment;
+  session: ort.InferenceSession;
+}
+
+const EXTERNAL_DATA_OVER = 1.5 * 2 ** 30;
+const rss = () => process.memoryUsage().rss;
+
+export class InProcessRunner {
+  readonly config: UViTConfig;
+  readonly derived: Derived;
+  readonly plan: Plan;
+  readonly stages: StageStats[];
+  readonly traffic: TrafficStats = { activationBytes: 0, activationHops: 0, skipBytes: 0, skipTransfers: 0 };
+  forwards = 0;
+  private readonly route: LoadedSegment[];
+  private readonly workDir?: string;
+
+  private constructor(o: RunnerOptions, route: LoadedSegment[], stages: StageStats[], workDir?: string) {
+    this.config = o.config;
+    this.derived = derive(o.config);
+    this.plan = o.plan;
+    this.route = route;
+    this.stages = stages;
+    this.workDir = workDir;
+  }
+
+  static async create(o: RunnerOptions): Promise<InProcessRunner> {
+    const { config, plan } = o;
+    const { n } = derive(config);
+    const loaded = new Map<number, LoadedSegment>();
+    const stages: StageStats[] = [];
+    let workDir: string | undefined;
+    try {
+      for (const info of [...plan.stages].sort((a, b) => a.stage - b.stage)) {
+        const t0 = performance.now();
+        const r0 = rss();
+        const segs = info.segments.map((i) => plan.segments[i]);
+        const names = segs.flatMap((s) => segmentParamNames(config, s));
+        let weights: Map<string, Tensor<'float32'>> | undefined = loadWeights(o.weightsPath, config, names);
+        let paramBytes = 0;
+        for (const t of weights.values()) paramBytes += t.data.byteLength;
+        for (const seg of segs) {
+          const segBytes = segmentParamNames(config, seg).reduce((a, k) => a + weights!.get(k)!.data.byteLength, 0);
+          let session: ort.InferenceSession;
+          const sess = { threads: o.threads, ep: o.ep, deviceId: o.deviceId };
+          if (segBytes > EXTERNAL_DATA_OVER) {
+            workDir ??= join(tmpdir(), `uvit-cli-${process.pid}`);
+            mkdirSync(workDir, { recursive: true });
+            const base = join(workDir, `segment-${seg.index}`);
+            writeFileSync(`${base}.onnx`, buildSegmentModel(config, weights, seg, { externalDataPath: `${base}.data` }));
+            session = await createSession(`${base}.onnx`, sess);
+          } else {
+            session = await createSession(buildSegmentModel(config, weights, seg), sess);
+          }
+          loaded.set(seg.index, { segment: seg, session });
+        }
+        weights.clear();
+        weights = undefined;
+        const stats: StageStats = {
+          stage: info.stage,
+          segments: [...info.segments],
+          blocks: segs.flatMap((s) => Array.from({ length: s.end - s.start }, (_, k) => chain.name(n, s.start + k))),
+          embed: segs.some((s) => s.embed),
+          head: segs.some((s) => s.head),
+          paramBytes,
+          peakRssBytes: Math.max(0, rss() - r0),
+          loadMs: performance.now() - t0,
+          computeMs: 0,
+          runs: 0,
+        };
+        stages.push(stats);
+        o.log?.(`stage ${stats.stage}: ${stats.blocks.length} blocks, ${(paramBytes / 2 ** 20).toFixed(1)} MiB params, loaded in ${stats.loadMs.toFixed(0)} ms`);
+      }
+    } catch (e) {
+      for (const l of loaded.values()) await l.session.release();
+      if (workDir) rmSync(workDir, { recursive: true, force: true });
+      throw e;
+    }
+    const route = [...plan.segments].sort((a, b) => a.index - b.index).map((s) => loaded.get(s.index)!);
+    return new InProcessRunner(o, route, stages, workDir);
+  }
+
+  /** One network forward; inputs are assumed validated against the config (cli/inputs.ts). */
+  async forward(inp: ModelInputs): Promise<Tensor<'float32'>> {
+    const B = inp.x.dims[0];
+    const embedFeeds: Record<string, ort.Tensor> = {
+      [TENSOR.x]: new ort.Tensor('float32', inp.x.data, inp.x.dims),
+      [TENSOR.timesteps]: new ort.Tensor('float32', inp.timesteps.data, [B]),
+    };
+    if (inp.y) embedFeeds[TENSOR.y] = new ort.Tensor('int64', inp.y.data, [B]);
+    if (inp.context) embedFeeds[TENSOR.context] = new ort.Tensor('float32', inp.context.data, inp.context.dims);
+    const skips = new Map<number, { t: ort.Tensor; stage: number }>();
+    let h: ort.Tensor | undefined;
+    let hStage = -1;
+    let eps: Tensor<'float32'> | undefined;
+    for (const { segment: s, session } of this.route) {
+      const feeds: Record<string, ort.Tensor> = {};
+      if (s.embed) Object.assign(feeds, embedFeeds);
+      else {
+        feeds[TENSOR.hIn] = h!;
+        if (hStage !== s.stage) {
+          this.traffic.activationBytes += byteLength(h!);
+          this.traffic.activationHops++;
+        }
+      }
+      for (const i of s.skipsIn) {
+        const sk = skips.get(i);
+        if (!sk) throw new Error(`segment ${s.index}: skip_${i} was not produced by an earlier segment`);
+        feeds[TENSOR.skip(i)] = sk.t;
+        if (sk.stage !== s.stage) {
+          this.traffic.skipBytes += byteLength(sk.t);
+          this.traffic.skipTransfers++;
+        }
+        skips.delete(i);
+      }
+      const t0 = performance.now();
+      const out = await session.run(feeds);
+      const st = this.stages.find((x) => x.stage === s.stage)!;
+      st.computeMs += performance.now() - t0;
+      st.runs++;
+      for (const i of s.skipsOut) skips.set(i, { t: out[TENSOR.skip(i)], stage: s.stage });
+      if (s.head) eps = float32([...out[TENSOR.eps].dims], out[TENSOR.eps].data as Float32Array);
+      else {
+        h = out[TENSOR.hOut];
+        hStage = s.stage;
+      }
+    }
+    if (!eps) throw new Error('plan has no head segment: no eps produced');
+    this.forwards++;
+    return eps;
+  }
+
+  async release(): Promise<void> {
+    for (const l of this.route) await l.session.release();
+    if (this.workDir) rmSync(this.workDir, { recursive: true, force: true });
+  }
+}
+
+function byteLength(t: ort.Tensor): number {
+  return (t.data as Float32Array).byteLength;
+}
