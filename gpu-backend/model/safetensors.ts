@@ -257,6 +257,12 @@ export class SafetensorsWriter {
     this.#written.add(name);
   }
 
+  /** close without checking completeness (after an error) */
+  abort(): void {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
+  }
+
   close(): void {
     if (this.#fd === null) return;
     closeSync(this.#fd);
@@ -277,9 +283,11 @@ export function writeSafetensors(path: string, tensors: Map<string, WriteTensor>
   const w = new SafetensorsWriter(path, specs, metadata);
   try {
     for (const [k, v] of tensors) w.write(k, v.data);
-  } finally {
-    w.close();
+  } catch (e) {
+    w.abort();
+    throw e;
   }
+  w.close();
 }
 
 // ---- half-precision conversions (IEEE binary16 and bfloat16), round-to-nearest-even like torch's .half()/.bfloat16()
