@@ -1,0 +1,87 @@
+// Shared set-up for the stage-pipeline integration tests and bench:pipeline: configs, weights, plan files, inputs.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Tensor } from '../../shared/tensor.ts';
+import { parseConfig, derive, type UViTConfig } from '../../gpu-backend/model/config.ts';
+import { initWeightsToFile } from '../../gpu-backend/model/initWeights.ts';
+import { readNpy } from '../../gpu-backend/model/npy.ts';
+import { planFolded, planSequential } from '../../gpu-backend/partition/index.ts';
+import { makePlanFile, writePlanFile } from '../../gpu-backend/partition/planFile.ts';
+import type { PartitionKind } from '../../gpu-backend/partition/types.ts';
+import type { ModelInputs } from '../../gpu-backend/sampler/guidance.ts';
+
+export const GOLDEN = '/work/shared/golden/a_cls_conv';
+
+export function goldenConfig(): UViTConfig {
+  const c = JSON.parse(readFileSync(join(GOLDEN, 'case.json'), 'utf8')) as { config: unknown };
+  return parseConfig(c.config, ' (golden a_cls_conv)');
+}
+
+export function goldenInputs(): ModelInputs {
+  return {
+    x: readNpy(join(GOLDEN, 'input_x.npy')) as Tensor<'float32'>,
+    timesteps: readNpy(join(GOLDEN, 'input_timesteps.npy')) as Tensor<'float32'>,
+    y: readNpy(join(GOLDEN, 'input_y.npy')) as Tensor<'int64'>,
+  };
+}
+
+/** a small text-conditioned video config (space-time patches, 5 chain blocks) */
+export const SMALL_VIDEO = {
+  img_size: 8, patch_size: 2, in_chans: 4, embed_dim: 32, depth: 4, num_heads: 2, mlp_ratio: 4,
+  qkv_bias: false, mlp_time_embed: false, conv: true, skip: true,
+  clip_dim: 16, num_clip_token: 4, num_frames: 4, temporal_patch_size: 2,
+};
+
+export function det(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
+  }
+  return a;
+}
+
+/** deterministic inputs for any config: x [B,C,(F,)S,S], timesteps [B], y or context */
+export function inputsFor(cfg: UViTConfig, B: number, seed: number, t = 500): ModelInputs {
+  const d = derive(cfg);
+  const dims = d.video ? [B, cfg.in_chans, cfg.num_frames!, cfg.img_size, cfg.img_size] : [B, cfg.in_chans, cfg.img_size, cfg.img_size];
+  const n = dims.reduce((a, b) => a * b, 1);
+  const inp: ModelInputs = {
+    x: { dtype: 'float32', dims, data: det(n, seed) },
+    timesteps: { dtype: 'float32', dims: [B], data: new Float32Array(B).fill(t) },
+  };
+  if (cfg.clip_dim) {
+    const k = cfg.num_clip_token!;
+    inp.context = { dtype: 'float32', dims: [B, k, cfg.clip_dim], data: det(B * k * cfg.clip_dim, seed + 99) };
+  } else if (cfg.num_classes && cfg.num_classes > 0) {
+    inp.y = { dtype: 'int64', dims: [B], data: BigInt64Array.from({ length: B }, (_, i) => BigInt((seed + i) % cfg.num_classes!)) };
+  }
+  return inp;
+}
+
+/** write a plan file (segments built from the shard at stage start-up) for a partition */
+export function writePlan(dir: string, cfg: UViTConfig, weights: string, kind: PartitionKind, S = 2): string {
+  mkdirSync(dir, { recursive: true });
+  const plan = kind === 'folded' ? planFolded(cfg, S) : planSequential(cfg, S);
+  const path = join(dir, `plan-${kind}-${S}.json`);
+  writePlanFile(path, makePlanFile({ config: cfg, weights, plan, segmentFiles: plan.segments.map((s) => `unbuilt-${kind}-${s.index}.onnx`) }));
+  return path;
+}
+
+export function videoSetup(dir: string, cfgJson: object = SMALL_VIDEO, seed = 7): { cfg: UViTConfig; weights: string } {
+  mkdirSync(dir, { recursive: true });
+  const cfg = parseConfig(cfgJson, ' (test video config)');
+  const weights = join(dir, 'weights.safetensors');
+  initWeightsToFile(cfg, seed, weights);
+  return { cfg, weights };
+}
+
+export function maxAbsDiff(a: Tensor, b: Tensor): number {
+  if (a.dims.join(',') !== b.dims.join(',')) throw new Error(`shape mismatch [${a.dims}] vs [${b.dims}]`);
+  let m = 0;
+  const x = a.data as Float32Array;
+  const y = b.data as Float32Array;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
+  return m;
+}
