@@ -1,0 +1,28 @@
+// Edge worker wiring: middleware order, route mounting, Durable Object export. Logic lives in routes/ and jobs/.
+import { Hono } from 'hono';
+import type { AppEnv } from './http/app.ts';
+import { problem } from './http/problem.ts';
+import { admin } from './routes/admin.ts';
+import { cdn } from './routes/cdn.ts';
+import { internal } from './routes/internal.ts';
+import { meta } from './routes/meta.ts';
+import { videos } from './routes/videos.ts';
+
+export { JobStore } from './jobs/JobStore.ts';
+
+const app = new Hono<AppEnv>();
+
+app.route('/', meta);
+app.route('/v1/videos', videos);
+app.route('/cdn', cdn);
+app.route('/internal/v1', internal);
+app.route('/admin/v1', admin);
+
+app.notFound((c) => problem({ status: 404, code: 'not_found', detail: `No route for ${c.req.method} ${new URL(c.req.url).pathname}.` }));
+app.onError((err) => {
+  // Log the message only (never request headers: they carry keys); the client gets no stack trace.
+  console.error(`unhandled: ${err instanceof Error ? err.message : String(err)}`);
+  return problem({ status: 500, code: 'internal_error', detail: 'Internal error; the request was not completed. Retry later.' });
+});
+
+export default app;

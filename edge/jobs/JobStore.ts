@@ -1,0 +1,374 @@
+// The JobStore Durable Object (SQLite): API keys, jobs (queued → in_progress → completed | failed | cancelled),
+// leases with alarm-driven expiry, dedup index by params hash, webhook outbox, SSE fan-out. One instance ("global")
+// so every read is strongly consistent and each public request costs a single RPC (auth + work together).
+import { DurableObject } from 'cloudflare:workers';
+import type { CreateKeyRequest } from '../../shared/api/keys.ts';
+import type { Video, VideoList, ListQuery } from '../../shared/api/videos.ts';
+import type { FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
+import { randomHex, type PresentedKey } from '../auth/apiKey.ts';
+import { intVar, type Env } from '../env.ts';
+import { r2Key } from '../cache/cdnToken.ts';
+import { createKey, listKeys, revokeKey, verifyKey } from './keys.ts';
+import { RateLimiter } from './rateLimit.ts';
+import { DDL, type JobRow, type KeyRow } from './schema.ts';
+import { SseHub } from './sse.ts';
+import { fail, type CreateInput, type Result } from './types.ts';
+import { TERMINAL, toVideo } from './videoRow.ts';
+import { deliverDue, enqueueWebhook } from './webhooks.ts';
+
+export class JobStore extends DurableObject<Env> {
+  private sql: SqlStorage;
+  private limiter = new RateLimiter();
+  private sse = new SseHub();
+  private waiters = new Map<string, Set<() => void>>();
+  private nonceCalls = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(DDL);
+  }
+
+  private get leaseTtl() { return intVar(this.env.LEASE_TTL_MS, 30_000); }
+  private get maxAttempts() { return intVar(this.env.MAX_ATTEMPTS, 3); }
+
+  // ------------------------------------------------------------------ auth
+
+  private auth(p: PresentedKey, scope: string): Result<KeyRow> {
+    const v = verifyKey(this.sql, p, scope);
+    if (!v.ok) return v;
+    const wait = this.limiter.take(v.key.id, v.key.rate_per_min, Date.now());
+    if (wait > 0) return fail(429, 'rate_limited', `Rate limit of ${v.key.rate_per_min} requests/min exceeded; retry in ${wait} s.`, wait);
+    return { ok: true, value: v.key };
+  }
+
+  private own(keyId: string, id: string): JobRow | undefined {
+    return this.sql.exec<JobRow>('SELECT * FROM jobs WHERE id = ? AND key_id = ?', id, keyId).toArray()[0];
+  }
+
+  private notFound(id: string) {
+    return fail(404, 'video_not_found', `No video with id ${JSON.stringify(id)} for this API key.`);
+  }
+
+  // ------------------------------------------------------------------ admin
+
+  adminCreateKey(req: CreateKeyRequest) { return createKey(this.sql, req, Date.now()); }
+  adminRevokeKey(id: string) { return revokeKey(this.sql, id, Date.now()); }
+  adminListKeys() { return listKeys(this.sql); }
+
+  // ------------------------------------------------------------------ public API
+
+  async createVideo(p: PresentedKey, input: CreateInput): Promise<Result<{ video: Video; replayed: boolean }>> {
+    const a = this.auth(p, 'videos:write');
+    if (!a.ok) return a;
+    const key = a.value;
+    const now = Date.now();
+    if (input.idemKey) {
+      const prev = this.sql.exec<JobRow>('SELECT * FROM jobs WHERE key_id = ? AND idem_key = ?', key.id, input.idemKey).toArray()[0];
+      if (prev) {
+        if (prev.idem_hash !== input.idemHash)
+          return fail(409, 'idempotency_key_reused', `Idempotency-Key ${JSON.stringify(input.idemKey)} was already used with a different request body (video ${prev.id}).`);
+        return { ok: true, value: { video: toVideo(prev), replayed: true } };
+      }
+    }
+    const id = `video_${randomHex(16)}`;
+    const spec: JobSpec = { ...input.spec, id };
+    const hit = input.seedGiven
+      ? this.sql.exec<{ sha256: string; bytes: number; cdn_path: string | null }>(
+          'SELECT r.sha256, r.bytes, (SELECT cdn_path FROM jobs j WHERE j.content_sha256 = r.sha256 AND j.cdn_path IS NOT NULL LIMIT 1) AS cdn_path FROM results r WHERE r.params_hash = ?',
+          spec.params_hash).toArray()[0]
+      : undefined;
+    if (hit) {
+      this.sql.exec(
+        `INSERT INTO jobs (id, key_id, status, progress, model, spec, params_hash, webhook_url, created_at, completed_at,
+           content_sha256, bytes, cdn_path, cached, idem_key, idem_hash) VALUES (?,?,'completed',100,?,?,?,?,?,?,?,?,?,1,?,?)`,
+        id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, now, now,
+        hit.sha256, hit.bytes, hit.cdn_path, input.idemKey, input.idemHash,
+      );
+      return { ok: true, value: { video: toVideo(this.row(id)), replayed: false } };
+    }
+    const active = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE key_id = ? AND status IN ('queued','in_progress')", key.id).one().n;
+    if (active >= key.max_active)
+      return fail(429, 'too_many_active_jobs', `This key already has ${active} queued or running videos (limit ${key.max_active}).`, 30);
+    const queued = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE status = 'queued'").one().n;
+    const maxQueue = intVar(this.env.MAX_QUEUE, 1000);
+    if (queued >= maxQueue) return fail(429, 'queue_full', `The queue is full (${queued} of ${maxQueue} jobs waiting); retry later.`, 30);
+    this.sql.exec(
+      `INSERT INTO jobs (id, key_id, status, model, spec, params_hash, webhook_url, created_at, idem_key, idem_hash)
+       VALUES (?,?,'queued',?,?,?,?,?,?,?)`,
+      id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, now, input.idemKey, input.idemHash,
+    );
+    this.wake(spec.model);
+    return { ok: true, value: { video: toVideo(this.row(id)), replayed: false } };
+  }
+
+  getVideo(p: PresentedKey, id: string): Result<Video> {
+    const a = this.auth(p, 'videos:read');
+    if (!a.ok) return a;
+    const r = this.own(a.value.id, id);
+    return r ? { ok: true, value: toVideo(r) } : this.notFound(id);
+  }
+
+  listVideos(p: PresentedKey, q: ListQuery): Result<VideoList> {
+    const a = this.auth(p, 'videos:read');
+    if (!a.ok) return a;
+    let cursor = q.order === 'desc' ? Number.MAX_SAFE_INTEGER : 0;
+    if (q.after) {
+      const r = this.own(a.value.id, q.after);
+      if (!r) return fail(400, 'invalid_cursor', `after=${JSON.stringify(q.after)} is not one of this key's videos.`);
+      cursor = r.seq;
+    }
+    const rows = this.sql.exec<JobRow>(
+      `SELECT * FROM jobs WHERE key_id = ? AND seq ${q.order === 'desc' ? '<' : '>'} ? ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
+      a.value.id, cursor, q.limit + 1).toArray();
+    const data = rows.slice(0, q.limit).map(toVideo);
+    return { ok: true, value: { object: 'list', data, has_more: rows.length > q.limit, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null } };
+  }
+
+  cancelVideo(p: PresentedKey, id: string): Result<Video> {
+    const a = this.auth(p, 'videos:write');
+    if (!a.ok) return a;
+    const r = this.own(a.value.id, id);
+    if (!r) return this.notFound(id);
+    if (TERMINAL.has(r.status)) return fail(409, 'video_not_cancellable', `Video ${id} is already ${r.status}.`);
+    this.cancelRow(r);
+    return { ok: true, value: toVideo(this.row(id)) };
+  }
+
+  async deleteVideo(p: PresentedKey, id: string): Promise<Result<{ id: string }>> {
+    const a = this.auth(p, 'videos:write');
+    if (!a.ok) return a;
+    const r = this.own(a.value.id, id);
+    if (!r) return this.notFound(id);
+    if (!TERMINAL.has(r.status)) this.cancelRow(r);
+    this.sql.exec('DELETE FROM jobs WHERE id = ?', id);
+    this.sql.exec('DELETE FROM webhooks WHERE job_id = ?', id);
+    this.sse.end(id);
+    if (r.content_sha256) await this.releaseContent(r.content_sha256);
+    return { ok: true, value: { id } };
+  }
+
+  contentOf(p: PresentedKey, id: string): Result<{ sha256: string; bytes: number }> {
+    const a = this.auth(p, 'videos:read');
+    if (!a.ok) return a;
+    const r = this.own(a.value.id, id);
+    if (!r) return this.notFound(id);
+    if (r.status !== 'completed' || !r.content_sha256)
+      return fail(409, 'video_not_ready', `Video ${id} is ${r.status}; its content exists only once it is completed.`);
+    return { ok: true, value: { sha256: r.content_sha256, bytes: r.bytes ?? 0 } };
+  }
+
+  modelsView(p: PresentedKey): Result<Record<string, number>> {
+    const a = this.auth(p, 'videos:read');
+    if (!a.ok) return a;
+    const rows = this.sql.exec<{ model: string; n: number }>('SELECT model, count(*) AS n FROM groups WHERE last_seen > ? GROUP BY model', Date.now() - 60_000).toArray();
+    return { ok: true, value: Object.fromEntries(rows.map((r) => [r.model, r.n])) };
+  }
+
+  /** SSE: GET https://do/events/<id> with the presented key in x-key-id / x-key-hash and the public origin in x-origin. */
+  override async fetch(req: Request): Promise<Response> {
+    const id = new URL(req.url).pathname.split('/')[2] ?? '';
+    const p: PresentedKey = { keyId: req.headers.get('x-key-id') ?? '', keyHash: req.headers.get('x-key-hash') ?? '' };
+    const a = this.auth(p, 'videos:read');
+    if (!a.ok) return Response.json(a.problem, { status: 299 }); // route turns it into problem+json
+    const r = this.own(a.value.id, id);
+    if (!r) return Response.json(this.notFound(id).problem, { status: 299 });
+    const stream = this.sse.open(toVideo(r), req.headers.get('x-origin') ?? '');
+    return new Response(stream, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' } });
+  }
+
+  // ------------------------------------------------------------------ lease API (backends)
+
+  useNonce(nonce: string, ttlMs: number): boolean {
+    const now = Date.now();
+    if (++this.nonceCalls % 100 === 0) this.sql.exec('DELETE FROM nonces WHERE expires < ?', now);
+    const fresh = this.sql.exec('INSERT OR IGNORE INTO nonces (nonce, expires) VALUES (?, ?)', nonce, now + ttlMs).rowsWritten > 0;
+    if (fresh) return true;
+    const stale = this.sql.exec<{ expires: number }>('SELECT expires FROM nonces WHERE nonce = ?', nonce).one().expires < now;
+    if (stale) this.sql.exec('UPDATE nonces SET expires = ? WHERE nonce = ?', now + ttlMs, nonce);
+    return stale;
+  }
+
+  /** Long-poll for one queued job of req.model; null after waitMs. */
+  async lease(req: LeaseRequest, waitMs: number): Promise<LeaseGrant | null> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      this.sql.exec(
+        `INSERT INTO groups (group_id, model, capacity, stages, last_seen) VALUES (?,?,?,?,?)
+         ON CONFLICT(group_id) DO UPDATE SET model = excluded.model, capacity = excluded.capacity, stages = excluded.stages, last_seen = excluded.last_seen`,
+        req.group, req.model, req.capacity, req.stages ?? null, Date.now());
+      const grant = this.claim(req);
+      if (grant) {
+        await this.ensureAlarm(grant.expires_at);
+        return grant;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await new Promise<void>((resolve) => {
+        let set = this.waiters.get(req.model);
+        if (!set) this.waiters.set(req.model, (set = new Set()));
+        const done = () => {
+          clearTimeout(timer);
+          set.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        set.add(done);
+      });
+    }
+  }
+
+  private claim(req: LeaseRequest): LeaseGrant | null {
+    const r = this.sql.exec<JobRow>("SELECT * FROM jobs WHERE model = ? AND status = 'queued' ORDER BY seq LIMIT 1", req.model).toArray()[0];
+    if (!r) return null;
+    const leaseId = `lease_${randomHex(16)}`;
+    const expires = Date.now() + this.leaseTtl;
+    this.sql.exec(
+      "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, lease_id = ?, lease_group = ?, lease_expires = ?, progress = 0 WHERE id = ?",
+      leaseId, req.group, expires, r.id);
+    this.publish(r.id);
+    return {
+      lease_id: leaseId,
+      job: { ...(JSON.parse(r.spec) as JobSpec), id: r.id },
+      attempt: r.attempts + 1,
+      expires_at: expires,
+      heartbeat_interval_ms: Math.max(500, Math.floor(this.leaseTtl / 3)),
+    };
+  }
+
+  private leased(leaseId: string): Result<JobRow> {
+    const r = this.sql.exec<JobRow>('SELECT * FROM jobs WHERE lease_id = ?', leaseId).toArray()[0];
+    if (!r) return fail(409, 'lease_lost', `Lease ${leaseId} is not held: it expired and the job was requeued, or the video was deleted.`);
+    return { ok: true, value: r };
+  }
+
+  heartbeat(leaseId: string, hb: HeartbeatRequest): Result<HeartbeatResponse> {
+    const l = this.leased(leaseId);
+    if (!l.ok) return l;
+    const r = l.value;
+    if (r.status === 'cancelled') return { ok: true, value: { expires_at: 0, cancel: true } };
+    if (r.status !== 'in_progress') return fail(409, 'lease_lost', `Video ${r.id} is ${r.status}; lease ${leaseId} is over.`);
+    const expires = Date.now() + this.leaseTtl;
+    const progress = Math.max(r.progress, Math.min(99, hb.progress));
+    this.sql.exec('UPDATE jobs SET lease_expires = ?, progress = ? WHERE id = ?', expires, progress, r.id);
+    if (progress !== r.progress) this.publish(r.id);
+    return { ok: true, value: { expires_at: expires, cancel: false } };
+  }
+
+  /** Pre-upload check, so a stale or cancelled lease's bytes are refused before they are streamed. */
+  checkLease(leaseId: string): Result<{ id: string }> {
+    const l = this.leased(leaseId);
+    if (!l.ok) return l;
+    if (l.value.status !== 'in_progress') return fail(409, 'lease_lost', `Video ${l.value.id} is ${l.value.status}; result refused.`);
+    return { ok: true, value: { id: l.value.id } };
+  }
+
+  async complete(leaseId: string, sha256: string, bytes: number, cdnPath: string | null): Promise<Result<{ id: string }>> {
+    const c = this.checkLease(leaseId);
+    // A stale lease's upload may leave an unreferenced object; it is not deleted here because a concurrent valid
+    // lease may be completing with the same bytes.
+    if (!c.ok) return c;
+    const r = this.row(c.value.id);
+    const now = Date.now();
+    this.sql.exec(
+      "UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?, lease_expires = NULL, content_sha256 = ?, bytes = ?, cdn_path = ? WHERE id = ?",
+      now, sha256, bytes, cdnPath, r.id);
+    this.sql.exec(
+      'INSERT INTO results (params_hash, sha256, bytes, created_at) VALUES (?,?,?,?) ON CONFLICT(params_hash) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes',
+      r.params_hash, sha256, bytes, now);
+    await this.terminal(r.id);
+    return { ok: true, value: { id: r.id } };
+  }
+
+  async failLease(leaseId: string, f: FailRequest): Promise<Result<{ id: string; status: string }>> {
+    const c = this.checkLease(leaseId);
+    if (!c.ok) return c;
+    const status = this.requeueOrFail(this.row(c.value.id), f.reason, f.retryable, f.code);
+    if (status === 'failed') await this.terminal(c.value.id);
+    return { ok: true, value: { id: c.value.id, status } };
+  }
+
+  // ------------------------------------------------------------------ alarms: lease expiry + webhook outbox
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const expired = this.sql.exec<JobRow>("SELECT * FROM jobs WHERE status = 'in_progress' AND lease_expires <= ?", now).toArray();
+    for (const r of expired) {
+      const reason = `lease expired: group ${r.lease_group} sent no heartbeat for ${this.leaseTtl} ms (attempt ${r.attempts})`;
+      if (this.requeueOrFail(r, reason, true, 'lease_expired') === 'failed') this.queueWebhook(r.id);
+    }
+    await deliverDue(this.sql, now, {
+      maxAttempts: intVar(this.env.WEBHOOK_MAX_ATTEMPTS, 6),
+      backoffMs: intVar(this.env.WEBHOOK_BACKOFF_MS, 2000),
+    });
+    await this.rescheduleAlarm();
+  }
+
+  private async rescheduleAlarm(): Promise<void> {
+    const lease = this.sql.exec<{ t: number | null }>("SELECT min(lease_expires) AS t FROM jobs WHERE status = 'in_progress'").one().t;
+    const hook = this.sql.exec<{ t: number | null }>("SELECT min(next_at) AS t FROM webhooks WHERE status = 'pending'").one().t;
+    const next = Math.min(lease ?? Infinity, hook ?? Infinity);
+    if (next === Infinity) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(Math.max(next, Date.now() + 10));
+  }
+
+  private async ensureAlarm(at: number): Promise<void> {
+    const cur = await this.ctx.storage.getAlarm();
+    if (cur === null || at < cur) await this.ctx.storage.setAlarm(at);
+  }
+
+  // ------------------------------------------------------------------ state transitions
+
+  private row(id: string): JobRow {
+    return this.sql.exec<JobRow>('SELECT * FROM jobs WHERE id = ?', id).one();
+  }
+
+  private requeueOrFail(r: JobRow, reason: string, retryable: boolean, code?: string): 'queued' | 'failed' {
+    if (retryable && r.attempts < this.maxAttempts) {
+      this.sql.exec("UPDATE jobs SET status = 'queued', lease_id = NULL, lease_group = NULL, lease_expires = NULL, progress = 0, error_message = ? WHERE id = ?", reason, r.id);
+      this.publish(r.id);
+      this.wake(r.model);
+      return 'queued';
+    }
+    const message = retryable ? `failed after ${r.attempts} attempts; last: ${reason}` : reason;
+    this.sql.exec(
+      "UPDATE jobs SET status = 'failed', lease_expires = NULL, completed_at = ?, error_code = ?, error_message = ? WHERE id = ?",
+      Date.now(), code ?? (retryable ? 'max_attempts_exceeded' : 'generation_failed'), message, r.id);
+    this.publish(r.id);
+    return 'failed';
+  }
+
+  private cancelRow(r: JobRow): void {
+    this.sql.exec("UPDATE jobs SET status = 'cancelled', lease_expires = NULL, completed_at = ? WHERE id = ?", Date.now(), r.id);
+    this.publish(r.id);
+  }
+
+  private async terminal(id: string): Promise<void> {
+    this.publish(id);
+    if (this.queueWebhook(id)) await this.ensureAlarm(Date.now());
+  }
+
+  private queueWebhook(id: string): boolean {
+    const r = this.row(id);
+    if (!r.webhook_url) return false;
+    enqueueWebhook(this.sql, r.key_id, r.webhook_url, toVideo(r), Date.now());
+    return true;
+  }
+
+  private publish(id: string): void {
+    if (!this.sse.has(id)) return;
+    this.sse.publish(toVideo(this.row(id)));
+  }
+
+  private wake(model: string): void {
+    for (const w of this.waiters.get(model) ?? []) w();
+  }
+
+  /** Drops the R2 object (and its dedup entries) once no job references the content any more. */
+  private async releaseContent(sha256: string): Promise<void> {
+    const refs = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM jobs WHERE content_sha256 = ?', sha256).one().n;
+    if (refs > 0) return;
+    this.sql.exec('DELETE FROM results WHERE sha256 = ?', sha256);
+    await this.env.RESULTS.delete(r2Key(sha256));
+  }
+}

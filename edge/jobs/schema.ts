@@ -1,0 +1,74 @@
+// SQLite schema of the JobStore Durable Object (idempotent DDL, run in the constructor).
+export const DDL = `
+CREATE TABLE IF NOT EXISTS keys (
+  id TEXT PRIMARY KEY, hash TEXT NOT NULL, owner TEXT NOT NULL, scopes TEXT NOT NULL,
+  rate_per_min INTEGER NOT NULL, max_active INTEGER NOT NULL, webhook_secret TEXT NOT NULL,
+  created_at INTEGER NOT NULL, revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE, key_id TEXT NOT NULL, status TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0,
+  model TEXT NOT NULL, spec TEXT NOT NULL, params_hash TEXT NOT NULL, webhook_url TEXT,
+  created_at INTEGER NOT NULL, completed_at INTEGER, error_code TEXT, error_message TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0, lease_id TEXT, lease_group TEXT, lease_expires INTEGER,
+  content_sha256 TEXT, bytes INTEGER, cdn_path TEXT, cached INTEGER NOT NULL DEFAULT 0,
+  idem_key TEXT, idem_hash TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs(key_id, seq);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(model, status, seq);
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(lease_id);
+CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs(status, lease_expires);
+CREATE INDEX IF NOT EXISTS jobs_sha ON jobs(content_sha256);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(key_id, idem_key) WHERE idem_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS results (
+  params_hash TEXT PRIMARY KEY, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_sha ON results(sha256);
+CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS webhooks (
+  id TEXT PRIMARY KEY, job_id TEXT NOT NULL, key_id TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, status TEXT NOT NULL, last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(status, next_at);
+CREATE TABLE IF NOT EXISTS groups (
+  group_id TEXT PRIMARY KEY, model TEXT NOT NULL, capacity INTEGER NOT NULL, stages INTEGER, last_seen INTEGER NOT NULL
+);
+`;
+
+export type JobRow = {
+  seq: number;
+  id: string;
+  key_id: string;
+  status: string;
+  progress: number;
+  model: string;
+  spec: string;
+  params_hash: string;
+  webhook_url: string | null;
+  created_at: number;
+  completed_at: number | null;
+  error_code: string | null;
+  error_message: string | null;
+  attempts: number;
+  lease_id: string | null;
+  lease_group: string | null;
+  lease_expires: number | null;
+  content_sha256: string | null;
+  bytes: number | null;
+  cdn_path: string | null;
+  cached: number;
+  idem_key: string | null;
+  idem_hash: string | null;
+};
+
+export type KeyRow = {
+  id: string;
+  hash: string;
+  owner: string;
+  scopes: string;
+  rate_per_min: number;
+  max_active: number;
+  webhook_secret: string;
+  created_at: number;
+  revoked_at: number | null;
+};

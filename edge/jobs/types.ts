@@ -1,0 +1,17 @@
+// Shapes exchanged between the routes and the JobStore over RPC (plain, structured-clonable data).
+import type { ProblemInit } from '../../shared/api/problem.ts';
+import type { JobSpec } from '../../shared/lease.ts';
+
+export type Result<T> = { ok: true; value: T } | { ok: false; problem: ProblemInit };
+
+export interface CreateInput {
+  spec: JobSpec; // id is ignored (the store assigns one); params_hash set
+  seedGiven: boolean;
+  webhookUrl: string | null;
+  idemKey: string | null;
+  idemHash: string | null;
+}
+
+export function fail(status: number, code: string, detail: string, retryAfter?: number): { ok: false; problem: ProblemInit } {
+  return { ok: false, problem: { status, code, detail, ...(retryAfter !== undefined ? { retryAfter } : {}) } };
+}

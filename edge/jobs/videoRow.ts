@@ -1,0 +1,45 @@
+// Job row → public Video object (relative URLs; the route layer makes them absolute).
+import type { JobSpec } from '../../shared/lease.ts';
+import type { Video, VideoStatus } from '../../shared/api/videos.ts';
+import type { JobRow } from './schema.ts';
+
+export function toVideo(r: JobRow): Video {
+  const spec = JSON.parse(r.spec) as JobSpec;
+  const done = r.status === 'completed';
+  return {
+    id: r.id,
+    object: 'video',
+    status: r.status as VideoStatus,
+    progress: done ? 100 : Math.round(r.progress),
+    created_at: Math.floor(r.created_at / 1000),
+    completed_at: r.completed_at === null ? null : Math.floor(r.completed_at / 1000),
+    expires_at: null,
+    model: spec.model,
+    prompt: spec.prompt,
+    seconds: String(spec.seconds),
+    size: spec.size,
+    error: r.error_code ? { code: r.error_code, message: r.error_message ?? '' } : null,
+    remixed_from_video_id: null,
+    seed: spec.seed,
+    steps: spec.steps,
+    guidance: spec.guidance,
+    fps: spec.fps,
+    webhook_url: r.webhook_url,
+    attempts: r.attempts,
+    cached: r.cached === 1,
+    content_sha256: done ? r.content_sha256 : null,
+    bytes: done ? r.bytes : null,
+    download_url: done ? `/v1/videos/${r.id}/content` : null,
+    cdn_url: done ? r.cdn_path : null,
+  };
+}
+
+export function absolutize(v: Video, origin: string): Video {
+  return {
+    ...v,
+    download_url: v.download_url && origin + v.download_url,
+    cdn_url: v.cdn_url && origin + v.cdn_url,
+  };
+}
+
+export const TERMINAL = new Set(['completed', 'failed', 'cancelled']);

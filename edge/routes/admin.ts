@@ -1,0 +1,26 @@
+// /admin/v1/keys: create, list, revoke API keys (ADMIN_TOKEN). Used by scripts/keys.ts.
+import { Hono } from 'hono';
+import { CreateKeyRequest } from '../../shared/api/keys.ts';
+import { adminGuard } from '../auth/admin.ts';
+import { jobStore } from '../env.ts';
+import type { AppEnv } from '../http/app.ts';
+import { decodeBody } from '../http/body.ts';
+import { problem, zodProblem } from '../http/problem.ts';
+
+export const admin = new Hono<AppEnv>();
+admin.use('*', adminGuard);
+
+admin.post('/keys', async (c) => {
+  const d = await decodeBody(c.req.raw, 16 * 1024, []);
+  if (!d.ok) return problem(d.problem);
+  const p = CreateKeyRequest.safeParse(d.value);
+  if (!p.success) return zodProblem(p.error, 'key request');
+  return c.json(await jobStore(c.env).adminCreateKey(p.data), 201);
+});
+
+admin.get('/keys', async (c) => c.json({ object: 'list', data: await jobStore(c.env).adminListKeys() }));
+
+admin.delete('/keys/:id', async (c) => {
+  const k = await jobStore(c.env).adminRevokeKey(c.req.param('id'));
+  return k ? c.json(k) : problem({ status: 404, code: 'key_not_found', detail: `No API key with id ${JSON.stringify(c.req.param('id'))}.` });
+});

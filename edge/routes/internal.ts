@@ -1,0 +1,73 @@
+// Lease API for backend groups (/internal/v1), HMAC-signed (auth/backend.ts). Wire shapes: shared/lease.ts.
+import { Hono } from 'hono';
+import type { z } from 'zod';
+import { FailRequest, HeartbeatRequest, LeaseRequest, MAX_LEASE_WAIT_MS, SIG_HEADERS } from '../../shared/lease.ts';
+import { verifyBackend } from '../auth/backend.ts';
+import { cdnPath } from '../cache/cdnToken.ts';
+import { uploadVerified } from '../cache/upload.ts';
+import { intVar, jobStore } from '../env.ts';
+import type { AppEnv } from '../http/app.ts';
+import { parseJson } from '../http/body.ts';
+import { problem, zodProblem } from '../http/problem.ts';
+import { findModel } from '../models.ts';
+
+export const internal = new Hono<AppEnv>();
+
+async function signedJson<T extends z.ZodType>(req: Request, env: AppEnv['Bindings'], schema: T, what: string) {
+  const v = await verifyBackend(req, env);
+  if (!v.ok) return { res: problem(v.problem) };
+  const j = parseJson(v.body ?? new Uint8Array());
+  if (!j.ok) return { res: problem(j.problem) };
+  const p = schema.safeParse(j.value);
+  if (!p.success) return { res: zodProblem(p.error, what) };
+  return { data: p.data as z.infer<T> };
+}
+
+internal.post('/lease', async (c) => {
+  const r = await signedJson(c.req.raw, c.env, LeaseRequest, 'lease request');
+  if (!r.data) return r.res;
+  if (!findModel(c.env, r.data.model))
+    return problem({ status: 422, code: 'unknown_model', detail: `Model ${JSON.stringify(r.data.model)} is not in this edge's catalog.` });
+  const grant = await jobStore(c.env).lease(r.data, Math.min(r.data.wait_ms ?? 20_000, MAX_LEASE_WAIT_MS));
+  return grant ? c.json(grant) : c.body(null, 204);
+});
+
+internal.post('/leases/:lease/heartbeat', async (c) => {
+  const r = await signedJson(c.req.raw, c.env, HeartbeatRequest, 'heartbeat');
+  if (!r.data) return r.res;
+  const h = await jobStore(c.env).heartbeat(c.req.param('lease'), r.data);
+  return h.ok ? c.json(h.value) : problem(h.problem);
+});
+
+internal.post('/leases/:lease/fail', async (c) => {
+  const r = await signedJson(c.req.raw, c.env, FailRequest, 'fail request');
+  if (!r.data) return r.res;
+  const f = await jobStore(c.env).failLease(c.req.param('lease'), r.data);
+  return f.ok ? c.json(f.value) : problem(f.problem);
+});
+
+internal.put('/leases/:lease/result', async (c) => {
+  const v = await verifyBackend(c.req.raw, c.env, true);
+  if (!v.ok) return problem(v.problem);
+  const lenHeader = c.req.header('content-length');
+  if (lenHeader === undefined || !/^\d+$/.test(lenHeader))
+    return problem({ status: 411, code: 'length_required', detail: 'PUT result needs a Content-Length header.' });
+  const length = Number(lenHeader);
+  const max = intVar(c.env.MAX_RESULT_BYTES, 512 * 1024 * 1024);
+  if (length === 0) return problem({ status: 400, code: 'empty_result', detail: 'The result body is empty.' });
+  if (length > max) return problem({ status: 413, code: 'result_too_large', detail: `Result of ${length} bytes exceeds ${max} bytes.` });
+  const store = jobStore(c.env);
+  const leaseId = c.req.param('lease');
+  const held = await store.checkLease(leaseId);
+  if (!held.ok) return problem(held.problem);
+  const sha = c.req.header(SIG_HEADERS.contentSha256)!.toLowerCase();
+  const up = await uploadVerified(c.env.RESULTS, c.req.raw.body!, sha, length);
+  if (!up.ok) {
+    const f = await store.failLease(leaseId, { reason: `result upload rejected: ${up.reason}`, retryable: true, code: 'result_corrupt' });
+    return problem({ status: 422, code: 'result_corrupt', detail: `${up.reason}; the job is ${f.ok ? f.value.status : 'no longer leased'}.` });
+  }
+  const cdn = c.env.CDN_SECRET ? await cdnPath(c.env.CDN_SECRET, up.sha256) : null;
+  const done = await store.complete(leaseId, up.sha256, up.bytes, cdn);
+  if (!done.ok) return problem(done.problem);
+  return c.json({ id: done.value.id, status: 'completed', sha256: up.sha256, bytes: up.bytes });
+});

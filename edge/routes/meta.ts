@@ -1,0 +1,21 @@
+// /healthz, /openapi.json, /v1/models and the bare /bench/hello baseline route.
+import { Hono } from 'hono';
+import { buildOpenApi } from '../../shared/api/openapi.ts';
+import { bearer } from '../auth/bearer.ts';
+import { jobStore } from '../env.ts';
+import type { AppEnv } from '../http/app.ts';
+import { problem } from '../http/problem.ts';
+import { catalog } from '../models.ts';
+
+export const meta = new Hono<AppEnv>();
+let doc: unknown;
+
+meta.get('/healthz', (c) => c.json({ status: 'ok', time: Date.now() }));
+meta.get('/openapi.json', (c) => c.json((doc ??= buildOpenApi())));
+meta.get('/bench/hello', (c) => c.text('hello'));
+
+meta.get('/v1/models', bearer, async (c) => {
+  const r = await jobStore(c.env).modelsView(c.get('key'));
+  if (!r.ok) return problem(r.problem);
+  return c.json({ object: 'list', data: catalog(c.env).map((m) => ({ ...m, object: 'model', backend_groups: r.value[m.id] ?? 0 })) });
+});

@@ -1,0 +1,100 @@
+// Public /v1/videos* routes (OpenAI Videos API compatible). Each handler = validate → one JobStore RPC → respond.
+import { Hono } from 'hono';
+import { canonicalJson, canonicalParams, CreateVideoBody, ListQuery, NUMERIC_FIELDS } from '../../shared/api/videos.ts';
+import { sha256Hex } from '../../shared/lease.ts';
+import { bearer } from '../auth/bearer.ts';
+import { r2Key } from '../cache/cdnToken.ts';
+import { serveObject } from '../cache/serve.ts';
+import { jobStore } from '../env.ts';
+import type { AppEnv } from '../http/app.ts';
+import { origin } from '../http/app.ts';
+import { decodeBody } from '../http/body.ts';
+import { problem, zodProblem } from '../http/problem.ts';
+import { absolutize } from '../jobs/videoRow.ts';
+import type { Result } from '../jobs/types.ts';
+import { findModel } from '../models.ts';
+
+const CREATE_BODY_LIMIT = 64 * 1024;
+
+function reply<T>(r: Result<T>, ok: (v: T) => Response): Response {
+  return r.ok ? ok(r.value) : problem(r.problem);
+}
+
+export const videos = new Hono<AppEnv>();
+videos.use('*', bearer);
+
+videos.post('/', async (c) => {
+  const idemKey = c.req.header('idempotency-key') ?? null;
+  if (idemKey !== null && !/^[\x21-\x7e]{1,255}$/.test(idemKey))
+    return problem({ status: 400, code: 'invalid_idempotency_key', detail: 'Idempotency-Key must be 1-255 printable ASCII characters.' });
+  const decoded = await decodeBody(c.req.raw, CREATE_BODY_LIMIT, NUMERIC_FIELDS);
+  if (!decoded.ok) return problem(decoded.problem);
+  const parsed = CreateVideoBody.safeParse(decoded.value);
+  if (!parsed.success) return zodProblem(parsed.error, 'video request');
+  const body = parsed.data;
+  const model = findModel(c.env, body.model);
+  if (!model)
+    return problem({ status: 422, code: 'unknown_model', detail: `Model ${JSON.stringify(body.model)} is not served here; see GET /v1/models.`, errors: [{ path: 'model', message: 'model: unknown model', code: 'unknown_model' }] });
+  const seed = body.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
+  const canon = canonicalParams(body, model, seed);
+  if (!canon.ok) return problem({ status: 422, code: 'invalid_parameter', detail: canon.message, errors: [{ path: canon.path, message: `${canon.path}: ${canon.message}`, code: 'out_of_range' }] });
+  const params_hash = await sha256Hex(canonicalJson(canon.spec));
+  const idemHash = idemKey ? await sha256Hex(JSON.stringify({ ...body, model: model.id })) : null;
+  const r = await jobStore(c.env).createVideo(c.get('key'), {
+    spec: { ...canon.spec, id: '', params_hash },
+    seedGiven: body.seed !== undefined,
+    webhookUrl: body.webhook_url ?? null,
+    idemKey,
+    idemHash,
+  });
+  return reply(r, (v) => {
+    const res = c.json(absolutize(v.video, origin(c.req.url)), 200);
+    if (v.replayed) res.headers.set('idempotent-replayed', 'true');
+    return res;
+  });
+});
+
+videos.get('/', async (c) => {
+  const q = ListQuery.safeParse(c.req.query());
+  if (!q.success) return zodProblem(q.error, 'list query');
+  const r = await jobStore(c.env).listVideos(c.get('key'), q.data);
+  const o = origin(c.req.url);
+  return reply(r, (l) => c.json({ ...l, data: l.data.map((v) => absolutize(v, o)) }));
+});
+
+videos.get('/:id', async (c) => {
+  const r = await jobStore(c.env).getVideo(c.get('key'), c.req.param('id'));
+  return reply(r, (v) => c.json(absolutize(v, origin(c.req.url))));
+});
+
+videos.delete('/:id', async (c) => {
+  const r = await jobStore(c.env).deleteVideo(c.get('key'), c.req.param('id'));
+  return reply(r, (v) => c.json({ id: v.id, object: 'video.deleted', deleted: true }));
+});
+
+videos.post('/:id/cancel', async (c) => {
+  const r = await jobStore(c.env).cancelVideo(c.get('key'), c.req.param('id'));
+  return reply(r, (v) => c.json(absolutize(v, origin(c.req.url))));
+});
+
+videos.get('/:id/content', async (c) => {
+  const variant = c.req.query('variant');
+  if (variant !== undefined && variant !== 'video')
+    return problem({ status: 400, code: 'unsupported_variant', detail: `variant=${JSON.stringify(variant)} is not available; only "video".`, errors: [{ path: 'variant', message: 'variant: only "video"', code: 'invalid_value' }] });
+  const r = await jobStore(c.env).contentOf(c.get('key'), c.req.param('id'));
+  if (!r.ok) return problem(r.problem);
+  return serveObject(c.env.RESULTS, r2Key(r.value.sha256), c.req.raw, r.value.sha256, {
+    'cache-control': 'private, max-age=3600',
+    'content-disposition': `attachment; filename="${c.req.param('id')}.mp4"`,
+  });
+});
+
+videos.get('/:id/events', async (c) => {
+  const k = c.get('key');
+  const id = c.req.param('id');
+  const res = await jobStore(c.env).fetch(`https://jobstore/events/${encodeURIComponent(id)}`, {
+    headers: { 'x-key-id': k.keyId, 'x-key-hash': k.keyHash, 'x-origin': origin(c.req.url) },
+  });
+  if (res.status === 299) return problem(await res.json());
+  return new Response(res.body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } });
+});

@@ -1,0 +1,45 @@
+// workerd tests of the edge (wrangler.toml worker + test secrets), run by @cloudflare/vitest-plugin.
+// Outbound fetches (webhooks) go to a recorder here in Node: http://hooks.test/<path> answers per path,
+// GET http://hooks.test/__log returns everything received.
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+
+const received: { url: string; headers: Record<string, string>; body: string }[] = [];
+const failuresLeft = new Map<string, number>();
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: '../../wrangler.toml' },
+      miniflare: {
+        bindings: {
+          ADMIN_TOKEN: 'test-admin-token',
+          BACKEND_SECRET: 'test-backend-secret',
+          CDN_SECRET: 'test-cdn-secret',
+          WEBHOOK_BACKOFF_MS: '100',
+          MAX_QUEUE: '50',
+        },
+        outboundService: async (req: Request) => {
+          const url = new URL(req.url);
+          if (url.hostname !== 'hooks.test') return new Response(`unexpected outbound request to ${url.hostname}`, { status: 599 });
+          if (url.pathname === '/__log') return Response.json(received);
+          received.push({ url: req.url, headers: Object.fromEntries(req.headers), body: await req.text() });
+          // /fail-N/... answers 500 to the first N deliveries, then 204.
+          const m = /^\/fail-(\d+)\//.exec(url.pathname);
+          if (m) {
+            const left = failuresLeft.get(url.pathname) ?? Number(m[1]);
+            failuresLeft.set(url.pathname, left - 1);
+            if (left > 0) return new Response('try later', { status: 500 });
+          }
+          return new Response(null, { status: 204 });
+        },
+      },
+    }),
+  ],
+  test: {
+    name: 'edge',
+    include: ['**/*.test.ts'],
+    exclude: ['**/*.node.test.ts'],
+    testTimeout: 20_000,
+  },
+});
