@@ -14,6 +14,11 @@ export default defineConfig({
           pool: 'forks',
         },
       },
+      // edge (D): workerd tests, and the Node-side checks of edge artifacts (OpenAPI validation)
+      'tests/edge/vitest.config.ts',
+      {
+        test: { name: 'edge-node', include: ['tests/edge/**/*.node.test.ts'], environment: 'node', pool: 'forks' },
+      },
     ],
   },
 });
