@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Tensor } from '../../shared/tensor.ts';
 import { encodeFrameBytes, frameText, FrameDecoder, jobIdOf, NO_SEGMENT, type Frame } from '../../shared/frame.ts';
 import { Engine } from '../../gpu-backend/engine/engine.ts';
 import type { UViTConfig } from '../../gpu-backend/model/config.ts';
@@ -43,7 +44,7 @@ describe('stage pipeline matches the unsplit engine', () => {
       const engine = await Engine.create({ config: cfg, weightsPath: weights, threads: 1 });
       const golden = name.startsWith('golden');
       const inputs = golden ? [goldenInputs(), inputsFor(cfg, 2, 5, 300)] : [inputsFor(cfg, 1, 1), inputsFor(cfg, 2, 2, 900)];
-      const ref = [];
+      const ref: Tensor<'float32'>[] = [];
       for (const i of inputs) ref.push(await engine.forward(i));
       await engine.release();
       for (const kind of ['sequential', 'folded'] as PartitionKind[]) {
@@ -64,10 +65,14 @@ describe('stage pipeline matches the unsplit engine', () => {
           expect(Buffer.from(outs[0].data.buffer).equals(Buffer.from(outs[3].data.buffer))).toBe(true);
           const stats = await c.refreshStats();
           const crossing = g.plan.skips.filter((s) => s.crossesNetwork).length;
-          if (kind === 'folded') expect(c.metrics.skipBytes).toBe(0);
-          else expect(c.metrics.skipBytes).toBe(crossing > 0 ? c.metrics.skipBytes : 0);
-          if (kind === 'sequential') expect(crossing).toBeGreaterThan(0);
-          if (kind === 'sequential') expect(c.metrics.skipBytes).toBeGreaterThan(0);
+          if (kind === 'folded') {
+            expect(crossing).toBe(0);
+            expect(c.metrics.skipBytes).toBe(0);
+          } else {
+            // every crossing skip of every micro-batch moved once: 4 forwards, [B, T, D] float32 each
+            expect(crossing).toBeGreaterThan(0);
+            expect(c.metrics.skipBytes).toBeGreaterThan(0);
+          }
           expect(c.metrics.activationBytes).toBeGreaterThan(0);
           expect(stats.every((s) => s.runs > 0 && s.busyMs > 0)).toBe(true);
         });
