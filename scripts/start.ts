@@ -1,0 +1,92 @@
+// `npm start [-- --edge-port N --stage-port N --metrics-port N --stages N --config FILE --data-dir DIR --quiet]`:
+// the whole stack on this machine. Prepares the demo model, starts the edge (wrangler dev) and one backend group
+// (stage processes + driver), creates a local API key, prints UVIT_API_KEY / UVIT_BASE_URL and how to make a clip,
+// and runs until Ctrl-C, which stops everything it started.
+import { parseArgs } from 'node:util';
+import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { Stack, defaultOptions, ROOT } from './startStack.ts';
+
+const HELP = `usage: npm start -- [options]      (each also as an environment variable)
+  --edge-port N      edge (wrangler dev) port            UVIT_EDGE_PORT     default 8787
+  --stage-port N     first stage port (stage k: N+k)     UVIT_STAGE_PORT    default 7101
+  --metrics-port N   driver /metrics port                UVIT_METRICS_PORT  default 9464
+  --host H           bind address                        UVIT_HOST          default 127.0.0.1
+  --stages N         stage processes in the group        UVIT_STAGES        default 2
+  --config FILE      backend group config                UVIT_CONFIG        default gpu-backend/demo/demo.json
+  --data-dir DIR     model cache, edge state, logs       UVIT_DATA_DIR      default .data
+  --quiet            do not echo the processes' output (it is always in DATA_DIR/local/logs/)`;
+
+async function main(): Promise<number> {
+  const { values: v } = parseArgs({
+    options: {
+      'edge-port': { type: 'string' }, 'stage-port': { type: 'string' }, 'metrics-port': { type: 'string' },
+      host: { type: 'string' }, stages: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+      quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (v.help) { console.log(HELP); return 0; }
+  const env = { ...process.env };
+  const set = (flag: string | undefined, name: string) => { if (flag !== undefined) env[name] = flag; };
+  set(v['edge-port'], 'UVIT_EDGE_PORT'); set(v['stage-port'], 'UVIT_STAGE_PORT'); set(v['metrics-port'], 'UVIT_METRICS_PORT');
+  set(v.host, 'UVIT_HOST'); set(v.stages, 'UVIT_STAGES'); set(v.config, 'UVIT_CONFIG');
+  if (v['data-dir'] !== undefined) env.UVIT_DATA_DIR = resolve(v['data-dir']);
+  const opts = defaultOptions(env);
+  for (const [k, n] of Object.entries({ edgePort: opts.edgePort, stagePort: opts.stagePort, metricsPort: opts.metricsPort, stages: opts.stages })) {
+    if (!Number.isInteger(n) || n < (k === 'stages' ? 1 : 1) || n > 65535) throw new Error(`${k} must be a positive integer (port ≤ 65535), got ${n}`);
+  }
+  const log = (s: string) => process.stderr.write(`[start] ${s}\n`);
+  const stack = new Stack({ ...opts, log, echo: v.quiet ? undefined : process.stderr });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (why: string) => {
+    stopping ??= (async () => {
+      log(`${why}: stopping ${stack.procs.filter((p) => p.alive).map((p) => p.spec.name).join(', ') || 'nothing'}…`);
+      await stack.stop();
+      log('stopped');
+    })();
+    return stopping;
+  };
+  process.once('SIGINT', () => void shutdown('Ctrl-C').then(() => process.exit(130)));
+  process.once('SIGTERM', () => void shutdown('SIGTERM').then(() => process.exit(143)));
+
+  const t0 = performance.now();
+  try {
+    await stack.start();
+  } catch (e) {
+    await shutdown('start failed');
+    throw e;
+  }
+  const key = await stack.apiKey();
+  const envFile = join(opts.stateDir, 'client.env');
+  writeFileSync(envFile, `UVIT_API_KEY=${key}\nUVIT_BASE_URL=${stack.baseUrl}\n`, { mode: 0o600 });
+  const rel = (p: string) => (p.startsWith(ROOT + '/') ? p.slice(ROOT.length + 1) : p);
+  // The two env lines go to stdout alone, so `npm start --silent | head -2 > .env` works; the rest is stderr.
+  console.log(`UVIT_API_KEY=${key}`);
+  console.log(`UVIT_BASE_URL=${stack.baseUrl}`);
+  process.stderr.write(`
+ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: edge ${stack.baseUrl}, ${opts.stages} stages (${opts.host}:${opts.stagePort}…), driver metrics http://${opts.host}:${opts.metricsPort}/metrics
+logs: ${rel(join(opts.stateDir, 'logs'))}/   env: ${rel(envFile)}
+
+make a 16-second clip (another terminal):
+  export $(cat ${rel(envFile)})
+  npx uvit-client generate "a red ball bouncing" --duration 16 --out clip.mp4
+
+Ctrl-C stops everything.
+`);
+  // Stay up; if a process dies on its own, say so and stop the rest.
+  const died = await Promise.race(stack.procs.map((p) => p.exited.then(() => p)));
+  if (!died.stopping) {
+    log(`${died.spec.name} exited unexpectedly (${JSON.stringify(died.exitInfo)}); last output:\n${died.tail()}`);
+    await shutdown('a process died');
+    return 1;
+  }
+  await stopping;
+  return 0;
+}
+
+main().then((rc) => process.exit(rc), (e) => {
+  process.stderr.write(`npm start: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,234 @@
+// The local stack as a library: demo model files, the edge under `wrangler dev`, one backend group (S stage
+// processes + the driver/worker that leases jobs from the edge), a local API key. Used by `npm start`, tests/e2e
+// and tests/chaos, so what the tests exercise is exactly what a user starts.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Proc, assertPortFree, poll } from './startProcs.ts';
+import { prepareModel } from './startModel.ts';
+import type { PreparedModel } from './startModel.ts';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const WRANGLER = join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
+const UVIT = join(ROOT, 'bin/uvit.js');
+
+export type StackOptions = {
+  host: string;
+  edgePort: number;
+  /** stage k listens on stagePort + k */
+  stagePort: number;
+  metricsPort: number;
+  stages: number;
+  /** group config of the backend (model, sampler, text encoder, decoder) */
+  config: string;
+  /** model files (weights, stage ONNX), shared cache; safe to reuse between runs */
+  modelDir: string;
+  /** edge state (Durable Object SQLite, R2), logs and local secrets */
+  stateDir: string;
+  /** extra wrangler vars, e.g. LEASE_TTL_MS for the chaos tests */
+  edgeVars: Record<string, string>;
+  /** start the backend group (tests of the edge alone may not) */
+  backend: boolean;
+  echo?: NodeJS.WritableStream;
+  log: (s: string) => void;
+  readyTimeoutMs: number;
+};
+
+export function defaultOptions(env: NodeJS.ProcessEnv = process.env): StackOptions {
+  const data = resolve(ROOT, env.UVIT_DATA_DIR ?? '.data');
+  return {
+    host: env.UVIT_HOST ?? '127.0.0.1',
+    edgePort: Number(env.UVIT_EDGE_PORT ?? 8787),
+    stagePort: Number(env.UVIT_STAGE_PORT ?? 7101),
+    metricsPort: Number(env.UVIT_METRICS_PORT ?? 9464),
+    stages: Number(env.UVIT_STAGES ?? 2),
+    config: resolve(ROOT, env.UVIT_CONFIG ?? 'gpu-backend/demo/demo.json'),
+    modelDir: join(data, 'model'),
+    stateDir: join(data, 'local'),
+    edgeVars: {},
+    backend: true,
+    log: (s) => console.error(s),
+    readyTimeoutMs: 180_000,
+  };
+}
+
+export type Secrets = { ADMIN_TOKEN: string; BACKEND_SECRET: string; CDN_SECRET: string };
+
+/** Local secrets, made once per state dir and kept (so keys and CDN URLs stay valid across restarts). */
+export function localSecrets(stateDir: string): Secrets {
+  const file = join(stateDir, 'secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Secrets;
+  const s: Secrets = {
+    ADMIN_TOKEN: randomBytes(24).toString('base64url'),
+    BACKEND_SECRET: randomBytes(32).toString('hex'),
+    CDN_SECRET: randomBytes(32).toString('hex'),
+  };
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(file, JSON.stringify(s, null, 2), { mode: 0o600 });
+  return s;
+}
+
+export class Stack {
+  readonly opts: StackOptions;
+  readonly secrets: Secrets;
+  readonly baseUrl: string;
+  model: PreparedModel | undefined;
+  edge: Proc | undefined;
+  stages: Proc[] = [];
+  driver: Proc | undefined;
+  private stopped = false;
+
+  constructor(opts: StackOptions) {
+    this.opts = opts;
+    this.secrets = localSecrets(opts.stateDir);
+    this.baseUrl = `http://${opts.host}:${opts.edgePort}`;
+  }
+
+  get procs(): Proc[] {
+    return [this.edge, ...this.stages, this.driver].filter((p): p is Proc => !!p);
+  }
+
+  private logFile(name: string): string {
+    return join(this.opts.stateDir, 'logs', `${name}.log`);
+  }
+
+  /** Fails fast, before anything starts, on a taken port or a missing ffmpeg. */
+  async preflight(): Promise<void> {
+    const o = this.opts;
+    const { ffmpegPath } = await import('../gpu-backend/runtime/ffmpeg.ts');
+    try { ffmpegPath(); } catch (e) {
+      throw new Error(`ffmpeg is missing: ${(e as Error).message}\n  install it (apt-get install ffmpeg) or point UVIT_FFMPEG at a binary; \`npm install\` normally provides one (@ffmpeg-installer/ffmpeg)`);
+    }
+    await assertPortFree(o.host, o.edgePort, 'edge (wrangler dev)', '--edge-port / UVIT_EDGE_PORT');
+    if (o.backend) {
+      for (let k = 0; k < o.stages; k++) await assertPortFree(o.host, o.stagePort + k, `stage ${k}`, '--stage-port / UVIT_STAGE_PORT');
+      await assertPortFree(o.host, o.metricsPort, 'driver metrics', '--metrics-port / UVIT_METRICS_PORT');
+    }
+  }
+
+  async start(): Promise<this> {
+    const o = this.opts;
+    await this.preflight();
+    if (o.backend) {
+      const t = performance.now();
+      this.model = await prepareModel({ config: o.config, dir: o.modelDir, stages: o.stages, log: o.log });
+      o.log(`model ready in ${((performance.now() - t) / 1000).toFixed(1)} s: ${this.model.planPath}${this.model.cached ? ' (cached)' : ''}`);
+    }
+    await this.startEdge();
+    if (o.backend) await this.startBackend();
+    return this;
+  }
+
+  async startEdge(): Promise<void> {
+    const o = this.opts;
+    const vars = { ...this.secrets, ...o.edgeVars };
+    const args = [WRANGLER, 'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', o.host, '--port', String(o.edgePort),
+      '--persist-to', join(o.stateDir, 'wrangler'), '--show-interactive-dev-session=false', '--inspector-port', '0',
+      ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`])];
+    const t = performance.now();
+    this.edge = new Proc({
+      name: 'edge', command: process.execPath, args, cwd: ROOT, logFile: this.logFile('edge'), echo: o.echo,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG_PATH: join(o.stateDir, 'logs'), NO_UPDATE_NOTIFIER: '1', CI: '1' },
+    });
+    await poll('the edge /healthz', async () => {
+      if (!this.edge!.alive) throw new Error(`wrangler dev exited:\n${this.edge!.tail()}`);
+      const r = await fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
+      return r.ok ? true : undefined;
+    }, o.readyTimeoutMs, 250, () => this.edge!.tail());
+    o.log(`edge ready in ${((performance.now() - t) / 1000).toFixed(1)} s at ${this.baseUrl}`);
+  }
+
+  async startBackend(): Promise<void> {
+    for (let k = 0; k < this.opts.stages; k++) this.stages[k] = this.startStage(k);
+    await Promise.all(this.stages.map((s) => this.waitStage(s)));
+    this.driver = this.startDriver();
+    await this.waitDriver();
+  }
+
+  stageAddress(k: number): string {
+    return `${this.opts.host}:${this.opts.stagePort + k}`;
+  }
+
+  startStage(k: number): Proc {
+    const o = this.opts;
+    const st = this.model!.stageSettings[k];
+    return new Proc({
+      name: `stage${k}`, command: process.execPath, cwd: ROOT, logFile: this.logFile(`stage${k}`), echo: o.echo,
+      args: [UVIT, 'stage', '--plan', this.model!.planPath, '--index', String(k), '--listen', this.stageAddress(k),
+        '--peers', Array.from({ length: o.stages }, (_, j) => this.stageAddress(j)).join(','),
+        '--ep', st.ep, '--device-id', String(st.deviceId), '--threads', String(st.threads)],
+    });
+  }
+
+  /** A stage is up once it prints its ready line (it listens by then). */
+  async waitStage(p: Proc): Promise<void> {
+    await p.waitForLine(/^uvit-stage ready stage=\d+/, this.opts.readyTimeoutMs);
+  }
+
+  startDriver(): Proc {
+    const o = this.opts;
+    return new Proc({
+      name: 'driver', command: process.execPath, cwd: ROOT, logFile: this.logFile('driver'), echo: o.echo,
+      env: { ...process.env, UVIT_BACKEND_SECRET: this.secrets.BACKEND_SECRET },
+      args: [UVIT, 'serve', '--config', o.config, '--plan', this.model!.planPath, '--edge', this.baseUrl,
+        '--stages', Array.from({ length: o.stages }, (_, k) => this.stageAddress(k)).join(','),
+        '--group', `local-${o.edgePort}`, '--metrics', `${o.host}:${o.metricsPort}`],
+    });
+  }
+
+  /** Healthy = the driver answers /metrics and the edge counts a backend group for the model. */
+  async waitDriver(): Promise<void> {
+    const d = this.driver!;
+    await poll('the driver to register with the edge', async () => {
+      if (!d.alive) throw new Error(`driver exited:\n${d.tail()}`);
+      const m = await fetch(`http://${this.opts.host}:${this.opts.metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
+      if (!m.ok) return undefined;
+      const r = await fetch(`${this.baseUrl}/v1/models`, { headers: { authorization: `Bearer ${await this.apiKey()}` }, signal: AbortSignal.timeout(2000) });
+      const body = (await r.json()) as { data?: { id: string; backend_groups: number }[] };
+      return body.data?.some((x) => x.id === this.model!.modelId && x.backend_groups > 0) ? true : undefined;
+    }, this.opts.readyTimeoutMs, 500, () => d.tail());
+  }
+
+  private cachedKey: string | undefined;
+
+  /** The stack's own API key (created on first use; `createKey` makes more, e.g. per test client). */
+  async apiKey(): Promise<string> {
+    this.cachedKey ??= (await this.createKey('local')).key;
+    return this.cachedKey;
+  }
+
+  async createKey(owner: string, extra: Record<string, unknown> = {}): Promise<{ id: string; key: string }> {
+    const r = await fetch(`${this.baseUrl}/admin/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.secrets.ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ owner, ...extra }),
+    });
+    if (r.status !== 201) throw new Error(`creating an API key failed: ${r.status} ${await r.text()}`);
+    return (await r.json()) as { id: string; key: string };
+  }
+
+  async revokeKey(id: string): Promise<void> {
+    const r = await fetch(`${this.baseUrl}/admin/v1/keys/${encodeURIComponent(id)}`, { method: 'DELETE', headers: { authorization: `Bearer ${this.secrets.ADMIN_TOKEN}` } });
+    if (!r.ok) throw new Error(`revoking key ${id} failed: ${r.status} ${await r.text()}`);
+  }
+
+  /** Stops everything (driver first so it can fail back its lease, then stages, then the edge). Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.driver?.stop(8000);
+    await Promise.all(this.stages.map((s) => s.stop(3000)));
+    await this.edge?.stop(5000);
+  }
+}
+
+export async function startStack(opts: Partial<StackOptions> = {}): Promise<Stack> {
+  const stack = new Stack({ ...defaultOptions(), ...opts });
+  try {
+    return await stack.start();
+  } catch (e) {
+    await stack.stop();
+    throw e;
+  }
+}
