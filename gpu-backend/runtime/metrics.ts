@@ -289,7 +289,7 @@ export function parsePrometheusText(text: string): Map<string, ParsedMetric> {
       while (labelRe.lastIndex < m[3].length) {
         const l = labelRe.exec(m[3]);
         if (!l) throw new Error(`metrics line ${i + 1}: bad labels ${JSON.stringify(m[3])}`);
-        labels[l[1]] = l[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+        labels[l[1]] = l[2].replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
       }
     }
     const v = m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ? -Infinity : Number(m[4]);
