@@ -24,7 +24,15 @@ export interface ReferenceInputs {
 export interface ReferenceOptions {
   /** timestep embedding arithmetic, see timestepEmbedding (default 'float32' = the official torch arithmetic) */
   timestepPrecision?: 'float32' | 'float64';
+  /**
+   * Deliberately WRONG variants of UVIT.md §7, only for proving that a comparison test is sensitive to them
+   * (sin-first sinusoid, tanh-approximate GELU, another LayerNorm eps). Never use them for anything else.
+   * (A [skip, x] concat and a (C,p,p) unpatchify need no switch: permute skip_linear / decoder_pred weights.)
+   */
+  wrong?: { sinFirst?: boolean; tanhGelu?: boolean; lnEps?: number };
 }
+
+const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 
 export interface ReferenceResult {
   output: Tensor<'float32'>;
@@ -113,6 +121,20 @@ export function referenceForward(cfg: UViTConfig, weights: Map<string, Tensor<'f
 
   // ---- time token: raw cos-first sinusoid, or Linear -> SiLU -> Linear
   let temb = timestepEmbedding(ts, D, opts.timestepPrecision ?? 'float32');
+  const wrong = opts.wrong ?? {};
+  if (wrong.sinFirst) {
+    const half = Math.floor(D / 2);
+    const t2 = new Float64Array(temb.length);
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < half; i++) {
+        t2[b * D + i] = temb[b * D + half + i];
+        t2[b * D + half + i] = temb[b * D + i];
+      }
+    }
+    temb = t2;
+  }
+  const act = wrong.tanhGelu ? geluTanh : gelu;
+  const eps = wrong.lnEps ?? 1e-5;
   if (cfg.mlp_time_embed) {
     const h1 = linear(temb, B, D, W('time_embed.0.weight'), 4 * D, W('time_embed.0.bias'));
     for (let i = 0; i < h1.length; i++) h1[i] = silu(h1[i]);
@@ -186,14 +208,14 @@ export function referenceForward(cfg: UViTConfig, weights: Map<string, Tensor<'f
       }
       xb = linear(cat, B * T, 2 * D, W(`${prefix}.skip_linear.weight`), D, W(`${prefix}.skip_linear.bias`));
     }
-    const a = attention(layerNorm(xb, B * T, D, W(`${prefix}.norm1.weight`), W(`${prefix}.norm1.bias`)), B, T, D, H,
+    const a = attention(layerNorm(xb, B * T, D, W(`${prefix}.norm1.weight`), W(`${prefix}.norm1.bias`), eps), B, T, D, H,
       W(`${prefix}.attn.qkv.weight`), Wopt(`${prefix}.attn.qkv.bias`), W(`${prefix}.attn.proj.weight`),
       W(`${prefix}.attn.proj.bias`));
     const x1 = new Float64Array(xb.length);
     for (let i = 0; i < xb.length; i++) x1[i] = xb[i] + a[i];
-    const m1 = linear(layerNorm(x1, B * T, D, W(`${prefix}.norm2.weight`), W(`${prefix}.norm2.bias`)), B * T, D,
+    const m1 = linear(layerNorm(x1, B * T, D, W(`${prefix}.norm2.weight`), W(`${prefix}.norm2.bias`), eps), B * T, D,
       W(`${prefix}.mlp.fc1.weight`), hidden, W(`${prefix}.mlp.fc1.bias`));
-    for (let i = 0; i < m1.length; i++) m1[i] = gelu(m1[i]);
+    for (let i = 0; i < m1.length; i++) m1[i] = act(m1[i]);
     const m2 = linear(m1, B * T, hidden, W(`${prefix}.mlp.fc2.weight`), D, W(`${prefix}.mlp.fc2.bias`));
     const x2 = new Float64Array(xb.length);
     for (let i = 0; i < xb.length; i++) x2[i] = x1[i] + m2[i];
@@ -213,7 +235,7 @@ export function referenceForward(cfg: UViTConfig, weights: Map<string, Tensor<'f
   }
 
   // ---- head
-  h = layerNorm(h, B * T, D, W('norm.weight'), W('norm.bias'));
+  h = layerNorm(h, B * T, D, W('norm.weight'), W('norm.bias'), eps);
   inter.set('norm', f32([B, T, D], h));
   const P = pt * p * p * C;
   const dec = linear(h, B * T, D, W('decoder_pred.weight'), P, W('decoder_pred.bias'));
