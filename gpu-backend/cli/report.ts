@@ -1,6 +1,6 @@
 // The --report JSON of `uvit forward` / `uvit sample`.
 import { writeFileSync } from 'node:fs';
-import type { InProcessRunner, StageStats, TrafficStats } from './runner.ts';
+import type { NetworkRunner, StageStats, TrafficStats } from './runner.ts';
 
 export interface RunReport {
   command: string;
@@ -15,8 +15,11 @@ export interface RunReport {
   skipBytes: number;
   activationBytes: number;
   traffic: TrafficStats;
-  /** 'in-process': every stage ran in this process; per-stage peakRssBytes is the RSS growth while it loaded */
-  memoryScope: 'in-process';
+  /**
+   * 'in-process': every stage ran in this process; per-stage peakRssBytes is the RSS growth while it loaded (the first
+   * stage also carries ONNX Runtime's own start-up). 'per-process': each stage's own process peak RSS.
+   */
+  memoryScope: 'in-process' | 'per-process';
   process: { peakRssBytes: number };
   wallMs: number;
   [extra: string]: unknown;
@@ -24,7 +27,7 @@ export interface RunReport {
 
 export function buildReport(
   command: string,
-  runner: InProcessRunner,
+  runner: NetworkRunner,
   wallMs: number,
   o: { ep: string; threads?: number },
   extra: Record<string, unknown> = {},
@@ -40,7 +43,7 @@ export function buildReport(
     skipBytes: runner.traffic.skipBytes,
     activationBytes: runner.traffic.activationBytes,
     traffic: { ...runner.traffic },
-    memoryScope: 'in-process',
+    memoryScope: runner.memoryScope,
     process: { peakRssBytes: process.resourceUsage().maxRSS * 1024 },
     wallMs: round(wallMs),
     ...extra,

@@ -49,6 +49,22 @@ export interface TrafficStats {
   skipTransfers: number;
 }
 
+/**
+ * What forward/sample need from a network executor. InProcessRunner is the default; a multi-process pipeline
+ * (e.g. a `--spawn` mode) can implement the same interface and be returned by commands/common.ts openRunner().
+ */
+export interface NetworkRunner {
+  readonly plan: Plan;
+  readonly stages: StageStats[];
+  readonly traffic: TrafficStats;
+  /** forwards run so far */
+  readonly forwards: number;
+  /** where per-stage peakRssBytes comes from */
+  readonly memoryScope: 'in-process' | 'per-process';
+  forward(inp: ModelInputs): Promise<Tensor<'float32'>>;
+  release(): Promise<void>;
+}
+
 interface LoadedSegment {
   segment: Segment;
   session: ort.InferenceSession;
@@ -57,7 +73,8 @@ interface LoadedSegment {
 const EXTERNAL_DATA_OVER = 1.5 * 2 ** 30;
 const rss = () => process.memoryUsage().rss;
 
-export class InProcessRunner {
+export class InProcessRunner implements NetworkRunner {
+  readonly memoryScope = 'in-process' as const;
   readonly config: UViTConfig;
   readonly derived: Derived;
   readonly plan: Plan;

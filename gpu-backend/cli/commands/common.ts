@@ -3,7 +3,7 @@ import type { UViTConfig } from '../../model/config.ts';
 import type { Plan } from '../../partition/types.ts';
 import { intValue, str, type CommandContext, type OptionSpecs, type Values } from '../command.ts';
 import { requireFile } from '../io.ts';
-import type { InProcessRunner } from '../runner.ts';
+import type { NetworkRunner } from '../runner.ts';
 
 export const PARTITIONS = ['sequential', 'folded', 'auto'] as const;
 export type PartitionArg = (typeof PARTITIONS)[number];
@@ -60,13 +60,13 @@ export async function makePlan(cfg: UViTConfig, setup: RunSetup): Promise<Plan> 
   }
 }
 
-/** Loads the network (in this process, stage by stage). */
+/** Loads the network (in this process, stage by stage). A multi-process mode would return its own NetworkRunner here. */
 export async function openRunner(
   cfg: UViTConfig,
   weightsPath: string,
   setup: RunSetup,
   ctx: CommandContext,
-): Promise<InProcessRunner> {
+): Promise<NetworkRunner> {
   requireFile('weights', weightsPath);
   const plan = await makePlan(cfg, setup);
   const { InProcessRunner } = await import('../runner.ts');
