@@ -122,10 +122,12 @@ export class Stack {
 
   async startEdge(): Promise<void> {
     const o = this.opts;
-    const vars = { ...this.secrets, ...o.edgeVars };
+    // Secrets go through an env file (mode 600), not argv, so they never show in `ps` or the logs.
+    const envFile = join(o.stateDir, 'edge.env');
+    writeFileSync(envFile, Object.entries(this.secrets).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
     const args = [WRANGLER, 'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', o.host, '--port', String(o.edgePort),
       '--persist-to', join(o.stateDir, 'wrangler'), '--show-interactive-dev-session=false', '--inspector-port', '0',
-      ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`])];
+      '--env-file', envFile, ...Object.entries(o.edgeVars).flatMap(([k, v]) => ['--var', `${k}:${v}`])];
     const t = performance.now();
     this.edge = new Proc({
       name: 'edge', command: process.execPath, args, cwd: ROOT, logFile: this.logFile('edge'), echo: o.echo,

@@ -10,7 +10,8 @@ import { stringify } from 'yaml';
 export type Resources = { cpu: string; memory: string; gpus: number };
 export type ModelGroup = {
   model: string;
-  config: string;
+  /** weights=init: a group config in the repo (rewritten for the pod's paths); weights=volume: its path on the PVC */
+  groupConfig: string;
   stages: number;
   partition: 'auto' | 'sequential' | 'folded';
   capacity: number;
@@ -48,25 +49,67 @@ const resources = (r: Resources) => ({
 const gpuScheduling = (r: Resources) =>
   r.gpus > 0 ? { tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] } : {};
 
+/** Where the image keeps the repo, and where a pod keeps its model files. */
+export const APP_DIR = '/app';
+export const MODEL_DIR = '/data/model';
+export const GROUP_CONFIG_PATH = '/etc/uvit/group.json';
+
+/**
+ * The group config a demo pod runs with: the repo's config with its files moved under MODEL_DIR (made at start:
+ * weights by the init container, the seeded text encoder / decoder by the driver) and every stage on its GPU.
+ */
+export function podGroupConfig(m: ModelGroup): Record<string, unknown> {
+  const src = JSON.parse(readFileSync(join(here, '../..', m.groupConfig), 'utf8'));
+  const ep = (r: Resources) => (r.gpus > 0 ? { ep: 'cuda', device_id: 0 } : { ep: 'cpu', device_id: 0 });
+  return {
+    ...src,
+    model_id: m.model,
+    model: join(APP_DIR, dirname(m.groupConfig), src.model),
+    weights: `${MODEL_DIR}/weights.safetensors`,
+    text_encoder: { ...src.text_encoder, onnx: `${MODEL_DIR}/text_encoder.onnx` },
+    decoder: { ...src.decoder, onnx: `${MODEL_DIR}/decoder.onnx` },
+    engine: ep(m.driver),
+    stages: Array.from({ length: m.stages }, () => ep(m.stage)),
+    partition: m.partition,
+  };
+}
+
 /** The model files a pod needs: demo weights are made by `uvit init-weights` (never downloaded); real ones mount. */
 function prepare(m: ModelGroup, image: string) {
   const volumes: object[] = [{ name: 'model', emptyDir: {} }];
-  const mounts = [{ name: 'model', mountPath: '/data/model' }];
-  if (m.weights === 'volume') {
+  const mounts: { name: string; mountPath: string; readOnly?: boolean }[] = [{ name: 'model', mountPath: MODEL_DIR }];
+  let steps: string[];
+  if (m.weights === 'init') {
+    const g = podGroupConfig(m);
+    const seed = (g.demo as { weights_seed: number }).weights_seed;
+    volumes.push({ name: 'group', configMap: { name: `${m.model}-group` } });
+    mounts.push({ name: 'group', mountPath: dirname(GROUP_CONFIG_PATH), readOnly: true });
+    steps = [
+      `uvit init-weights --config ${g.model} --seed ${seed} --out ${MODEL_DIR}/weights.safetensors`,
+      `uvit export --config ${g.model} --weights ${MODEL_DIR}/weights.safetensors --stages ${m.stages} --partition ${m.partition} --out ${MODEL_DIR}/stages`,
+    ];
+  } else {
+    // PVC layout (deploy/README.md): model.json, weights.safetensors, group.json, text encoder and decoder ONNX.
+    const dir = `/models/${m.model}`;
     volumes.push({ name: 'weights', persistentVolumeClaim: { claimName: `${m.model}-weights`, readOnly: true } });
-    mounts.push({ name: 'weights', mountPath: `/models/${m.model}` });
+    mounts.push({ name: 'weights', mountPath: dir, readOnly: true });
+    steps = [`uvit export --config ${dir}/model.json --weights ${dir}/weights.safetensors --stages ${m.stages} --partition ${m.partition} --out ${MODEL_DIR}/stages`];
   }
-  const weightsStep = m.weights === 'init'
-    ? `uvit init-weights --config ${m.config} --out /data/model/weights.safetensors`
-    : `ln -sf /models/${m.model}/weights.safetensors /data/model/weights.safetensors`;
-  const script = [
-    'set -eu',
-    weightsStep,
-    `uvit export --config ${m.config} --weights /data/model/weights.safetensors --stages ${m.stages} --partition ${m.partition} --out /data/model`,
-  ].join('\n');
-  const init = { name: 'prepare-model', image, command: ['sh', '-c', script], volumeMounts: mounts };
-  return { volumes, mounts, init };
+  const init = { name: 'prepare-model', image, command: ['sh', '-c', ['set -eu', ...steps].join('\n')], volumeMounts: mounts };
+  return { volumes, mounts, init, groupConfig: m.weights === 'init' ? GROUP_CONFIG_PATH : m.groupConfig };
 }
+
+function groupConfigMap(cfg: DeployConfig, m: ModelGroup) {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: `${m.model}-group`, namespace: cfg.namespace, labels: { 'app.kubernetes.io/part-of': 'uvit', 'uvit.dev/model': m.model } },
+    data: { [GROUP_CONFIG_PATH.split('/').pop()!]: JSON.stringify(podGroupConfig(m), null, 2) + '\n' },
+  };
+}
+
+/** host:port of every stage of the group with ordinal $ORD (expanded by the pod's shell). */
+const stageHosts = (m: ModelGroup) => Array.from({ length: m.stages }, (_, k) => `${m.model}-stage-${k}-$ORD.${m.model}-stages:${STAGE_PORT}`).join(',');
 
 function stageStatefulSet(cfg: DeployConfig, m: ModelGroup, k: number) {
   const p = prepare(m, cfg.image);
@@ -89,8 +132,14 @@ function stageStatefulSet(cfg: DeployConfig, m: ModelGroup, k: number) {
             {
               name: 'stage',
               image: cfg.image,
-              command: ['uvit', 'stage', '--plan', '/data/model/plan.json', '--index', String(k), '--listen', `0.0.0.0:${STAGE_PORT}`],
+              // Stage k of group i sends skips point-to-point to its peers of the same group (same ordinal).
+              command: ['sh', '-c', [
+                'set -eu',
+                'ORD="${POD_NAME##*-}"',
+                `exec uvit stage --plan ${MODEL_DIR}/stages/plan.json --index ${k} --listen 0.0.0.0:${STAGE_PORT} --peers "${stageHosts(m)}" --ep "$UVIT_EP" --device-id "$UVIT_DEVICE_ID"`,
+              ].join('\n')],
               env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'UVIT_EP', value: m.stage.gpus > 0 ? 'cuda' : 'cpu' },
                 { name: 'UVIT_DEVICE_ID', value: '0' },
               ],
@@ -113,11 +162,11 @@ function driverStatefulSet(cfg: DeployConfig, m: ModelGroup) {
   const p = prepare(m, cfg.image);
   const lbl = labels(m, 'driver');
   // Driver ordinal i pairs with stage ordinal i of every stage StatefulSet (same replica count, same scaler).
-  const stages = Array.from({ length: m.stages }, (_, k) => `${m.model}-stage-${k}-$ORD.${m.model}-stages:${STAGE_PORT}`).join(',');
+  const stages = stageHosts(m);
   const script = [
     'set -eu',
     'ORD="${POD_NAME##*-}"',
-    `exec uvit serve --edge "$UVIT_EDGE_URL" --model ${m.model} --group "$POD_NAME" --plan /data/model/plan.json --stages "${stages}" --capacity ${m.capacity} --metrics 0.0.0.0:${METRICS_PORT}`,
+    `exec uvit serve --config ${p.groupConfig} --plan ${MODEL_DIR}/stages/plan.json --edge "$UVIT_EDGE_URL" --group "$POD_NAME" --stages "${stages}" --capacity ${m.capacity} --metrics 0.0.0.0:${METRICS_PORT}`,
   ].join('\n');
   return {
     apiVersion: 'apps/v1',
@@ -213,6 +262,7 @@ export function renderModel(cfg: DeployConfig, m: ModelGroup): object[] {
   const stageSets = Array.from({ length: m.stages }, (_, k) => stageStatefulSet(cfg, m, k));
   const driver = driverStatefulSet(cfg, m);
   return [
+    ...(m.weights === 'init' ? [groupConfigMap(cfg, m)] : []),
     headless(cfg, m, 'stage'),
     headless(cfg, m, 'driver'),
     ...stageSets,

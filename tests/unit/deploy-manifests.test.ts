@@ -4,10 +4,11 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { Namespace, Secret, Service } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
-import { renderAll, loadConfig, BACKEND_SECRET, EDGE_METRICS_SECRET } from '../../deploy/k8s/render.ts';
+import { renderAll, loadConfig, BACKEND_SECRET, EDGE_METRICS_SECRET, GROUP_CONFIG_PATH } from '../../deploy/k8s/render.ts';
+import { GroupConfigSchema } from '../../gpu-backend/runtime/driverConfig.ts';
 
 const root = join(import.meta.dirname, '../..');
 const k8s = join(root, 'deploy/k8s');
@@ -33,6 +34,7 @@ const ofKind = (kind: string, from = applied) => from.filter((d) => d.obj.kind =
 const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   'v1/Namespace': Namespace,
   'v1/Secret': Secret,
+  'v1/ConfigMap': ConfigMap,
   'v1/Service': Service,
   'apps/v1/StatefulSet': StatefulSet,
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
@@ -174,19 +176,42 @@ describe('deploy/k8s manifests', () => {
       const hosts = serve[serve.indexOf('--stages') + 1].replace(/"/g, '').split(',');
       expect(hosts).toHaveLength(stages.length);
       stages.forEach((s, k) => {
-        const port = s.spec.template.spec.containers[0].ports[0].containerPort;
-        expect(hosts[k]).toBe(`${s.metadata.name}-$ORD.${s.spec.serviceName}:${port}`);
-        expect(s.spec.template.spec.containers[0].command).toContain(String(k));
+        const c = s.spec.template.spec.containers[0];
+        expect(hosts[k]).toBe(`${s.metadata.name}-$ORD.${s.spec.serviceName}:${c.ports[0].containerPort}`);
+        const stage = uvitInvocations(c.command).find((a) => a[0] === 'stage')!;
+        expect(stage[stage.indexOf('--index') + 1]).toBe(String(k));
+        expect(stage[stage.indexOf('--listen') + 1]).toBe(`0.0.0.0:${c.ports[0].containerPort}`);
+        expect(stage[stage.indexOf('--peers') + 1].replace(/"/g, '').split(',')).toEqual(hosts);
+        expect(c.env.find((e: any) => e.name === 'POD_NAME')?.valueFrom.fieldRef.fieldPath).toBe('metadata.name');
       });
       expect(driver.spec.replicas).toBe(stages[0].spec.replicas);
     }
   });
 
-  it('demo groups make their weights from a model config that is in the repo (and in the image)', () => {
+  it('demo groups make their weights from a group config that is in the repo (and in the image)', () => {
     for (const m of loadConfig().models.filter((x) => x.weights === 'init')) {
-      expect(existsSync(join(root, m.config)), m.config).toBe(true);
-      expect(m.config.startsWith('gpu-backend/')).toBe(true);
+      expect(existsSync(join(root, m.groupConfig)), m.groupConfig).toBe(true);
+      expect(m.groupConfig.startsWith('gpu-backend/')).toBe(true);
     }
+  });
+
+  it("demo pods run the repo's group config, rewritten for the pod and valid for the driver's schema", () => {
+    for (const cm of ofKind('ConfigMap')) {
+      const model = cm.metadata.labels['uvit.dev/model'];
+      const g = GroupConfigSchema.parse(JSON.parse(cm.data['group.json']));
+      expect(g.model_id).toBe(model);
+      expect(g.stages).toHaveLength(loadConfig().models.find((m) => m.model === model)!.stages);
+      expect(g.stages!.every((s) => s.ep === 'cuda')).toBe(true);
+      expect(existsSync(join(root, g.model.replace(/^\/app\//, '')))).toBe(true);
+      for (const f of [g.weights, g.text_encoder.onnx, g.decoder.onnx]) expect(f.startsWith('/data/model/')).toBe(true);
+      const driver = ofKind('StatefulSet').find((s) => s.metadata.name === `${model}-driver`);
+      const serve = uvitInvocations(driver.spec.template.spec.containers[0].command).find((a) => a[0] === 'serve')!;
+      expect(serve[serve.indexOf('--config') + 1]).toBe(GROUP_CONFIG_PATH);
+      const vol = driver.spec.template.spec.volumes.find((v: any) => v.configMap?.name === cm.metadata.name);
+      const mount = driver.spec.template.spec.containers[0].volumeMounts.find((v: any) => v.name === vol.name);
+      expect(join(mount.mountPath, 'group.json')).toBe(GROUP_CONFIG_PATH);
+    }
+    expect(ofKind('ConfigMap').length).toBe(loadConfig().models.filter((m) => m.weights === 'init').length);
   });
 
   it('kustomization lists existing files and leaves the example secrets out', () => {
