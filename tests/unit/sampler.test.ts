@@ -255,6 +255,27 @@ describe('samplers agree with the independent float64 reference (1e-4 · max|ref
   }
 });
 
+// ---------------------------------------------------------------- vs a float32 port of the official code
+// Expected values printed (dev time) by a line-by-line numpy float32 port of U-ViT's dpm_solver_pp.py
+// (interpolate_fn, NoiseScheduleVP('discrete'), sample(method='fast', order=3, predict_x0=True)), with the eps
+// below computed in float32: 0.8·sin(x·(1 + t/1000)) + 0.1·x + 0.05·t/1000.
+describe('dpmpp-fast3 vs a float32 port of the official dpm_solver_pp.py', () => {
+  const z = [1.5, -0.7, 0.2, 2.4, -1.9, 0.05, -3.1, 0.9];
+  const expected: Record<number, number[]> = {
+    10: [15.39713191986084, -0.21938490867614746, -0.013861186802387238, 28.5554256439209, -18.64533805847168, -0.030872317031025887, -34.57576370239258, 0.3556264638900757],
+    11: [14.257548332214355, -0.24428801238536835, -0.008883398026227951, 24.217626571655273, -18.313879013061523, -0.03007555566728115, -30.313045501708984, 0.4004979431629181],
+    12: [15.359728813171387, -0.21601945161819458, -0.008781461045145988, 23.663557052612305, -18.362407684326172, -0.028107985854148865, -33.02888488769531, 0.35270172357559204],
+  };
+  const f = Math.fround;
+  const eps: EpsFn = async (x, t) => f32t(x.dims, x.data.map((v) => 0.8 * Math.sin(f(v * f(1 + t / 1000))) + 0.1 * v + 0.05 * (t / 1000)));
+  for (const steps of [10, 11, 12]) {
+    it(`steps=${steps} (orders ${fastOrders(steps).join(',')}) within 1e-5 · max|ref|`, async () => {
+      const got = await dpmSolverPPFast(eps, f32t([2, 4], z), { steps });
+      expect(maxAbsDiff(got.data, expected[steps])).toBeLessThanOrEqual(1e-5 * maxAbs(expected[steps]));
+    });
+  }
+});
+
 // ---------------------------------------------------------------- analytic checks
 describe('analytic checks', () => {
   const ns = defaultNoiseSchedule();
