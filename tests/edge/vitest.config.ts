@@ -4,7 +4,7 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
-const received: { url: string; headers: Record<string, string>; body: string }[] = [];
+const received: { url: string; headers: Record<string, string>; body: string; at: number }[] = [];
 const failuresLeft = new Map<string, number>();
 
 export default defineConfig({
@@ -23,7 +23,7 @@ export default defineConfig({
           const url = new URL(req.url);
           if (url.hostname !== 'hooks.test') return new Response(`unexpected outbound request to ${url.hostname}`, { status: 599 });
           if (url.pathname === '/__log') return Response.json(received);
-          received.push({ url: req.url, headers: Object.fromEntries(req.headers), body: await req.text() });
+          received.push({ url: req.url, headers: Object.fromEntries(req.headers), body: await req.text(), at: Date.now() });
           // /fail-N/... answers 500 to the first N deliveries, then 204.
           const m = /^\/fail-(\d+)\//.exec(url.pathname);
           if (m) {

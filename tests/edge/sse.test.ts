@@ -1,0 +1,57 @@
+// SSE progress: GET /v1/videos/:id/events pushes queued → in_progress → progress → completed, then closes.
+import { describe, expect, it } from 'vitest';
+import { LEASE_PATHS } from '../../shared/lease.ts';
+import { api, createVideo, expectProblem, fakeMp4, lease, newKey, signed, uploadResult } from './helpers.ts';
+
+async function* events(res: Response): AsyncGenerator<{ event: string; data: any }> {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    buf += value;
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const frame = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const ev = /^event: (.*)$/m.exec(frame)?.[1];
+      const data = /^data: (.*)$/m.exec(frame)?.[1];
+      if (ev && data) yield { event: ev, data: JSON.parse(data) };
+    }
+  }
+}
+
+describe('SSE', () => {
+  it('streams the lifecycle and ends after the terminal event', async () => {
+    const k = await newKey('watcher');
+    while (await lease(0, 'drain')) {}
+    const v = await createVideo(k.key, { prompt: 'watch me', size: '64x64' });
+    const res = await api(k.key, `/v1/videos/${v.id}/events`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const it = events(res);
+    const next = async () => (await it.next()).value!;
+    expect((await next()).event).toBe('video.queued');
+    const g = (await lease(1000))!;
+    expect((await next()).event).toBe('video.in_progress');
+    await signed('POST', LEASE_PATHS.heartbeat(g.lease_id), { progress: 55.4 });
+    const p = await next();
+    expect(p).toMatchObject({ event: 'video.in_progress', data: { progress: 55 } });
+    expect((await uploadResult(g.lease_id, fakeMp4('sse'))).status).toBe(200);
+    const done = await next();
+    expect(done.event).toBe('video.completed');
+    expect(done.data.cdn_url).toMatch(/^http:\/\/edge\.test\/cdn\//);
+    expect((await it.next()).done).toBe(true);
+  });
+
+  it('sends one terminal event for a finished video, and 404 to other keys', async () => {
+    const k = await newKey('w2');
+    const v = await createVideo(k.key, { prompt: 'quick', size: '64x64' });
+    await api(k.key, `/v1/videos/${v.id}/cancel`, { method: 'POST' });
+    const all = [];
+    for await (const e of events(await api(k.key, `/v1/videos/${v.id}/events`))) all.push(e.event);
+    expect(all).toEqual(['video.cancelled']);
+    const other = await newKey('w3');
+    await expectProblem(await api(other.key, `/v1/videos/${v.id}/events`), 404, 'video_not_found');
+  });
+});
