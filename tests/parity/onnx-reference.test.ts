@@ -3,6 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Tensor } from '../../shared/tensor.ts';
 import { Engine } from '../../gpu-backend/engine/engine.ts';
+import type { AttentionImpl } from '../../gpu-backend/model/build/layers.ts';
 import { parseConfig, type UViTConfig } from '../../gpu-backend/model/config.ts';
 import { initWeights } from '../../gpu-backend/model/initWeights.ts';
 import { referenceForward } from '../../gpu-backend/model/reference.ts';
@@ -43,18 +44,18 @@ async function compare(cfg: UViTConfig, weights: Map<string, Tensor<'float32'>>,
   return errs;
 }
 
-describe('ONNX engine vs float64 reference (1e-4 max abs, output and every intermediate)', () => {
+describe.each(['contrib', 'ops', 'mha'] as AttentionImpl[])('ONNX engine (attention %s) vs float64 reference (1e-4 max abs, output and every intermediate)', (attention) => {
   for (const c of cases) {
     it(c.name, async () => {
       const cfg = parseConfig(c.cfg);
       const weights = initWeights(cfg, 11);
-      const engine = await Engine.create({ config: cfg, weights, intermediates: true, threads: 1 });
+      const engine = await Engine.create({ config: cfg, weights, intermediates: true, threads: 1, attention });
       engines.push(engine);
       for (const B of c.batches) {
         for (const F of c.frames ?? [undefined]) {
           const errs = await compare(cfg, weights, engine, B, F);
           const worst = Math.max(...Object.values(errs));
-          console.log(`${c.name} B=${B}${F ? ` F'=${F}` : ''}: output ${errs.output.toExponential(2)}, worst ${worst.toExponential(2)}`);
+          console.log(`[${attention}] ${c.name} B=${B}${F ? ` F'=${F}` : ''}: output ${errs.output.toExponential(2)}, worst ${worst.toExponential(2)}`);
           for (const [k, v] of Object.entries(errs)) expect(v, `${k} (B=${B}, F'=${F})`).toBeLessThanOrEqual(TOL);
         }
       }
@@ -67,7 +68,7 @@ describe('ONNX engine vs float64 reference (1e-4 max abs, output and every inter
     // shrink the patch embedding and pos_embed so the patch tokens entering norm1 have variance ~1e-6..1e-5
     for (const k of ['patch_embed.proj.weight', 'pos_embed']) weights.get(k)!.data.forEach((v, i, a) => (a[i] = v * 1e-3));
     weights.get('patch_embed.proj.bias')!.data.fill(0.3);
-    const engine = await Engine.create({ config: cfg, weights, intermediates: true, threads: 1 });
+    const engine = await Engine.create({ config: cfg, weights, intermediates: true, threads: 1, attention });
     engines.push(engine);
     const inputs = makeInputs(cfg, 2, 3);
     const got = await engine.forwardDetailed(inputs);
@@ -84,7 +85,7 @@ describe('ONNX engine vs float64 reference (1e-4 max abs, output and every inter
     }
     expect(maxVar).toBeLessThan(1e-4);
     const err = maxAbs(got.eps, ref.output);
-    console.log(`near-eps LN: patch-token variance <= ${maxVar.toExponential(2)}, output err ${err.toExponential(2)}`);
+    console.log(`[${attention}] near-eps LN: patch-token variance <= ${maxVar.toExponential(2)}, output err ${err.toExponential(2)}`);
     expect(err).toBeLessThanOrEqual(TOL);
     for (const [name, t] of ref.intermediates) expect(maxAbs(got.intermediates.get(name)!, t), name).toBeLessThanOrEqual(TOL);
   });

@@ -2,7 +2,7 @@
 import { f, type GraphBuilder, MS_DOMAIN } from '../../onnx/graph.ts';
 import { transpose2d, type WeightGetter } from './weights.ts';
 
-export type AttentionImpl = 'ops' | 'contrib';
+export type AttentionImpl = 'ops' | 'contrib' | 'mha';
 
 export interface LayerCtx {
   b: GraphBuilder;
@@ -64,8 +64,19 @@ function attentionContrib(ctx: LayerCtx, x: string, prefix: string): string {
   return linear(ctx, o, `${prefix}.proj`, D, D);
 }
 
+/** qkv MatMul, then com.microsoft.MultiHeadAttention on the three [B,T,D] slices (ORT CPU: flash attention). */
+function attentionMha(ctx: LayerCtx, x: string, prefix: string): string {
+  const { b, D, H } = ctx;
+  const qkv = linear(ctx, x, `${prefix}.qkv`, D, 3 * D, ctx.qkvBias);
+  const [q, k, v] = b.node('Split', [qkv, b.i64([D, D, D])], { axis: -1 }, 3);
+  const o = b.op('MultiHeadAttention', [q, k, v], { num_heads: H, scale: f((D / H) ** -0.5) }, MS_DOMAIN);
+  return linear(ctx, o, `${prefix}.proj`, D, D);
+}
+
 export function attention(ctx: LayerCtx, x: string, prefix: string): string {
-  return ctx.attention === 'contrib' ? attentionContrib(ctx, x, prefix) : attentionOps(ctx, x, prefix);
+  if (ctx.attention === 'contrib') return attentionContrib(ctx, x, prefix);
+  if (ctx.attention === 'mha') return attentionMha(ctx, x, prefix);
+  return attentionOps(ctx, x, prefix);
 }
 
 /** Pre-LN block; for out-blocks, skip_linear(cat([x, skip])) replaces x before norm1 (§3.1). */

@@ -15,7 +15,7 @@ export interface BuildOptions {
   intermediates?: boolean;
   /** write initializers to this file as ONNX external data (needed over 2 GiB); the model must be saved beside it */
   externalDataPath?: string;
-  /** attention kernel: plain ONNX ops (default) or com.microsoft.Attention */
+  /** attention kernel: com.microsoft.Attention (default; bit-identical to 'ops' here and a little faster), plain ONNX ops, or com.microsoft.MultiHeadAttention */
   attention?: AttentionImpl;
 }
 
@@ -59,7 +59,7 @@ export function buildSegmentModel(cfg: UViTConfig, weights: WeightSource, segmen
     H: d.H,
     hidden: d.hidden,
     qkvBias: cfg.qkv_bias,
-    attention: opts.attention ?? 'ops',
+    attention: opts.attention ?? 'contrib',
   };
   const T: Dim = d.video ? 'T' : d.T;
   const stream: Dim[] = ['B', T, D];
