@@ -16,8 +16,8 @@ export interface RunReport {
   activationBytes: number;
   traffic: TrafficStats;
   /**
-   * 'in-process': every stage ran in this process; per-stage peakRssBytes is the RSS growth while it loaded (the first
-   * stage also carries ONNX Runtime's own start-up). 'per-process': each stage's own process peak RSS.
+   * 'in-process': every stage ran in this process; per-stage peakRssBytes is the RSS growth while it loaded (ONNX
+   * Runtime's start-up is absorbed by a warm-up session first). 'per-process': each stage's own process peak RSS.
    */
   memoryScope: 'in-process' | 'per-process';
   process: { peakRssBytes: number };

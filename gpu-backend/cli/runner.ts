@@ -11,6 +11,8 @@ import { derive, type Derived, type UViTConfig } from '../model/config.ts';
 import { loadWeights } from '../model/weights.ts';
 import { createSession, type ExecutionProvider } from '../engine/session.ts';
 import { segmentParamNames } from '../engine/segmentParams.ts';
+import { GraphBuilder } from '../onnx/graph.ts';
+import { DataType } from '../onnx/onnx.ts';
 import { chain, type Plan, type Segment, TENSOR } from '../partition/types.ts';
 import type { ModelInputs } from '../sampler/guidance.ts';
 
@@ -99,6 +101,7 @@ export class InProcessRunner implements NetworkRunner {
     const loaded = new Map<number, LoadedSegment>();
     const stages: StageStats[] = [];
     let workDir: string | undefined;
+    await warmUpOrt({ threads: o.threads, ep: o.ep, deviceId: o.deviceId });
     try {
       for (const info of [...plan.stages].sort((a, b) => a.stage - b.stage)) {
         const t0 = performance.now();
@@ -203,6 +206,19 @@ export class InProcessRunner implements NetworkRunner {
     for (const l of this.route) await l.session.release();
     if (this.workDir) rmSync(this.workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Creates and runs a one-op session first, so that ONNX Runtime's one-time start-up (environment, thread pools,
+ * allocators) is not counted in the first stage's RSS growth.
+ */
+async function warmUpOrt(sess: { threads?: number; ep?: ExecutionProvider; deviceId?: number }): Promise<void> {
+  const b = new GraphBuilder('warmup', 17);
+  const x = b.input('x', DataType.FLOAT, [1]);
+  b.output(b.op('Relu', [x]), 'y', DataType.FLOAT, [1]);
+  const s = await createSession(b.encode(), sess);
+  await s.run({ x: new ort.Tensor('float32', new Float32Array([1]), [1]) });
+  await s.release();
 }
 
 function byteLength(t: ort.Tensor): number {
