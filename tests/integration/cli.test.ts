@@ -154,8 +154,8 @@ describe('uvit init-weights + sample on tiny random models', () => {
   });
 
   it('text model, 2M, CFG 1 with --empty-context and the zeros default, micro-batched CFG', async () => {
-    const init = await uvit('init-weights', '--config', p('tinyt.json'), '--seed', '4', '--out', p('tinyt.safetensors'));
-    expect(init.code).toBe(0);
+    const init = await uvitInProcess('init-weights', '--config', p('tinyt.json'), '--seed', '4', '--out', p('tinyt.safetensors'));
+    expect(init.stderr + init.code).toMatch(/0$/);
     const common = ['--config', p('tinyt.json'), '--weights', p('tinyt.safetensors'), '--z-init', p('z.npy'), '--context', p('ctx.npy'),
       '--steps', '4', '--solver', 'dpmpp-2m', '--guidance', '1', '--quiet'];
     const [a, b] = await Promise.all([
@@ -224,11 +224,14 @@ describe('uvit errors: exit code != 0 and a precise message on stderr', () => {
     }
   });
 
-  it('spawned: a usage error exits 2, a runtime error exits 1, both on stderr only', async () => {
-    const [usage, missing] = await Promise.all([
+  it('spawned: a usage error exits 2, a runtime error exits 1 (stderr only), --help exits 0', async () => {
+    const [usage, missing, help] = await Promise.all([
       uvit('forward', ...goldenArgs(), '--out', p('o.npy'), '--bogus', '1'),
       uvit('forward', '--config', p('a.json'), '--weights', golden('weights.safetensors'), '--x', p('nope.npy'), '--t', golden('input_timesteps.npy'), '--out', p('o.npy')),
+      uvit('--help'),
     ]);
+    expect(help.code).toBe(0);
+    for (const c of ['forward', 'sample', 'init-weights', 'export']) expect(help.stdout).toContain(c);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/^uvit forward: unknown flag --bogus\nsee: uvit forward --help/);
     expect(missing.code).toBe(1);
@@ -237,9 +240,10 @@ describe('uvit errors: exit code != 0 and a precise message on stderr', () => {
   });
 
   it('--help for the tool and each command', async () => {
-    const [top, fwd, smp] = await Promise.all([uvit('--help'), uvitInProcess('forward', '--help'), uvitInProcess('sample', '--help')]);
+    const [top, fwd, smp] = [await uvitInProcess('--help'), await uvitInProcess('forward', '--help'), await uvitInProcess('sample', '--help')];
     expect(top.code).toBe(0);
     for (const c of ['forward', 'sample', 'init-weights', 'export']) expect(top.stdout).toContain(c);
+    expect((await uvitInProcess()).code).toBe(2); // no command: help, exit 2
     expect(fwd.code).toBe(0);
     expect(fwd.stdout).toContain('usage: uvit forward --config C.json --weights W.safetensors --x X.npy --t T.npy');
     expect(smp.stdout).toContain('--empty-context');
