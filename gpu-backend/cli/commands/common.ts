@@ -1,7 +1,7 @@
 // Options and setup shared by the commands that run the network (forward, sample): config, weights, split, ORT.
 import type { UViTConfig } from '../../model/config.ts';
 import type { Plan } from '../../partition/types.ts';
-import { intValue, str, type CommandContext, type OptionSpecs, type Values } from '../command.ts';
+import { intValue, str, UsageError, type CommandContext, type OptionSpecs, type Values } from '../command.ts';
 import { requireFile } from '../io.ts';
 import type { NetworkRunner } from '../runner.ts';
 
@@ -40,7 +40,7 @@ export function runSetup(cmd: string, v: Values): RunSetup {
   const ep = (str(v.ep) ?? 'cpu') as 'cpu' | 'cuda';
   const deviceId = intValue(cmd, 'device-id', v['device-id'], 0) ?? 0;
   if (ep !== 'cuda' && v['device-id'] !== undefined && deviceId !== 0) {
-    throw new Error(`--device-id ${deviceId} needs --ep cuda`);
+    throw new UsageError(`uvit ${cmd}: --device-id ${deviceId} needs --ep cuda`);
   }
   return {
     stages: intValue(cmd, 'stages', v.stages) ?? 1,
