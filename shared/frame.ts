@@ -168,15 +168,16 @@ export function f32ArrayToF16(src: Float32Array): Uint16Array {
   return out;
 }
 
-const F16_LUT: Float32Array = (() => {
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) t[h] = f16BitsToF32(h);
-  return t;
-})();
+let F16_LUT: Float32Array | null = null; // built on first use (256 KiB)
 
 export function f16ArrayToF32(src: Uint16Array): Float32Array {
+  if (!F16_LUT) {
+    F16_LUT = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) F16_LUT[h] = f16BitsToF32(h);
+  }
+  const lut = F16_LUT;
   const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = F16_LUT[src[i]];
+  for (let i = 0; i < src.length; i++) out[i] = lut[src[i]];
   return out;
 }
 
@@ -355,7 +356,10 @@ export interface DecodeOptions extends FrameLimits {
   expectDtype?: WireDType;
 }
 
-/** check the CRC and build the tensor; `payload` is copied into a fresh aligned buffer */
+/**
+ * check the CRC and build the tensor. The tensor gets its own aligned buffer: `payload` is copied unless it already
+ * is a whole standalone ArrayBuffer (the stream decoder's reassembled payloads), which is then taken over.
+ */
 export function decodeBody(header: FrameHeader, headerBytes: Uint8Array, payload: Uint8Array, opts: DecodeOptions = {}): Frame {
   if (payload.length !== header.payloadBytes) {
     throw new FrameError('torn', `torn frame: payload has ${payload.length} B, header says ${header.payloadBytes} B (${describe(header)})`, header);
@@ -372,9 +376,12 @@ export function decodeBody(header: FrameHeader, headerBytes: Uint8Array, payload
   if (opts.expectDtype && header.kind === 'data' && header.dtype !== opts.expectDtype) {
     throw new FrameError('dtype', `frame: dtype mismatch for ${describe(header)}: expected ${opts.expectDtype}, got ${header.dtype}`, header);
   }
-  const copy = new Uint8Array(payload.length);
-  copy.set(payload);
-  const buf = copy.buffer;
+  let copy = payload;
+  if (payload.byteOffset !== 0 || payload.buffer.byteLength !== payload.length || !(payload.buffer instanceof ArrayBuffer)) {
+    copy = new Uint8Array(payload.length);
+    copy.set(payload);
+  }
+  const buf = copy.buffer as ArrayBuffer;
   let tensor: Tensor<WireDType>;
   switch (header.wireDtype) {
     case 'float32':

@@ -21,6 +21,12 @@ export interface SpawnOptions {
   deviceIds?: number[];
   /** forward the stages' stderr to this process's stderr (default: keep the tail for error messages) */
   inheritStderr?: boolean;
+  /**
+   * start each stage in its own session (default true), as if on its own host: with Linux scheduler autogroups a
+   * session shares CPU as one unit, so stages in the driver's session would split one share between them under load.
+   * Stages exit when this process dies either way (they watch their stdin pipe).
+   */
+  ownSession?: boolean;
 }
 
 export interface StageGroup {
@@ -75,9 +81,13 @@ export async function spawnStages(plan: string | { file: PlanFile; baseDir: stri
 
   const ready: Promise<string>[] = [];
   for (let k = 0; k < S; k++) {
-    const args = [STAGE_MAIN, '--plan', planPath, '--index', String(k), '--listen', `${host}:0`, '--threads', String(opts.threads ?? 1)];
+    const args = [STAGE_MAIN, '--plan', planPath, '--index', String(k), '--listen', `${host}:0`, '--threads', String(opts.threads ?? 1), '--exit-with-stdin'];
     if (opts.ep === 'cuda') args.push('--ep', 'cuda', '--device-id', String(opts.deviceIds?.[k] ?? k));
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'] });
+    const p = spawn(process.execPath, args, {
+      stdio: ['pipe', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'],
+      detached: opts.ownSession ?? true,
+    });
+    p.stdin!.on('error', () => {}); // the stage may be gone already
     procs.push(p);
     p.stderr?.on('data', (d: Buffer) => {
       tails[k] = (tails[k] + d.toString()).slice(-4000);

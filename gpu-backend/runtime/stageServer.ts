@@ -213,7 +213,10 @@ export class StageServer {
     this.running = true;
     try {
       while (this.queue.length) {
-        const b = this.queue.shift()!;
+        // later route segments first (work closest to returning eps): keeps every job's loop moving; FIFO among equals
+        let pick = 0;
+        for (let i = 1; i < this.queue.length; i++) if (this.queue[i].segment > this.queue[pick].segment) pick = i;
+        const b = this.queue.splice(pick, 1)[0];
         if (this.failed.has(b.jobId)) continue;
         await this.run(b);
       }

@@ -61,11 +61,12 @@ export async function runStage(argv: string[]): Promise<StageServer> {
   return server;
 }
 
-/** process entry: run until a signal; errors in one job never end the process */
+/** process entry: run until a signal (or, with --exit-with-stdin, until the parent closes our stdin) */
 export async function stageMain(argv: string[]): Promise<void> {
   let server: StageServer;
+  const watchStdin = argv.includes('--exit-with-stdin');
   try {
-    server = await runStage(argv);
+    server = await runStage(argv.filter((a) => a !== '--exit-with-stdin'));
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     process.exit(2);
@@ -74,4 +75,10 @@ export async function stageMain(argv: string[]): Promise<void> {
   const stop = () => void server.close().finally(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  if (watchStdin) {
+    // spawned by spawnStages: the parent holds our stdin open and dies -> EOF -> we go too (no orphan stages)
+    process.stdin.on('end', stop);
+    process.stdin.on('error', stop);
+    process.stdin.resume();
+  }
 }
