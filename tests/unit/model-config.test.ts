@@ -71,6 +71,13 @@ describe('config', () => {
     expect(() => parseConfig({ ...golden, qk_scale: null, use_checkpoint: true })).not.toThrow();
   });
 
+  it('parsing is idempotent (planners re-parse configs they were handed)', () => {
+    for (const raw of [{}, golden, { name: 'uvit_t2i', depth: 4 }, { ...golden, num_frames: 4, temporal_patch_size: 2, qk_scale: null }]) {
+      const once = parseConfig(raw);
+      expect(parseConfig(JSON.parse(JSON.stringify(once)))).toEqual(once);
+    }
+  });
+
   it('loadConfig names the file on read / JSON / validation errors', () => {
     const dir = join(tmpdir(), `a1-config-${process.pid}`);
     mkdirSync(dir, { recursive: true });
