@@ -1,0 +1,102 @@
+// npm run bench:edge — one local workerd (wrangler dev), three routes, same client:
+//   bare Hono hello-world (/bench/hello), authenticated GET /v1/videos/:id, cached /cdn/<token>/<sha>.mp4.
+// Prints p50/p99 latency (sequential requests) and requests/s (CONCURRENCY in flight), and the ratio to the bare route.
+// Env: BENCH_SECONDS (per route and mode, default 3), BENCH_CONCURRENCY (default 8), BENCH_MP4_BYTES (default 262144).
+import { LEASE_PATHS, SIG_HEADERS, sha256Hex, signedJsonFetch, signRequest, type LeaseGrant } from '../shared/lease.ts';
+import { createKey } from '../scripts/keys.ts';
+import { startEdge } from './edgeDev.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const MP4_BYTES = Number(process.env.BENCH_MP4_BYTES ?? 256 * 1024);
+const ADMIN = 'bench-admin';
+const BACKEND = 'bench-backend';
+
+
+interface Stats { p50: number; p99: number; mean: number; n: number; rps: number }
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function once(url: string, headers: Record<string, string>): Promise<void> {
+  const r = await fetch(url, { headers });
+  await r.arrayBuffer();
+  if (r.status !== 200) throw new Error(`${url} → ${r.status}`);
+}
+
+async function measure(url: string, headers: Record<string, string>): Promise<Stats> {
+  for (let i = 0; i < 50; i++) await once(url, headers); // warm-up (JIT, connections, cache)
+  const lat: number[] = [];
+  let end = performance.now() + SECONDS * 1000;
+  while (performance.now() < end) {
+    const t = performance.now();
+    await once(url, headers);
+    lat.push(performance.now() - t);
+  }
+  lat.sort((a, b) => a - b);
+  let n = 0;
+  const t0 = performance.now();
+  end = t0 + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < end) {
+        await once(url, headers);
+        n++;
+      }
+    }),
+  );
+  const rps = n / ((performance.now() - t0) / 1000);
+  return { p50: pct(lat, 50), p99: pct(lat, 99), mean: lat.reduce((a, b) => a + b, 0) / lat.length, n: lat.length, rps };
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const edge = await startEdge({ vars: { ADMIN_TOKEN: ADMIN, BACKEND_SECRET: BACKEND, CDN_SECRET: 'bench-cdn' } });
+  try {
+    console.log(`edge up at ${edge.url} in ${Date.now() - t0} ms (state ${edge.persistTo})`);
+    const key = await createKey({ baseUrl: edge.url, adminToken: ADMIN }, { owner: 'bench', rate_limit_per_min: 1_000_000 });
+    const auth = { authorization: `Bearer ${key.key}` };
+    const created = await fetch(`${edge.url}/v1/videos`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'bench clip', size: '64x64', seconds: 2, seed: 7 }),
+    }).then((r) => r.json() as Promise<{ id: string }>);
+    // Play the backend: lease, upload a fake MP4, complete.
+    const lease = await signedJsonFetch(edge.url, BACKEND, 'POST', LEASE_PATHS.lease, { group: 'bench', model: 'uvit-t2v-demo', capacity: 1, wait_ms: 5000 });
+    const grant = (await lease.json()) as LeaseGrant;
+    const bytes = new Uint8Array(MP4_BYTES).map((_, i) => (i * 31) & 0xff);
+    const sha = await sha256Hex(bytes);
+    const path = LEASE_PATHS.result(grant.lease_id);
+    const up = await fetch(edge.url + path, {
+      method: 'PUT',
+      headers: { ...(await signRequest({ secret: BACKEND, method: 'PUT', path, bodySha256: sha })), [SIG_HEADERS.contentSha256]: sha, 'content-length': String(bytes.length) },
+      body: bytes,
+    });
+    if (up.status !== 200) throw new Error(`result upload failed: ${up.status} ${await up.text()}`);
+    const video = (await fetch(`${edge.url}/v1/videos/${created.id}`, { headers: auth }).then((r) => r.json())) as { status: string; cdn_url: string };
+    if (video.status !== 'completed') throw new Error(`video is ${video.status}`);
+
+    const routes: [string, string, Record<string, string>][] = [
+      ['bare Hono hello (/bench/hello)', `${edge.url}/bench/hello`, {}],
+      ['GET /v1/videos/:id (auth + DO)', `${edge.url}/v1/videos/${created.id}`, auth],
+      [`GET /cdn/… cached (${MP4_BYTES} B)`, video.cdn_url, {}],
+    ];
+    const results: [string, Stats][] = [];
+    for (const [name, url, headers] of routes) results.push([name, await measure(url, headers)]);
+    const base = results[0][1];
+    console.log(`\nbench:edge — wrangler dev (workerd) on loopback, ${SECONDS}s per route & mode, latency sequential, req/s at ${CONCURRENCY} in flight`);
+    console.log('route'.padEnd(40) + 'p50 ms'.padStart(9) + 'p99 ms'.padStart(9) + 'mean ms'.padStart(9) + 'req/s'.padStart(9) + '  p50 ÷ bare');
+    for (const [name, s] of results)
+      console.log(name.padEnd(40) + s.p50.toFixed(3).padStart(9) + s.p99.toFixed(3).padStart(9) + s.mean.toFixed(3).padStart(9) + s.rps.toFixed(0).padStart(9) + `  ${(s.p50 / base.p50).toFixed(2)}×`);
+    const ratio = results[1][1].p50 / base.p50;
+    console.log(`\nGET /v1/videos/:id p50 is ${ratio.toFixed(2)}× the bare route's (goal ≤ 2×): ${ratio <= 2 ? 'met' : 'NOT met'}`);
+  } finally {
+    await edge.stop();
+  }
+}
+
+main().catch((e: Error) => {
+  console.error(`bench:edge: ${e.message}`);
+  process.exit(1);
+});
