@@ -207,6 +207,6 @@ export class UvitClient {
       await unlink(part).catch(() => {});
       throw e;
     }
-    return { path, bytes, ms: performance.now() - t0, url, cache: res.headers.get('cf-cache-status') ?? res.headers.get('x-cache') };
+    return { path, bytes, ms: performance.now() - t0, url, cache: res.headers.get('x-uvit-cache') ?? res.headers.get('cf-cache-status') };
   }
 }

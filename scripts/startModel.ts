@@ -4,7 +4,7 @@
 // unless the model config, the weights or the split changed.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadGroupConfig, type LoadedGroupConfig } from '../gpu-backend/runtime/driverConfig.ts';
@@ -37,7 +37,6 @@ export async function prepareModel(o: { config: string; dir: string; stages: num
     mkdirSync(dirname(cfg.weights), { recursive: true });
     const tmp = `${cfg.weights}.tmp-${process.pid}.safetensors`;
     uvit(['init-weights', '--config', resolve(dirname(cfg.path), cfg.model), '--seed', String(cfg.demo.weights_seed), '--out', tmp], o.log);
-    const { renameSync } = await import('node:fs');
     renameSync(tmp, cfg.weights);
     cached = false;
   }
@@ -52,10 +51,14 @@ export async function prepareModel(o: { config: string; dir: string; stages: num
   const planPath = join(out, 'plan.json');
   const stampPath = join(out, 'stamp');
   if (!existsSync(planPath) || !existsSync(stampPath) || readFileSync(stampPath, 'utf8') !== stamp) {
+    // Export beside the target and swap it in, so a concurrent start (tests) never sees a half-written split.
+    const tmp = `${out}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    uvit(['export', '--config', resolve(dirname(cfg.path), cfg.model), '--weights', cfg.weights, '--stages', String(o.stages), '--partition', cfg.partition, '--out', tmp], o.log);
+    if (!existsSync(join(tmp, 'plan.json'))) throw new Error(`uvit export wrote no plan.json in ${tmp}`);
+    writeFileSync(join(tmp, 'stamp'), stamp);
     rmSync(out, { recursive: true, force: true });
-    uvit(['export', '--config', resolve(dirname(cfg.path), cfg.model), '--weights', cfg.weights, '--stages', String(o.stages), '--partition', cfg.partition, '--out', out], o.log);
-    if (!existsSync(planPath)) throw new Error(`uvit export wrote no ${planPath}`);
-    writeFileSync(stampPath, stamp);
+    renameSync(tmp, out);
     cached = false;
   }
   const stageSettings = Array.from({ length: o.stages }, (_, k): StageSetting => {

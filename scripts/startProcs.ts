@@ -3,7 +3,7 @@
 // SIGTERM then SIGKILL. Also port checks and readiness polling.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
@@ -96,20 +96,44 @@ export class Proc {
     try { process.kill(-this.pid, sig); } catch { try { this.child.kill(sig); } catch { /* gone */ } }
   }
 
-  /** SIGTERM the group, SIGKILL after graceMs; resolves when the leader has exited. */
+  /**
+   * SIGTERM the leader first (wrangler then shuts its workerd down and reaps it), the rest of the group once the
+   * leader is gone or after graceMs, SIGKILL after that. Resolves when the leader has exited.
+   */
   async stop(graceMs = 5000): Promise<void> {
     this.stopping = true;
-    if (!this.alive) { this.signal('SIGKILL'); return; } // stray group members, if any
-    this.signal('SIGTERM');
-    const t = setTimeout(() => this.signal('SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(t);
-    this.signal('SIGKILL'); // leftovers of the group (leader gone, children not)
+    if (this.alive && this.pid !== undefined) {
+      try { process.kill(this.pid, 'SIGTERM'); } catch { /* gone */ }
+      const t = setTimeout(() => this.signal('SIGKILL'), graceMs);
+      await this.exited;
+      clearTimeout(t);
+    }
+    if (this.pid === undefined) return;
+    // leftovers of the group (leader gone, children not)
+    const pgid = this.pid;
+    const term = () => { try { process.kill(-pgid, 'SIGTERM'); } catch { /* none */ } };
+    term();
+    for (let i = 0; i < 20 && groupAlive(pgid); i++) await new Promise((r) => setTimeout(r, 100));
+    try { process.kill(-pgid, 'SIGKILL'); } catch { /* none */ }
   }
 }
 
-/** Is anything alive in process group `pgid`? (kill -0 on the group) */
+/**
+ * Is a live (non-zombie) process left in process group `pgid`? On Linux from /proc, so orphans that exited but that
+ * no init reaps (containers without one) do not count; elsewhere kill(-pgid, 0).
+ */
 export function groupAlive(pgid: number): boolean {
+  if (process.platform === 'linux') {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      let stat: string;
+      try { stat = readFileSync(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
+      // pid (comm) state ppid pgrp ...; comm may contain spaces or parentheses: parse after the last ')'
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) === pgid && f[0] !== 'Z' && f[0] !== 'X') return true;
+    }
+    return false;
+  }
   try { process.kill(-pgid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
@@ -135,6 +159,18 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** `n` consecutive free ports (stage k listens on base + k). */
+export async function freePortRange(n: number, host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 30000);
+    try {
+      for (let k = 0; k < n; k++) await assertPortFree(host, base + k, 'probe', '');
+      return base;
+    } catch { /* taken: try another */ }
+  }
+  throw new Error(`no ${n} consecutive free ports found on ${host}`);
 }
 
 /** Polls `probe` until it returns a value (not undefined) or the deadline passes. */

@@ -69,6 +69,26 @@ export function localSecrets(stateDir: string): Secrets {
   return s;
 }
 
+/**
+ * What the edge offers for the local group's model: exactly what the backend makes (its frame size and fps, the
+ * sampler defaults of its config), so a request the backend cannot serve is refused at the edge with a 4xx.
+ */
+export function edgeCatalogEntry(m: PreparedModel): Record<string, unknown> {
+  const c = m.cfg;
+  const side = c.uvit.img_size * c.decoder.spatial;
+  return {
+    id: m.modelId,
+    created: 1_764_000_000,
+    owned_by: 'uvit-local',
+    sizes: [`${side}x${side}`],
+    max_seconds: 16,
+    default_seconds: c.video.seconds,
+    fps: { default: c.video.fps, min: c.video.fps, max: c.video.fps },
+    steps: { default: c.sampler.steps, min: 1, max: 200 },
+    guidance: { default: c.sampler.guidance, min: 0, max: 30 },
+  };
+}
+
 export class Stack {
   readonly opts: StackOptions;
   readonly secrets: Secrets;
@@ -124,7 +144,9 @@ export class Stack {
     const o = this.opts;
     // Secrets go through an env file (mode 600), not argv, so they never show in `ps` or the logs.
     const envFile = join(o.stateDir, 'edge.env');
-    writeFileSync(envFile, Object.entries(this.secrets).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
+    const vars: Record<string, string> = { ...this.secrets };
+    if (this.model) vars.MODELS_JSON = JSON.stringify([edgeCatalogEntry(this.model)]);
+    writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}='${v}'\n`).join(''), { mode: 0o600 });
     const args = [WRANGLER, 'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', o.host, '--port', String(o.edgePort),
       '--persist-to', join(o.stateDir, 'wrangler'), '--show-interactive-dev-session=false', '--inspector-port', '0',
       '--env-file', envFile, ...Object.entries(o.edgeVars).flatMap(([k, v]) => ['--var', `${k}:${v}`])];
@@ -175,7 +197,7 @@ export class Stack {
       env: { ...process.env, UVIT_BACKEND_SECRET: this.secrets.BACKEND_SECRET },
       args: [UVIT, 'serve', '--config', o.config, '--plan', this.model!.planPath, '--edge', this.baseUrl,
         '--stages', Array.from({ length: o.stages }, (_, k) => this.stageAddress(k)).join(','),
-        '--group', `local-${o.edgePort}`, '--metrics', `${o.host}:${o.metricsPort}`],
+        '--group', `local-${o.edgePort}`, '--metrics', `${o.host}:${o.metricsPort}`, '--work-dir', join(o.stateDir, 'work')],
     });
   }
 
