@@ -43,10 +43,17 @@ export class GraphBuilder {
 
   readonly name: string;
   readonly opset: number;
+  private readonly external?: ExternalDataOptions;
+  private externalOffset = 0;
 
-  constructor(name: string, opset = 17) {
+  /**
+   * With `external`, initializers of at least `minBytes` are written to the external data sink as soon as they are
+   * added (and only referenced afterwards), so a builder never holds a big model's weights twice.
+   */
+  constructor(name: string, opset = 17, external?: ExternalDataOptions) {
     this.name = name;
     this.opset = opset;
+    this.external = external;
   }
 
   /** A fresh value name with the current scope as prefix, e.g. "in_blocks.0/attn/MatMul_1". */
@@ -94,7 +101,19 @@ export class GraphBuilder {
     const n = dims.reduce((a, b) => a * b, 1);
     if (n !== data.length) throw new Error(`initializer ${base}: dims [${dims}] need ${n} elements, got ${data.length}`);
     const name = this.unique(base);
-    this.initializers.push({ name, dataType, dims, raw: rawBytes(data) });
+    const raw = rawBytes(data);
+    const ext = this.external;
+    if (ext && raw.byteLength >= (ext.minBytes ?? 1024)) {
+      const align = ext.align ?? 64;
+      const pad = (align - (this.externalOffset % align)) % align;
+      if (pad) ext.write(new Uint8Array(pad));
+      const offset = this.externalOffset + pad;
+      ext.write(raw);
+      this.externalOffset = offset + raw.byteLength;
+      this.initializers.push({ name, dataType, dims, raw: new Uint8Array(0), external: { location: ext.location, offset, byteLength: raw.byteLength } });
+    } else {
+      this.initializers.push({ name, dataType, dims, raw });
+    }
     return name;
   }
 
@@ -140,7 +159,9 @@ export class GraphBuilder {
     };
   }
 
+  /** Serialises the model; `external` (when the builder was not made with one) moves big initializers out now. */
   encode(external?: ExternalDataOptions): Uint8Array {
+    if (external && this.external) throw new Error(`graph ${this.name}: built with streaming external data already`);
     return encodeModel(this.toModelDesc(), external);
   }
 }

@@ -28,8 +28,10 @@ export interface TensorDesc {
   name: string;
   dataType: DataTypeCode;
   dims: number[];
-  /** little-endian raw bytes (raw_data) */
+  /** little-endian raw bytes (raw_data); empty when `external` is set */
   raw: Uint8Array;
+  /** already written to an external data file at this offset (length = byteLength) */
+  external?: { location: string; offset: number; byteLength: number };
 }
 
 export type AttrValue =
@@ -79,16 +81,17 @@ export interface ExternalDataOptions {
 
 const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
 
-export function encodeTensor(t: TensorDesc, external?: { location: string; offset: number }): ProtoMsg {
+export function encodeTensor(t: TensorDesc, external?: { location: string; offset: number; byteLength: number }): ProtoMsg {
   const m = new ProtoMsg();
   m.varints(1, t.dims); // dims
   m.varint(2, t.dataType); // data_type
   m.string(8, t.name); // name
+  external ??= t.external;
   if (external) {
     const entry = (k: string, v: string) => new ProtoMsg().string(1, k).string(2, v);
     m.message(13, entry('location', external.location));
     m.message(13, entry('offset', String(external.offset)));
-    m.message(13, entry('length', String(t.raw.byteLength)));
+    m.message(13, entry('length', String(external.byteLength)));
     m.varint(14, 1); // data_location = EXTERNAL
   } else {
     m.bytes(9, t.raw); // raw_data
@@ -139,7 +142,10 @@ function encodeValueInfo(v: ValueInfo): ProtoMsg {
   return new ProtoMsg().string(1, v.name).message(2, type);
 }
 
-/** Serialises a model. With `external`, big initializers are streamed to `external.write` and referenced by offset. */
+/**
+ * Serialises a model. With `external`, big initializers are streamed to `external.write` and referenced by offset
+ * (tensors already written out by a streaming GraphBuilder keep their own location and offset).
+ */
 export function encodeModel(model: ModelDesc, external?: ExternalDataOptions): Uint8Array {
   const g = new ProtoMsg();
   for (const n of model.nodes) g.message(1, encodeNode(n));
@@ -148,11 +154,11 @@ export function encodeModel(model: ModelDesc, external?: ExternalDataOptions): U
   const align = external?.align ?? 64;
   const minBytes = external?.minBytes ?? 1024;
   for (const t of model.initializers) {
-    if (external && t.raw.byteLength >= minBytes) {
+    if (external && !t.external && t.raw.byteLength >= minBytes) {
       const pad = (align - (offset % align)) % align;
       if (pad) external.write(new Uint8Array(pad));
       offset += pad;
-      g.message(5, encodeTensor(t, { location: external.location, offset }));
+      g.message(5, encodeTensor(t, { location: external.location, offset, byteLength: t.raw.byteLength }));
       external.write(t.raw);
       offset += t.raw.byteLength;
     } else {

@@ -1,5 +1,7 @@
 // Structural equalities of the ONNX engine: video with F=1, pt=1 equals the 2-D model (UVIT.md §8), and a model
 // split by hand into segments with skips crossing equals the unsplit model within 1e-5 (§9).
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { float32, type Tensor } from '../../shared/tensor.ts';
 import { Engine } from '../../gpu-backend/engine/engine.ts';
@@ -19,6 +21,22 @@ const create = async (o: Parameters<typeof Engine.create>[0]) => {
 };
 
 const base = { img_size: 8, patch_size: 2, in_chans: 4, embed_dim: 32, depth: 6, num_heads: 2, num_classes: 5 };
+
+describe('external data', () => {
+  it('a segment model with its weights in an external data file gives bit-identical results', async () => {
+    const cfg = parseConfig({ ...base, num_frames: 4, temporal_patch_size: 2 });
+    const weights = initWeights(cfg, 3);
+    const dir = join('/tmp', `a2-ext-engine-${process.pid}`);
+    const inline = await create({ config: cfg, weights });
+    const ext = await create({ config: cfg, weights, externalDataOverBytes: 0, workDir: dir });
+    const files = readdirSync(dir);
+    expect(files.some((f) => f.endsWith('.data'))).toBe(true);
+    const onnxFile = files.find((f) => f.endsWith('.onnx'))!;
+    expect(statSync(join(dir, onnxFile)).size).toBeLessThan(50_000); // weights are not inline
+    const inputs = makeInputs(cfg, 2, 4, 2);
+    expect(maxAbs(await ext.forward(inputs), await inline.forward(inputs))).toBe(0);
+  });
+});
 
 describe('video F=1, pt=1 equals the 2-D model', () => {
   it('same weights (Conv3d weights reshaped; 3x3x3 final conv sees only its middle slice)', async () => {

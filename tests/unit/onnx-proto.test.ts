@@ -94,5 +94,16 @@ describe('GraphBuilder -> ORT', () => {
     const b = await runSmall(join(dir, 'small.onnx'));
     expect([...b.y]).toEqual([...a.y]);
     expect([...b.g]).toEqual([...a.g]);
+
+    // streaming mode: the builder writes each big initializer out as it is added
+    const chunks2: Uint8Array[] = [];
+    const st = new GraphBuilder('small', 17, { location: 'stream.data', write: (c) => chunks2.push(c.slice()), minBytes: 1, align: 16 });
+    smallModel(st, w);
+    expect(chunks2.length).toBeGreaterThan(0); // written before encode()
+    writeFileSync(join(dir, 'stream.onnx'), st.encode());
+    writeFileSync(join(dir, 'stream.data'), Buffer.concat(chunks2));
+    expect(Buffer.from(readFileSync(join(dir, 'stream.onnx'))).includes(wBytes)).toBe(false);
+    const c = await runSmall(join(dir, 'stream.onnx'));
+    expect([...c.y]).toEqual([...a.y]);
   });
 });

@@ -48,10 +48,24 @@ export function checkSegment(n: number, s: Segment): void {
 }
 
 export function buildSegmentModel(cfg: UViTConfig, weights: WeightSource, segment: Segment, opts: BuildOptions = {}): Uint8Array {
+  checkSegment(derive(cfg).n, segment);
+  // with external data, each weight goes to the data file as soon as it is made (no second copy held)
+  const fd = opts.externalDataPath ? openSync(opts.externalDataPath, 'w') : undefined;
+  try {
+    const external = fd === undefined ? undefined : { location: basename(opts.externalDataPath!), write: (c: Uint8Array) => writeAll(fd, c) };
+    return buildGraph(cfg, weights, segment, opts, new GraphBuilder(`uvit_segment_${segment.start}_${segment.end}`, 17, external)).encode();
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function writeAll(fd: number, c: Uint8Array): void {
+  for (let done = 0; done < c.byteLength;) done += writeSync(fd, c, done, c.byteLength - done);
+}
+
+function buildGraph(cfg: UViTConfig, weights: WeightSource, segment: Segment, opts: BuildOptions, b: GraphBuilder): GraphBuilder {
   const d = derive(cfg);
   const { n, D } = d;
-  checkSegment(n, segment);
-  const b = new GraphBuilder(`uvit_segment_${segment.start}_${segment.end}`, 17);
   const ctx: LayerCtx = {
     b,
     w: weightGetter(weights),
@@ -107,11 +121,5 @@ export function buildSegmentModel(cfg: UViTConfig, weights: WeightSource, segmen
     b.output(h, TENSOR.hOut, F32, stream);
   }
 
-  if (!opts.externalDataPath) return b.encode();
-  const fd = openSync(opts.externalDataPath, 'w');
-  try {
-    return b.encode({ location: basename(opts.externalDataPath), write: (chunk) => writeSync(fd, chunk) });
-  } finally {
-    closeSync(fd);
-  }
+  return b;
 }
