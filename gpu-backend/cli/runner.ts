@@ -3,6 +3,8 @@
 // local skip map, counting the bytes that cross a stage boundary (what a multi-process pipeline would send).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { float32, type Tensor } from '../../shared/tensor.ts';
@@ -75,6 +77,18 @@ interface LoadedSegment {
 const EXTERNAL_DATA_OVER = 1.5 * 2 ** 30;
 const rss = () => process.memoryUsage().rss;
 
+/** A full GC before each RSS reading, so a stage's figure is what it keeps, not the garbage of building it. */
+const collect: () => void = (() => {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as unknown;
+    if (typeof gc === 'function') return () => (gc as () => void)();
+  } catch {
+    // fall through: measure without forcing a collection
+  }
+  return () => {};
+})();
+
 export class InProcessRunner implements NetworkRunner {
   readonly memoryScope = 'in-process' as const;
   readonly config: UViTConfig;
@@ -105,6 +119,7 @@ export class InProcessRunner implements NetworkRunner {
     try {
       for (const info of [...plan.stages].sort((a, b) => a.stage - b.stage)) {
         const t0 = performance.now();
+        collect();
         const r0 = rss();
         const segs = info.segments.map((i) => plan.segments[i]);
         const names = segs.flatMap((s) => segmentParamNames(config, s));
@@ -128,6 +143,7 @@ export class InProcessRunner implements NetworkRunner {
         }
         weights.clear();
         weights = undefined;
+        collect();
         const stats: StageStats = {
           stage: info.stage,
           segments: [...info.segments],
