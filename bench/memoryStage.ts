@@ -2,9 +2,9 @@
 // each of its segments on dummy inputs, and prints a JSON line with its memory figures (from /proc/self/status).
 //   node --expose-gc bench/memoryStage.ts PLAN.json STAGE MODE [THREADS]
 // MODE: prebuilt  = open the exported segment .onnx files (weights as external data; ORT reads them itself)
-//       external  = read the shard from safetensors, build the ONNX with external data into a temp dir, drop the
-//                   JS weights, then let ORT load the file
-//       inline    = read the shard, build the ONNX with weights inline, hand the bytes to ORT
+//       external  = stream the shard from safetensors into the builder (one tensor at a time), write the ONNX with
+//                   external data into a temp dir, then let ORT load the file
+//       inline    = read the whole shard (loadWeights), build the ONNX with weights inline, hand the bytes to ORT
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { readPlanFile } from '../gpu-backend/partition/planFile.ts';
 import { segmentParams } from '../gpu-backend/partition/plan.ts';
 import { modelInfoFromConfig } from '../gpu-backend/partition/configInfo.ts';
 import { TENSOR } from '../gpu-backend/partition/types.ts';
+import { openShard } from '../gpu-backend/partition/shard.ts';
 
 const [planPath, stageArg, mode, threadsArg] = process.argv.slice(2);
 const k = Number(stageArg);
@@ -48,16 +49,18 @@ try {
     if (mode === 'prebuilt') {
       session = await createSession(lp.segmentPaths[si], { threads });
     } else {
-      let w: ReturnType<typeof loadWeights> | undefined = loadWeights(lp.weightsPath, cfg, segmentParams(info, seg));
       if (mode === 'external') {
+        // stream the shard tensor by tensor into the builder (partition/shard.ts), external data to a temp file
+        const shard = openShard(lp.weightsPath, cfg, segmentParams(info, seg));
         const path = join(tmp, `s${si}.onnx`);
-        writeFileSync(path, buildSegmentModel(cfg, w, seg, { externalDataPath: `${path}.data` }));
-        w = undefined;
+        writeFileSync(path, buildSegmentModel(cfg, (name) => shard.get(name), seg, { externalDataPath: `${path}.data` }));
+        shard.close();
         gc();
         buildPeak = Math.max(buildPeak, status().hwm);
         resetPeak();
         session = await createSession(path, { threads });
       } else {
+        let w: ReturnType<typeof loadWeights> | undefined = loadWeights(lp.weightsPath, cfg, segmentParams(info, seg));
         let bytes: Uint8Array | undefined = buildSegmentModel(cfg, w, seg);
         w = undefined;
         gc();

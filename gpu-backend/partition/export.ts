@@ -1,13 +1,12 @@
 // Export a split model: one ONNX file per plan segment (weights as external data beside it) + plan.json.
-// Each segment reads only its own tensors from the safetensors file, and they are dropped before the next
-// segment is built, so exporting needs about one segment's weights (x ~2 while the graph is encoded) in memory.
+// Each segment reads only its own tensors from the safetensors file, one at a time as the builder asks for them
+// (partition/shard.ts), so exporting holds about one segment's weights in memory.
 // A stage process then only opens its segments' ONNX files (ORT loads the external data itself), never the
 // safetensors file: no second copy of the weights in JS.
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { UViTConfig } from '../model/config.ts';
-import { loadWeights } from '../model/weights.ts';
 import { buildSegmentModel } from '../model/build/segment.ts';
 import type { AttentionImpl } from '../model/build/layers.ts';
 import type { Plan } from './types.ts';
@@ -16,6 +15,7 @@ import { choosePartition, planForInfo } from './costModel.ts';
 import { segmentParams } from './plan.ts';
 import { modelInfoFromConfig } from './configInfo.ts';
 import { makePlanFile, writePlanFile, type PlanFile } from './planFile.ts';
+import { openShard } from './shard.ts';
 
 export interface ExportOptions {
   config: UViTConfig;
@@ -62,10 +62,17 @@ export function exportPlan(o: ExportOptions): ExportResult {
     const t0 = performance.now();
     const names = segmentParams(info, seg);
     const path = join(outDir, file.segmentFiles[seg.index]);
-    let weights: Map<string, unknown> | undefined = loadWeights(o.weightsPath, o.config, names);
-    const opts = { attention: o.attention, ...(o.inlineWeights ? {} : { externalDataPath: `${path}.data` }) };
-    const bytes = buildSegmentModel(o.config, weights as ReturnType<typeof loadWeights>, seg, opts);
-    weights = undefined;
+    const shard = openShard(o.weightsPath, o.config, names);
+    let bytes: Uint8Array;
+    try {
+      const opts = { attention: o.attention, ...(o.inlineWeights ? {} : { externalDataPath: `${path}.data` }) };
+      bytes = buildSegmentModel(o.config, (name) => shard.get(name), seg, opts);
+    } finally {
+      shard.close();
+    }
+    if (shard.read.size !== names.length) {
+      throw new Error(`segment ${seg.index}: the builder read ${shard.read.size} of the ${names.length} tensors of its shard`);
+    }
     writeFileSync(`${path}.tmp`, bytes);
     renameSync(`${path}.tmp`, path);
     segmentPaths.push(path);
