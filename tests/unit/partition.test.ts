@@ -291,3 +291,20 @@ describe('plan file', () => {
     expect(() => readPlanFile(join(dir, 'nope.json'))).toThrow(/cannot read plan file/);
   });
 });
+
+describe('shard reader', () => {
+  it('reads only the tensors of its shard and refuses others', async () => {
+    const { openShard } = await import('../../gpu-backend/partition/shard.ts');
+    const plan = planFolded(golden, 2);
+    const shard = openShard('/work/shared/golden/a_cls_conv/weights.safetensors', golden, plan.stages[1].params);
+    try {
+      expect(shard.get('mid_block.attn.qkv.weight').length).toBe(192 * 64);
+      expect(() => shard.get('label_emb.weight')).toThrow(/tensor "label_emb.weight" is not in this shard/);
+      expect([...shard.read]).toEqual(['mid_block.attn.qkv.weight']);
+    } finally {
+      shard.close();
+    }
+    const bad = parseConfig({ ...golden, depth: 9 });
+    expect(() => openShard('/work/shared/golden/a_cls_conv/weights.safetensors', bad, [])).toThrow(/do not match the config/);
+  });
+});
