@@ -6,7 +6,7 @@
 // ORT's spinning workers and is not used).
 // Peak = the prescribed [2048,1024]x[1024,4096] MatMul, and also the best of a few other MatMul shapes.
 // Options: --config PATH (default gpu-backend/demo/model.json), --batch B (1), --rounds R (4), --threads 1,2,
-//          --attention contrib|ops|mha, --json OUT.json
+//          --attention contrib|ops|mha, --no-spin (ORT workers sleep instead of spinning), --json OUT.json
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '4' },
     threads: { type: 'string', default: '1,2' },
     attention: { type: 'string', default: 'contrib' },
+    'no-spin': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
@@ -61,9 +62,9 @@ if (d.variant === 'class') inputs.y = new BigInt64Array(B);
 
 const results: Record<string, unknown>[] = [];
 for (const threads of values.threads.split(',').map(Number)) {
-  const engine = await Engine.create({ config: cfg, weights, threads, attention });
-  const prescribed = await matmulSession(threads, PRESCRIBED_SHAPE);
-  const extras = await Promise.all(EXTRA_SHAPES.map((s) => matmulSession(threads, s)));
+  const engine = await Engine.create({ config: cfg, weights, threads, attention, spin: !values['no-spin'] });
+  const prescribed = await matmulSession(threads, PRESCRIBED_SHAPE, !values['no-spin']);
+  const extras = await Promise.all(EXTRA_SHAPES.map((s) => matmulSession(threads, s, !values['no-spin'])));
   const rec = { pWall: [] as number[], pCpu: [] as number[], bWall: [] as number[], bCpu: [] as number[], fWall: [] as number[], fCpu: [] as number[] };
   for (let r = 0; r < rounds; r++) {
     const p = await timeIt(prescribed.run, 600, 2);

@@ -79,12 +79,12 @@ export const PRESCRIBED_SHAPE: MatmulShape = [2048, 1024, 4096];
 export const EXTRA_SHAPES: MatmulShape[] = [[1024, 1024, 1024], [1024, 256, 1024], [2048, 512, 2048]];
 
 /** A session computing one MatMul [M,K]x[K,N] with the weight as an initializer, like the model's linears. */
-export async function matmulSession(threads: number, [M, K, N]: MatmulShape) {
+export async function matmulSession(threads: number, [M, K, N]: MatmulShape, spin = true) {
   const b = new GraphBuilder('matmul_peak');
   const x = b.input('x', DataType.FLOAT, [M, K]);
   const w = b.f32('w', [K, N], randomFill(K * N, 3));
   b.output(b.op('MatMul', [x, w]), 'y', DataType.FLOAT, [M, N]);
-  const session = await ort.InferenceSession.create(b.encode(), sessionOptions({ threads }));
+  const session = await ort.InferenceSession.create(b.encode(), sessionOptions({ threads, spin }));
   const feeds = { x: new ort.Tensor('float32', randomFill(M * K, 5), [M, K]) };
   return { flops: 2 * M * K * N, run: () => session.run(feeds), release: () => session.release() };
 }

@@ -24,6 +24,8 @@ export interface EngineOptions {
   threads?: number;
   ep?: ExecutionProvider;
   deviceId?: number;
+  /** see EngineSessionOptions.spin */
+  spin?: boolean;
   /** build segments with the golden-named intermediate outputs (see forwardDetailed) */
   intermediates?: boolean;
   attention?: AttentionImpl;
@@ -182,7 +184,7 @@ async function loadSegment(o: EngineOptions, seg: Segment): Promise<LoadedSegmen
     if (v) paramBytes += (v instanceof Float32Array ? v : v.data).byteLength;
   }
   const opts = { intermediates: o.intermediates, attention: o.attention };
-  const sess = { threads: o.threads, ep: o.ep, deviceId: o.deviceId };
+  const sess = { threads: o.threads, ep: o.ep, deviceId: o.deviceId, spin: o.spin };
   let session: ort.InferenceSession;
   if (paramBytes > (o.externalDataOverBytes ?? 1.5 * 2 ** 30)) {
     const dir = o.workDir ?? join('/tmp', `uvit-engine-${process.pid}`);

@@ -12,6 +12,8 @@ export interface EngineSessionOptions {
   ep?: ExecutionProvider;
   /** CUDA device ordinal (ep 'cuda') */
   deviceId?: number;
+  /** let idle intra-op workers spin (ORT default, fastest on a dedicated host); false helps on oversubscribed CPUs */
+  spin?: boolean;
 }
 
 export function sessionOptions(o: EngineSessionOptions = {}): ort.InferenceSession.SessionOptions {
@@ -26,6 +28,7 @@ export function sessionOptions(o: EngineSessionOptions = {}): ort.InferenceSessi
     interOpNumThreads: 1,
     ...(o.threads !== undefined ? { intraOpNumThreads: o.threads } : {}),
     executionProviders: ep === 'cuda' ? [{ name: 'cuda', deviceId: o.deviceId ?? 0 }] : ['cpu'],
+    ...(o.spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   };
 }
 

@@ -69,6 +69,7 @@ describe('session options', () => {
       executionProviders: [{ name: 'cuda', deviceId: 1 }], intraOpNumThreads: 2, graphOptimizationLevel: 'all',
     });
     expect(() => sessionOptions({ threads: 0 })).toThrow(/threads must be a positive integer/);
+    expect(sessionOptions({ spin: false })).toMatchObject({ extra: { session: { intra_op: { allow_spinning: '0' } } } });
     if (!cudaProviderInstalled()) {
       await expect(Engine.create({ config: cfg, weights, ep: 'cuda' })).rejects.toThrow(/no CUDA provider/);
     }
