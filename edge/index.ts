@@ -21,7 +21,12 @@ app.route('/admin/v1', admin);
 app.notFound((c) => problem({ status: 404, code: 'not_found', detail: `No route for ${c.req.method} ${new URL(c.req.url).pathname}.` }));
 app.onError((err) => {
   // Log the message only (never request headers: they carry keys); the client gets no stack trace.
-  console.error(`unhandled: ${err instanceof Error ? err.message : String(err)}`);
+  const msg = err instanceof Error ? err.message : String(err);
+  console.error(`unhandled: ${msg}`);
+  // An overloaded / restarting Durable Object is transient: say "no" with a retry hint rather than 500.
+  const e = err as { retryable?: boolean; overloaded?: boolean };
+  if (e.retryable || e.overloaded || /durable object|overloaded|network connection lost/i.test(msg))
+    return problem({ status: 503, code: 'temporarily_unavailable', detail: 'The job store is busy or restarting; retry shortly.', retryAfter: 1 });
   return problem({ status: 500, code: 'internal_error', detail: 'Internal error; the request was not completed. Retry later.' });
 });
 
