@@ -152,3 +152,30 @@ export function numberValue(cmdName: string, flag: string, v: string | boolean |
 }
 
 export const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+
+// ---- the registry's entries: built-in commands are eager; heavy ones (stage servers, the worker) load on use so
+// `uvit --help` and the other commands start fast.
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+export const eager = (c: Command): CommandEntry => ({ name: c.name, summary: c.summary, load: async () => c });
+
+/** `load` returns the module that defines the command; `exportName` names it there. */
+export function lazy(name: string, summary: string, exportName: string, load: () => Promise<object>): CommandEntry {
+  return {
+    name,
+    summary,
+    async load() {
+      const mod = (await load()) as Record<string, unknown>;
+      const c = mod[exportName] as Command | undefined;
+      if (!c || typeof c.run !== 'function' || c.name !== name) {
+        throw new Error(`command '${name}' is not available: its module does not export a Command '${exportName}' named '${name}'`);
+      }
+      return c;
+    },
+  };
+}

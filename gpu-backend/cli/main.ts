@@ -1,9 +1,9 @@
 // `uvit` command dispatch (entry: uvit.ts). Commands are registered in commands/index.ts.
 // Exit codes: 0 ok, 1 runtime error (bad file, shape mismatch, ...), 2 usage error (unknown/missing flag, bad value).
-import { commandHelp, parseCommandArgs, UsageError, type Command, type CommandContext } from './command.ts';
+import { commandHelp, parseCommandArgs, UsageError, type Command, type CommandContext, type CommandEntry } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
 
-function mainHelp(commands: Command[]): string {
+function mainHelp(commands: CommandEntry[]): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 4;
   return [
     'uvit: U-ViT engine CLI (ONNX Runtime; whole model or split into pipeline stages)',
@@ -25,22 +25,29 @@ const processIO: MainIO = {
 };
 
 /** Runs one `uvit` invocation and returns its exit code (never calls process.exit, so tests can run it in-process). */
-export async function main(argv: string[], io: MainIO = processIO, commands: Command[] = COMMANDS): Promise<number> {
+export async function main(argv: string[], io: MainIO = processIO, commands: CommandEntry[] = COMMANDS): Promise<number> {
   const ctx: CommandContext = {
     log: (l) => io.stderr(l + '\n'),
     out: (l) => io.stdout(l + '\n'),
   };
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    const target = name === 'help' && rest[0] ? commands.find((c) => c.name === rest[0]) : undefined;
-    io.stdout((target ? commandHelp(target) : mainHelp(commands)) + '\n');
+    const entry = name === 'help' && rest[0] ? commands.find((c) => c.name === rest[0]) : undefined;
+    io.stdout((entry ? commandHelp(await entry.load()) : mainHelp(commands)) + '\n');
     if (name === undefined) return 2;
     return 0;
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     io.stderr(`uvit: unknown command '${name}' (commands: ${commands.map((c) => c.name).join(', ')}; see uvit --help)\n`);
     return 2;
+  }
+  let cmd: Command;
+  try {
+    cmd = await entry.load();
+  } catch (e) {
+    io.stderr(`uvit ${name}: error: ${(e as Error).message}\n`);
+    return 1;
   }
   try {
     const values = parseCommandArgs(cmd, rest);

@@ -13,6 +13,7 @@ import { referenceForward } from '../../gpu-backend/model/reference.ts';
 import { loadWeights } from '../../gpu-backend/model/weights.ts';
 import { readPlanFile } from '../../gpu-backend/partition/planFile.ts';
 import { main } from '../../gpu-backend/cli/main.ts';
+import { lazy } from '../../gpu-backend/cli/command.ts';
 import { guidedEps, nullClassLabels, sample, zerosContext, type ModelFn } from '../../gpu-backend/sampler/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -244,6 +245,11 @@ describe('uvit errors: exit code != 0 and a precise message on stderr', () => {
     expect(top.code).toBe(0);
     for (const c of ['forward', 'sample', 'init-weights', 'export']) expect(top.stdout).toContain(c);
     expect((await uvitInProcess()).code).toBe(2); // no command: help, exit 2
+    for (const c of ['stage', 'serve']) expect(top.stdout).toContain(c); // lazily loaded entries of the registry
+    let err = '';
+    const broken = lazy('broken', 'a module without its command', 'brokenCommand', async () => ({}));
+    expect(await main(['broken', '--x'], { stdout: () => {}, stderr: (t) => void (err += t) }, [broken])).toBe(1);
+    expect(err).toMatch(/command 'broken' is not available/);
     expect(fwd.code).toBe(0);
     expect(fwd.stdout).toContain('usage: uvit forward --config C.json --weights W.safetensors --x X.npy --t T.npy');
     expect(smp.stdout).toContain('--empty-context');
