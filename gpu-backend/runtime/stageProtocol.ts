@@ -40,4 +40,11 @@ export interface StageStats {
   /** tensor payload bytes sent / received, by role (stream = activations between stages) */
   sent: RoleBytes;
   received: RoleBytes;
+  /** tensors sent, by role */
+  sentCount: RoleBytes;
+  /** resident set size of the stage process now, and peak as seen at stats time */
+  rssBytes: number;
+  peakRssBytes: number;
+  /** time to load the stage's shard and build its sessions (set by the CLI entry; 0 when unknown) */
+  loadMs: number;
 }

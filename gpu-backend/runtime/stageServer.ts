@@ -54,7 +54,12 @@ export class StageServer {
   private readonly queue: Bucket[] = [];
   private running = false;
   private readonly started = Date.now();
-  private readonly stats_ = { busyMs: 0, runs: 0, maxQueueDepth: 0, failedJobs: 0, tornFrames: 0, sent: ROLE_BYTES(), received: ROLE_BYTES() };
+  private readonly stats_ = {
+    busyMs: 0, runs: 0, maxQueueDepth: 0, failedJobs: 0, tornFrames: 0,
+    sent: ROLE_BYTES(), received: ROLE_BYTES(), sentCount: ROLE_BYTES(), peakRssBytes: 0,
+  };
+  /** shard load time, reported in stats */
+  loadMs = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   /** network input names per held segment (executor inputs minus skips kept on this stage) */
   private readonly needs = new Map<number, string[]>();
@@ -103,7 +108,9 @@ export class StageServer {
 
   stats(): StageStats {
     const uptimeMs = Date.now() - this.started;
-    return { stage: this.index, uptimeMs, queueDepth: this.queue.length, ...structuredClone(this.stats_) };
+    const rssBytes = process.memoryUsage.rss();
+    this.stats_.peakRssBytes = Math.max(this.stats_.peakRssBytes, rssBytes);
+    return { stage: this.index, uptimeMs, queueDepth: this.queue.length, rssBytes, loadMs: this.loadMs, ...structuredClone(this.stats_) };
   }
 
   private accept(socket: net.Socket): void {
@@ -242,6 +249,7 @@ export class StageServer {
     const t0 = performance.now();
     try {
       out = await this.exec.run(b.segment, feeds);
+      this.stats_.peakRssBytes = Math.max(this.stats_.peakRssBytes, process.memoryUsage.rss());
     } catch (e) {
       return this.failJob(b.jobId, b.origin, `stage ${this.index}: segment ${b.segment} failed for job ${b.jobId} step ${b.step} micro-batch ${b.microBatch}: ${(e as Error).message}`);
     } finally {
@@ -255,6 +263,7 @@ export class StageServer {
       const drv = this.drivers.get(b.origin);
       if (!drv) return this.log(`driver ${b.origin} gone; dropping eps of job ${b.jobId}`);
       this.stats_.sent.eps += out[TENSOR.eps].data.byteLength;
+      this.stats_.sentCount.eps++;
       drv.send(this.meta('data', { ...base, segment: NO_SEGMENT, role: 'eps' }), out[TENSOR.eps]).catch((e) =>
         this.log(`cannot return eps of job ${b.jobId}: ${(e as Error).message}`),
       );
@@ -293,6 +302,7 @@ export class StageServer {
       return Promise.resolve(null);
     }
     this.stats_.sent[role] += t.data.byteLength;
+    this.stats_.sentCount[role]++;
     const fail = (e: unknown) => {
       this.failJob(m.jobId, m.origin, `stage ${this.index}: cannot send ${what} of job ${m.jobId} step ${m.step} micro-batch ${m.microBatch} to stage ${stage}: ${(e as Error).message}`);
       return null;

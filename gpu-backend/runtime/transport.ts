@@ -53,6 +53,7 @@ export class FrameSocket {
   private closedErr: Error | null = null;
   private closed = false;
   private ending = false;
+  private poisoned = false;
 
   constructor(socket: net.Socket, opts: FrameSocketOptions) {
     this.socket = socket;
@@ -79,15 +80,21 @@ export class FrameSocket {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.poisoned) return;
     this.bytesReceived += chunk.length;
     let frames: Frame[];
     try {
       frames = this.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
     } catch (e) {
       const err = e instanceof FrameError ? e : new FrameError('bad_header', String(e));
+      // stop reading (the stream cannot be resynchronised), let the owner answer (e.g. an error frame to the
+      // job's driver), flush that, then close; destroy if the peer does not let us finish
+      this.poisoned = true;
+      this.closedErr = new Error(`${this.name}: ${err.message}`);
+      this.socket.pause();
       this.opts.onFrameError?.(err, this);
-      this.destroy(new Error(`${this.name}: ${err.message}`));
+      this.end();
+      setTimeout(() => this.destroy(), 2000).unref();
       return;
     }
     for (const f of frames) {
