@@ -28,6 +28,8 @@ export type StackOptions = {
   stateDir: string;
   /** extra wrangler vars, e.g. LEASE_TTL_MS for the chaos tests */
   edgeVars: Record<string, string>;
+  /** more catalog entries for the edge besides the group's model (tests: a model served by a fake backend) */
+  extraModels: Record<string, unknown>[];
   /** start the backend group (tests of the edge alone may not) */
   backend: boolean;
   echo?: NodeJS.WritableStream;
@@ -47,6 +49,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): StackOptio
     modelDir: join(data, 'model'),
     stateDir: join(data, 'local'),
     edgeVars: {},
+    extraModels: [],
     backend: true,
     log: (s) => console.error(s),
     readyTimeoutMs: 180_000,
@@ -145,7 +148,8 @@ export class Stack {
     // Secrets go through an env file (mode 600), not argv, so they never show in `ps` or the logs.
     const envFile = join(o.stateDir, 'edge.env');
     const vars: Record<string, string> = { ...this.secrets };
-    if (this.model) vars.MODELS_JSON = JSON.stringify([edgeCatalogEntry(this.model)]);
+    const models = [...(this.model ? [edgeCatalogEntry(this.model)] : []), ...o.extraModels];
+    if (models.length) vars.MODELS_JSON = JSON.stringify(models);
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}='${v}'\n`).join(''), { mode: 0o600 });
     const args = [WRANGLER, 'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', o.host, '--port', String(o.edgePort),
       '--persist-to', join(o.stateDir, 'wrangler'), '--show-interactive-dev-session=false', '--inspector-port', '0',
@@ -235,6 +239,24 @@ export class Stack {
   async revokeKey(id: string): Promise<void> {
     const r = await fetch(`${this.baseUrl}/admin/v1/keys/${encodeURIComponent(id)}`, { method: 'DELETE', headers: { authorization: `Bearer ${this.secrets.ADMIN_TOKEN}` } });
     if (!r.ok) throw new Error(`revoking key ${id} failed: ${r.status} ${await r.text()}`);
+  }
+
+  /** Restarts (or starts again after a kill) one part, keeping ports and state: what a supervisor would do. */
+  async restartStage(k: number): Promise<void> {
+    await this.stages[k]?.stop(3000);
+    this.stages[k] = this.startStage(k);
+    await this.waitStage(this.stages[k]);
+  }
+
+  async restartDriver(): Promise<void> {
+    await this.driver?.stop(8000);
+    this.driver = this.startDriver();
+    await this.waitDriver();
+  }
+
+  async restartEdge(): Promise<void> {
+    await this.edge?.stop(5000);
+    await this.startEdge();
   }
 
   /** Stops everything (driver first so it can fail back its lease, then stages, then the edge). Idempotent. */
