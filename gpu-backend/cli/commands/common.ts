@@ -24,7 +24,8 @@ export const RUN_OPTIONS: OptionSpecs = {
   },
   threads: { type: 'string', value: 'K', help: 'ONNX Runtime intra-op threads per session (default: ORT decides)' },
   ep: { type: 'string', value: 'EP', choices: ['cpu', 'cuda'], default: 'cpu', help: 'execution provider' },
-  'device-id': { type: 'string', value: 'K', help: 'CUDA device ordinal (with --ep cuda)', default: '0' },
+  'device-id': { type: 'string', value: 'K', help: 'CUDA device ordinal (with --ep cuda; default 0, with --spawn: the stage index)' },
+  spawn: { type: 'boolean', help: 'run each stage in its own process (localhost TCP pipeline); the report gives per-process RSS' },
   report: { type: 'string', value: 'R.json', help: 'write a JSON report: per stage blocks, param bytes, RSS, compute ms; bytes moved; wall ms' },
 };
 
@@ -33,13 +34,15 @@ export interface RunSetup {
   partition: PartitionArg;
   threads?: number;
   ep: 'cpu' | 'cuda';
-  deviceId: number;
+  /** undefined: 0 in-process, the stage index per spawned stage */
+  deviceId?: number;
+  spawn: boolean;
 }
 
 export function runSetup(cmd: string, v: Values): RunSetup {
   const ep = (str(v.ep) ?? 'cpu') as 'cpu' | 'cuda';
-  const deviceId = intValue(cmd, 'device-id', v['device-id'], 0) ?? 0;
-  if (ep !== 'cuda' && v['device-id'] !== undefined && deviceId !== 0) {
+  const deviceId = intValue(cmd, 'device-id', v['device-id'], 0);
+  if (ep !== 'cuda' && deviceId !== undefined && deviceId !== 0) {
     throw new UsageError(`uvit ${cmd}: --device-id ${deviceId} needs --ep cuda`);
   }
   return {
@@ -48,6 +51,7 @@ export function runSetup(cmd: string, v: Values): RunSetup {
     threads: intValue(cmd, 'threads', v.threads),
     ep,
     deviceId,
+    spawn: v.spawn === true,
   };
 }
 
@@ -69,6 +73,7 @@ export async function openRunner(
 ): Promise<NetworkRunner> {
   requireFile('weights', weightsPath);
   const plan = await makePlan(cfg, setup);
+  if (setup.spawn) return openSpawned(cfg, weightsPath, plan, setup, ctx);
   const { InProcessRunner } = await import('../runner.ts');
   return InProcessRunner.create({
     config: cfg,
@@ -76,7 +81,30 @@ export async function openRunner(
     plan,
     threads: setup.threads,
     ep: setup.ep,
-    deviceId: setup.deviceId,
+    deviceId: setup.deviceId ?? 0,
     log: setup.stages > 1 ? ctx.log : undefined,
+  });
+}
+
+/** --spawn: the stage-process pipeline runner of gpu-backend/runtime/pipelineRunner.ts (SpawnedPipelineRunner). */
+async function openSpawned(cfg: UViTConfig, weightsPath: string, plan: Plan, setup: RunSetup, ctx: CommandContext): Promise<NetworkRunner> {
+  // resolved at run time so this command does not depend on the runtime package at type-check time
+  const spec = '../../runtime/pipelineRunner.ts';
+  type Mod = { SpawnedPipelineRunner?: { create(o: Record<string, unknown>): Promise<NetworkRunner> } };
+  let mod: Mod;
+  try {
+    mod = (await import(spec)) as Mod;
+  } catch (e) {
+    throw new Error(`--spawn is not available: cannot load gpu-backend/runtime/pipelineRunner.ts (${(e as Error).message})`);
+  }
+  if (!mod.SpawnedPipelineRunner) throw new Error('--spawn is not available: gpu-backend/runtime/pipelineRunner.ts has no SpawnedPipelineRunner');
+  return mod.SpawnedPipelineRunner.create({
+    config: cfg,
+    weightsPath,
+    plan,
+    threads: setup.threads,
+    ep: setup.ep,
+    deviceIds: setup.deviceId === undefined ? undefined : plan.stages.map(() => setup.deviceId),
+    log: ctx.log,
   });
 }
