@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import type { UViTConfig } from '../model/config.ts';
 import { buildSegmentModel } from '../model/build/segment.ts';
 import type { AttentionImpl } from '../model/build/layers.ts';
-import type { Plan } from './types.ts';
+import type { Plan, Segment } from './types.ts';
 import type { CostOptions, PartitionChoice } from './costModel.ts';
 import { choosePartition, planForInfo } from './costModel.ts';
 import { segmentParams } from './plan.ts';
@@ -62,19 +62,7 @@ export function exportPlan(o: ExportOptions): ExportResult {
     const t0 = performance.now();
     const names = segmentParams(info, seg);
     const path = join(outDir, file.segmentFiles[seg.index]);
-    const shard = openShard(o.weightsPath, o.config, names);
-    let bytes: Uint8Array;
-    try {
-      const opts = { attention: o.attention, ...(o.inlineWeights ? {} : { externalDataPath: `${path}.data` }) };
-      bytes = buildSegmentModel(o.config, (name) => shard.get(name), seg, opts);
-    } finally {
-      shard.close();
-    }
-    if (shard.read.size !== names.length) {
-      throw new Error(`segment ${seg.index}: the builder read ${shard.read.size} of the ${names.length} tensors of its shard`);
-    }
-    writeFileSync(`${path}.tmp`, bytes);
-    renameSync(`${path}.tmp`, path);
+    buildSegmentFile(o.config, o.weightsPath, seg, path, { attention: o.attention, inlineWeights: o.inlineWeights });
     segmentPaths.push(path);
     const mb = names.reduce((a, n) => a + info.paramBytes(n), 0) / 2 ** 20;
     o.log?.(`segment ${seg.index} (stage ${seg.stage}, blocks [${seg.start}, ${seg.end})): ${mb.toFixed(1)} MiB of weights, ` +
@@ -83,4 +71,33 @@ export function exportPlan(o: ExportOptions): ExportResult {
   const planPath = join(outDir, 'plan.json');
   writePlanFile(planPath, file);
   return { planPath, plan, file, segmentPaths };
+}
+
+/**
+ * Build one segment's ONNX file at `path` (weights as external data in `${path}.data` unless inlineWeights),
+ * streaming only that segment's tensors from the safetensors file. A stage process that has no exported files can
+ * call this and then open `path` with ORT: its peak RSS stays about the same as opening an exported file
+ * (bench:memory, mode "external"), unlike building in memory and handing ORT the bytes (~4x the shard).
+ */
+export function buildSegmentFile(
+  config: UViTConfig,
+  weightsPath: string,
+  seg: Segment,
+  path: string,
+  opts: { attention?: AttentionImpl; inlineWeights?: boolean } = {},
+): void {
+  const names = segmentParams(modelInfoFromConfig(config), seg);
+  const shard = openShard(weightsPath, config, names);
+  let bytes: Uint8Array;
+  try {
+    const build = { attention: opts.attention, ...(opts.inlineWeights ? {} : { externalDataPath: `${path}.data` }) };
+    bytes = buildSegmentModel(config, (name) => shard.get(name), seg, build);
+  } finally {
+    shard.close();
+  }
+  if (shard.read.size !== names.length) {
+    throw new Error(`segment ${seg.index}: the builder read ${shard.read.size} of the ${names.length} tensors of its shard`);
+  }
+  writeFileSync(`${path}.tmp`, bytes);
+  renameSync(`${path}.tmp`, path);
 }
