@@ -36,8 +36,10 @@ export interface EngineOptions {
 
 export interface ForwardInputs {
   x: Tensor<'float32'>;
-  timesteps: Tensor<'float32'> | Float32Array;
-  y?: Tensor<'int64'> | BigInt64Array;
+  /** float32 (sampling: t*1000, fractional), or int64 / int32 (training-style integers), cast to float32 like torch */
+  timesteps: Tensor<'float32'> | Tensor<'int64'> | Tensor<'int32'> | Float32Array;
+  /** int64 or int32 labels */
+  y?: Tensor<'int64'> | Tensor<'int32'> | BigInt64Array;
   context?: Tensor<'float32'>;
 }
 
@@ -145,7 +147,8 @@ export class Engine {
       throw new Error(`input x has shape [${x.dims}], expected [${d.video ? 'B,C,F\',S,S' : 'B,C,S,S'}] = [${want}]` +
         (d.video ? ` with F' a multiple of ${d.pt} up to ${d.F}` : ''));
     }
-    const t = inp.timesteps instanceof Float32Array ? inp.timesteps : inp.timesteps.data;
+    if (x.dtype !== 'float32') throw new Error(`input x has dtype ${x.dtype}, expected float32`);
+    const t = toFloat32Timesteps(inp.timesteps);
     if (t.length !== B) throw new Error(`timesteps has ${t.length} entries, expected batch ${B}`);
     const feeds: Record<string, ort.Tensor> = {
       [TENSOR.x]: new ort.Tensor('float32', x.data, x.dims),
@@ -153,7 +156,7 @@ export class Engine {
     };
     if (d.variant === 'class') {
       if (!inp.y) throw new Error('class-conditional model needs y (labels)');
-      const y = inp.y instanceof BigInt64Array ? inp.y : inp.y.data;
+      const y = toInt64Labels(inp.y);
       if (y.length !== B) throw new Error(`y has ${y.length} labels, expected batch ${B}`);
       for (const v of y) {
         if (v < 0n || v >= BigInt(d.numClasses)) throw new Error(`label ${v} is out of range [0, ${d.numClasses})`);
@@ -172,6 +175,21 @@ export class Engine {
     } else if (inp.context) throw new Error(`context given, but the model is ${d.variant}-conditioned`);
     return feeds;
   }
+}
+
+function toFloat32Timesteps(t: ForwardInputs['timesteps']): Float32Array {
+  if (t instanceof Float32Array) return t;
+  if (t.dtype === 'float32') return t.data as Float32Array;
+  if (t.dtype === 'int64') return Float32Array.from(t.data as BigInt64Array, (v) => Number(v));
+  if (t.dtype === 'int32') return Float32Array.from(t.data as Int32Array);
+  throw new Error(`timesteps have dtype ${(t as Tensor).dtype}, expected float32, int64 or int32`);
+}
+
+function toInt64Labels(y: NonNullable<ForwardInputs['y']>): BigInt64Array {
+  if (y instanceof BigInt64Array) return y;
+  if (y.dtype === 'int64') return y.data as BigInt64Array;
+  if (y.dtype === 'int32') return BigInt64Array.from(y.data as Int32Array, (v) => BigInt(v));
+  throw new Error(`y has dtype ${(y as Tensor).dtype}, expected int64 or int32`);
 }
 
 async function loadSegment(o: EngineOptions, seg: Segment): Promise<LoadedSegment> {

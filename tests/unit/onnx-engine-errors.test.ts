@@ -51,7 +51,13 @@ describe('engine input errors', () => {
     await expect(e.forward({ x, timesteps: t })).rejects.toThrow(/needs y/);
     await expect(e.forward({ x, timesteps: t, y: BigInt64Array.of(0n, 3n) })).rejects.toThrow(/label 3 is out of range \[0, 3\)/);
     await expect(e.forward({ x, timesteps: t, y, context: float32([2, 2, 8]) })).rejects.toThrow(/context given/);
-    expect((await e.forward({ x, timesteps: t, y })).dims).toEqual([2, 4, 8, 8]);
+    await expect(e.forward({ x: { dtype: 'float16', dims: [2, 4, 8, 8], data: new Uint16Array(512) } as never, timesteps: t, y })).rejects.toThrow(/dtype float16, expected float32/);
+    await expect(e.forward({ x, timesteps: { dtype: 'uint8', dims: [2], data: new Uint8Array(2) } as never, y })).rejects.toThrow(/timesteps have dtype uint8/);
+    const ref = await e.forward({ x, timesteps: t, y });
+    expect(ref.dims).toEqual([2, 4, 8, 8]);
+    // integer timesteps and int32 labels are cast like torch's .float() / accepted as indices
+    const alt = await e.forward({ x, timesteps: { dtype: 'int64', dims: [2], data: BigInt64Array.of(1n, 2n) }, y: { dtype: 'int32', dims: [2], data: Int32Array.of(0, 2) } });
+    expect([...alt.data]).toEqual([...ref.data]);
   });
 
   it('video: frame count must be a multiple of pt up to F; text needs context of the right shape', async () => {
