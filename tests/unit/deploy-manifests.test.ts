@@ -9,6 +9,7 @@ import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { renderAll, loadConfig, BACKEND_SECRET, EDGE_METRICS_SECRET, GROUP_CONFIG_PATH } from '../../deploy/k8s/render.ts';
 import { GroupConfigSchema } from '../../gpu-backend/runtime/driverConfig.ts';
+import { main as uvitMain } from '../../gpu-backend/cli/main.ts';
 
 const root = join(import.meta.dirname, '../..');
 const k8s = join(root, 'deploy/k8s');
@@ -212,6 +213,20 @@ describe('deploy/k8s manifests', () => {
       expect(join(mount.mountPath, 'group.json')).toBe(GROUP_CONFIG_PATH);
     }
     expect(ofKind('ConfigMap').length).toBe(loadConfig().models.filter((m) => m.weights === 'init').length);
+  });
+
+  it('containers run real `uvit` subcommands with flags those subcommands accept', async () => {
+    const calls = allContainers().flatMap(({ c }) => uvitInvocations(c.command));
+    const subs = new Set(calls.map((a) => a[0]));
+    expect([...subs].sort()).toEqual(['export', 'init-weights', 'serve', 'stage']);
+    for (const sub of subs) {
+      let help = '';
+      const rc = await uvitMain([sub, '--help'], { stdout: (t) => { help += t; }, stderr: (t) => { help += t; } });
+      expect(rc, `uvit ${sub} --help: ${help}`).toBe(0);
+      for (const a of calls.filter((x) => x[0] === sub)) {
+        for (const flag of a.filter((t) => t.startsWith('--'))) expect(help, `uvit ${sub} has no ${flag}`).toMatch(new RegExp(`${flag}\\b`));
+      }
+    }
   });
 
   it('kustomization lists existing files and leaves the example secrets out', () => {
