@@ -104,7 +104,7 @@ describe('stage pipeline failures', () => {
     });
   });
 
-  it('a torn frame is rejected with an error to its job; the stage keeps serving', async () => {
+  it('a torn frame or a failing job is rejected with an error to that job; the stage keeps serving', async () => {
     const cfg = goldenConfig();
     const plan = writePlan(join(dir, 'torn'), cfg, join(GOLDEN, 'weights.safetensors'), 'sequential');
     const inp = goldenInputs();
@@ -130,6 +130,11 @@ describe('stage pipeline failures', () => {
       expect(err).toBeDefined();
       expect(err!.header.jobId).toBe(job);
       expect(frameText(err!)).toMatch(/stage 1: rejected a frame .* torn frame: CRC32 mismatch/);
+      // a job whose compute fails (bad input shape) fails alone, with the stage's message
+      const badInp = { ...inp, x: { dtype: 'float32' as const, dims: [2, 4, 8, 8], data: new Float32Array(2 * 4 * 64) } };
+      const good = c.forward('ok-job', 0, 0, inp);
+      await expect(c.forward('bad-job', 0, 0, badInp)).rejects.toThrow(/stage 0: segment 0 failed for job [0-9a-f]{32} step 0 micro-batch 0: /);
+      expect((await good).dims).toEqual(inp.x.dims);
       // the group still serves jobs
       const eps = await c.forward('after-torn', 0, 0, inp);
       expect(eps.dims).toEqual(inp.x.dims);
