@@ -49,7 +49,7 @@ export function parseJson(bytes: Uint8Array): Decoded {
  */
 export async function decodeBody(req: Request, limit: number, numeric: readonly string[]): Promise<Decoded> {
   const ct = (req.headers.get('content-type') ?? '').toLowerCase();
-  const isJson = ct.startsWith('application/json') || ct.includes('+json');
+  const isJson = /^application\/(?:[a-z0-9.!#$&^_-]+\+)?json\s*(?:;|$)/.test(ct); // not application/jsonx
   const isForm = ct.startsWith('multipart/form-data') || ct.startsWith('application/x-www-form-urlencoded');
   if (!isJson && !isForm)
     return { ok: false, problem: { status: 415, code: 'unsupported_media_type', detail: `Content-Type ${JSON.stringify(ct || '(none)')} is not supported; send application/json or multipart/form-data.` } };

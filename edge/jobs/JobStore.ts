@@ -4,12 +4,14 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { CreateKeyRequest } from '../../shared/api/keys.ts';
 import type { Video, VideoList, ListQuery } from '../../shared/api/videos.ts';
-import type { FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
-import { randomHex, type PresentedKey } from '../auth/apiKey.ts';
+import type { FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
+import type { PresentedKey } from '../auth/apiKey.ts';
 import { intVar, type Env } from '../env.ts';
 import { r2Key } from '../cache/cdnToken.ts';
 import { createKey, listKeys, revokeKey, verifyKey } from './keys.ts';
 import { RateLimiter } from './rateLimit.ts';
+import { createJob } from './create.ts';
+import { claim, expiredLeases, nextWakeup, registerGroup, requeueOrFail } from './leases.ts';
 import { DDL, type JobRow, type KeyRow } from './schema.ts';
 import { SseHub } from './sse.ts';
 import { fail, type CreateInput, type Result } from './types.ts';
@@ -61,45 +63,10 @@ export class JobStore extends DurableObject<Env> {
   async createVideo(p: PresentedKey, input: CreateInput): Promise<Result<{ video: Video; replayed: boolean }>> {
     const a = this.auth(p, 'videos:write');
     if (!a.ok) return a;
-    const key = a.value;
-    const now = Date.now();
-    if (input.idemKey) {
-      const prev = this.sql.exec<JobRow>('SELECT * FROM jobs WHERE key_id = ? AND idem_key = ?', key.id, input.idemKey).toArray()[0];
-      if (prev) {
-        if (prev.idem_hash !== input.idemHash)
-          return fail(409, 'idempotency_key_reused', `Idempotency-Key ${JSON.stringify(input.idemKey)} was already used with a different request body (video ${prev.id}).`);
-        return { ok: true, value: { video: toVideo(prev), replayed: true } };
-      }
-    }
-    const id = `video_${randomHex(16)}`;
-    const spec: JobSpec = { ...input.spec, id };
-    const hit = input.seedGiven
-      ? this.sql.exec<{ sha256: string; bytes: number; cdn_path: string | null }>(
-          'SELECT r.sha256, r.bytes, (SELECT cdn_path FROM jobs j WHERE j.content_sha256 = r.sha256 AND j.cdn_path IS NOT NULL LIMIT 1) AS cdn_path FROM results r WHERE r.params_hash = ?',
-          spec.params_hash).toArray()[0]
-      : undefined;
-    if (hit) {
-      this.sql.exec(
-        `INSERT INTO jobs (id, key_id, status, progress, model, spec, params_hash, webhook_url, created_at, completed_at,
-           content_sha256, bytes, cdn_path, cached, idem_key, idem_hash) VALUES (?,?,'completed',100,?,?,?,?,?,?,?,?,?,1,?,?)`,
-        id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, now, now,
-        hit.sha256, hit.bytes, hit.cdn_path, input.idemKey, input.idemHash,
-      );
-      return { ok: true, value: { video: toVideo(this.row(id)), replayed: false } };
-    }
-    const active = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE key_id = ? AND status IN ('queued','in_progress')", key.id).one().n;
-    if (active >= key.max_active)
-      return fail(429, 'too_many_active_jobs', `This key already has ${active} queued or running videos (limit ${key.max_active}).`, 30);
-    const queued = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE status = 'queued'").one().n;
-    const maxQueue = intVar(this.env.MAX_QUEUE, 1000);
-    if (queued >= maxQueue) return fail(429, 'queue_full', `The queue is full (${queued} of ${maxQueue} jobs waiting); retry later.`, 30);
-    this.sql.exec(
-      `INSERT INTO jobs (id, key_id, status, model, spec, params_hash, webhook_url, created_at, idem_key, idem_hash)
-       VALUES (?,?,'queued',?,?,?,?,?,?,?)`,
-      id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, now, input.idemKey, input.idemHash,
-    );
-    this.wake(spec.model);
-    return { ok: true, value: { video: toVideo(this.row(id)), replayed: false } };
+    const r = createJob(this.sql, a.value, input, intVar(this.env.MAX_QUEUE, 1000), Date.now());
+    if (!r.ok) return r;
+    if (r.value.queued) this.wake(r.value.row.model);
+    return { ok: true, value: { video: toVideo(r.value.row), replayed: r.value.replayed } };
   }
 
   getVideo(p: PresentedKey, id: string): Result<Video> {
@@ -193,10 +160,7 @@ export class JobStore extends DurableObject<Env> {
   async lease(req: LeaseRequest, waitMs: number): Promise<LeaseGrant | null> {
     const deadline = Date.now() + waitMs;
     for (;;) {
-      this.sql.exec(
-        `INSERT INTO groups (group_id, model, capacity, stages, last_seen) VALUES (?,?,?,?,?)
-         ON CONFLICT(group_id) DO UPDATE SET model = excluded.model, capacity = excluded.capacity, stages = excluded.stages, last_seen = excluded.last_seen`,
-        req.group, req.model, req.capacity, req.stages ?? null, Date.now());
+      registerGroup(this.sql, req, Date.now());
       const grant = this.claim(req);
       if (grant) {
         await this.ensureAlarm(grant.expires_at);
@@ -219,21 +183,9 @@ export class JobStore extends DurableObject<Env> {
   }
 
   private claim(req: LeaseRequest): LeaseGrant | null {
-    const r = this.sql.exec<JobRow>("SELECT * FROM jobs WHERE model = ? AND status = 'queued' ORDER BY seq LIMIT 1", req.model).toArray()[0];
-    if (!r) return null;
-    const leaseId = `lease_${randomHex(16)}`;
-    const expires = Date.now() + this.leaseTtl;
-    this.sql.exec(
-      "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, lease_id = ?, lease_group = ?, lease_expires = ?, progress = 0 WHERE id = ?",
-      leaseId, req.group, expires, r.id);
-    this.publish(r.id);
-    return {
-      lease_id: leaseId,
-      job: { ...(JSON.parse(r.spec) as JobSpec), id: r.id },
-      attempt: r.attempts + 1,
-      expires_at: expires,
-      heartbeat_interval_ms: Math.max(500, Math.floor(this.leaseTtl / 3)),
-    };
+    const c = claim(this.sql, req, this.leaseTtl, Date.now());
+    if (c) this.publish(c.row.id);
+    return c?.grant ?? null;
   }
 
   private leased(leaseId: string): Result<JobRow> {
@@ -292,8 +244,7 @@ export class JobStore extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     const now = Date.now();
-    const expired = this.sql.exec<JobRow>("SELECT * FROM jobs WHERE status = 'in_progress' AND lease_expires <= ?", now).toArray();
-    for (const r of expired) {
+    for (const r of expiredLeases(this.sql, now)) {
       const reason = `lease expired: group ${r.lease_group} sent no heartbeat for ${this.leaseTtl} ms (attempt ${r.attempts})`;
       if (this.requeueOrFail(r, reason, true, 'lease_expired') === 'failed') this.queueWebhook(r.id);
     }
@@ -305,10 +256,8 @@ export class JobStore extends DurableObject<Env> {
   }
 
   private async rescheduleAlarm(): Promise<void> {
-    const lease = this.sql.exec<{ t: number | null }>("SELECT min(lease_expires) AS t FROM jobs WHERE status = 'in_progress'").one().t;
-    const hook = this.sql.exec<{ t: number | null }>("SELECT min(next_at) AS t FROM webhooks WHERE status = 'pending'").one().t;
-    const next = Math.min(lease ?? Infinity, hook ?? Infinity);
-    if (next === Infinity) await this.ctx.storage.deleteAlarm();
+    const next = nextWakeup(this.sql);
+    if (next === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(Math.max(next, Date.now() + 10));
   }
 
@@ -324,18 +273,10 @@ export class JobStore extends DurableObject<Env> {
   }
 
   private requeueOrFail(r: JobRow, reason: string, retryable: boolean, code?: string): 'queued' | 'failed' {
-    if (retryable && r.attempts < this.maxAttempts) {
-      this.sql.exec("UPDATE jobs SET status = 'queued', lease_id = NULL, lease_group = NULL, lease_expires = NULL, progress = 0, error_message = ? WHERE id = ?", reason, r.id);
-      this.publish(r.id);
-      this.wake(r.model);
-      return 'queued';
-    }
-    const message = retryable ? `failed after ${r.attempts} attempts; last: ${reason}` : reason;
-    this.sql.exec(
-      "UPDATE jobs SET status = 'failed', lease_expires = NULL, completed_at = ?, error_code = ?, error_message = ? WHERE id = ?",
-      Date.now(), code ?? (retryable ? 'max_attempts_exceeded' : 'generation_failed'), message, r.id);
+    const status = requeueOrFail(this.sql, r, reason, retryable, this.maxAttempts, Date.now(), code);
     this.publish(r.id);
-    return 'failed';
+    if (status === 'queued') this.wake(r.model);
+    return status;
   }
 
   private cancelRow(r: JobRow): void {

@@ -1,0 +1,59 @@
+// Queue and lease transitions on the jobs table (synchronous SQL; the JobStore adds notifications and alarms).
+import type { JobSpec, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
+import { randomHex } from '../auth/apiKey.ts';
+import type { JobRow } from './schema.ts';
+
+export function registerGroup(sql: SqlStorage, req: LeaseRequest, now: number): void {
+  sql.exec(
+    `INSERT INTO groups (group_id, model, capacity, stages, last_seen) VALUES (?,?,?,?,?)
+     ON CONFLICT(group_id) DO UPDATE SET model = excluded.model, capacity = excluded.capacity, stages = excluded.stages, last_seen = excluded.last_seen`,
+    req.group, req.model, req.capacity, req.stages ?? null, now);
+}
+
+/** Oldest queued job of the model → in_progress under a fresh lease; null when none is queued. */
+export function claim(sql: SqlStorage, req: LeaseRequest, ttlMs: number, now: number): { grant: LeaseGrant; row: JobRow } | null {
+  const r = sql.exec<JobRow>("SELECT * FROM jobs WHERE model = ? AND status = 'queued' ORDER BY seq LIMIT 1", req.model).toArray()[0];
+  if (!r) return null;
+  const leaseId = `lease_${randomHex(16)}`;
+  const expires = now + ttlMs;
+  sql.exec(
+    "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, lease_id = ?, lease_group = ?, lease_expires = ?, progress = 0 WHERE id = ?",
+    leaseId, req.group, expires, r.id);
+  return {
+    row: r,
+    grant: {
+      lease_id: leaseId,
+      job: { ...(JSON.parse(r.spec) as JobSpec), id: r.id },
+      attempt: r.attempts + 1,
+      expires_at: expires,
+      heartbeat_interval_ms: Math.max(500, Math.floor(ttlMs / 3)),
+    },
+  };
+}
+
+/** Retryable and attempts left → queued again (lease dropped); otherwise failed with the reason. */
+export function requeueOrFail(
+  sql: SqlStorage, r: JobRow, reason: string, retryable: boolean, maxAttempts: number, now: number, code?: string,
+): 'queued' | 'failed' {
+  if (retryable && r.attempts < maxAttempts) {
+    sql.exec("UPDATE jobs SET status = 'queued', lease_id = NULL, lease_group = NULL, lease_expires = NULL, progress = 0, error_message = ? WHERE id = ?", reason, r.id);
+    return 'queued';
+  }
+  const message = retryable ? `failed after ${r.attempts} attempts; last: ${reason}` : reason;
+  sql.exec(
+    "UPDATE jobs SET status = 'failed', lease_expires = NULL, completed_at = ?, error_code = ?, error_message = ? WHERE id = ?",
+    now, code ?? (retryable ? 'max_attempts_exceeded' : 'generation_failed'), message, r.id);
+  return 'failed';
+}
+
+export function expiredLeases(sql: SqlStorage, now: number): JobRow[] {
+  return sql.exec<JobRow>("SELECT * FROM jobs WHERE status = 'in_progress' AND lease_expires <= ?", now).toArray();
+}
+
+/** When the alarm must next run: the earliest lease expiry or pending webhook; null when nothing waits. */
+export function nextWakeup(sql: SqlStorage): number | null {
+  const lease = sql.exec<{ t: number | null }>("SELECT min(lease_expires) AS t FROM jobs WHERE status = 'in_progress'").one().t;
+  const hook = sql.exec<{ t: number | null }>("SELECT min(next_at) AS t FROM webhooks WHERE status = 'pending'").one().t;
+  const next = Math.min(lease ?? Infinity, hook ?? Infinity);
+  return next === Infinity ? null : next;
+}
