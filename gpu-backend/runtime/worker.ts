@@ -94,7 +94,7 @@ export class Worker {
     for (let i = 0; i < this.o.capacity; i++) this.loops.push(this.loop(i));
   }
 
-  /** Stop leasing; jobs in progress are cancelled (their leases expire and the edge requeues them). */
+  /** Stop leasing; jobs in progress are stopped and reported as retryable failures (code backend_shutdown). */
   async stop(opts: { cancelRunning?: boolean } = {}): Promise<void> {
     this.stopper.abort();
     if (opts.cancelRunning !== false) for (const ac of this.running.values()) ac.abort();
@@ -242,7 +242,9 @@ export class Worker {
         this.log(`job ${job.id}: ${cancelled ? 'cancelled by the edge' : 'lease lost'}; dropped`);
         outcome = { leaseId, jobId: job.id, status: cancelled ? 'cancelled' : 'lost' };
       } else {
-        const err = e as Error;
+        const err = this.stopped && !(e instanceof JobError)
+          ? new JobError('backend group shutting down; the job was returned to the queue', true, 'backend_shutdown')
+          : (e as Error);
         const retryable = err instanceof JobError ? err.retryable : true;
         const code = err instanceof JobError ? err.code : 'backend_error';
         this.o.onJobError?.(e);

@@ -137,7 +137,7 @@ async function serve(v: Values, ctx: CommandContext): Promise<void> {
   const h = await startServe(v, ctx);
   await new Promise<void>((resolveStop) => {
     const onSignal = (sig: string) => {
-      ctx.log(`serve: ${sig}: stopping (jobs in progress are abandoned; their leases expire and requeue)`);
+      ctx.log(`serve: ${sig}: stopping (jobs in progress are handed back to the edge as retryable failures)`);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       void h.stop().then(resolveStop);

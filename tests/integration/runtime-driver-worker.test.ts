@@ -83,6 +83,17 @@ describe('worker (fake edge, in-process engine)', () => {
     expect(edge.rec.fails.length).toBe(1);
   });
 
+  it('hands a running job back as retryable when it is stopped', async () => {
+    const outcomes: JobOutcome[] = [];
+    const w = worker({}, outcomes);
+    w.start();
+    edge.push(job({ id: 'video_shutdown', steps: 300 }));
+    await edge.until((r) => r.heartbeats.some((b) => edge.jobOf.get(b.lease) === 'video_shutdown' && b.progress > 2));
+    await w.stop();
+    expect(outcomes[0]).toMatchObject({ jobId: 'video_shutdown', status: 'failed', retryable: true });
+    expect(edge.rec.fails.at(-1)).toMatchObject({ code: 'backend_shutdown', retryable: true });
+  });
+
   it('keeps polling with back-off when the edge rejects its signature', async () => {
     const w = worker({ secret: 'wrong' });
     w.start();
