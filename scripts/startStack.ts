@@ -120,7 +120,12 @@ export class Stack {
   async preflight(): Promise<void> {
     const o = this.opts;
     const { ffmpegPath } = await import('../gpu-backend/runtime/ffmpeg.ts');
-    try { ffmpegPath(); } catch (e) {
+    const { spawnSync } = await import('node:child_process');
+    try {
+      const bin = ffmpegPath();
+      const r = spawnSync(bin, ['-hide_banner', '-version'], { encoding: 'utf8', timeout: 10_000 });
+      if (r.status !== 0) throw new Error(`${bin} -version failed (${r.error?.message ?? `exit ${r.status}`})`);
+    } catch (e) {
       throw new Error(`ffmpeg is missing: ${(e as Error).message}\n  install it (apt-get install ffmpeg) or point UVIT_FFMPEG at a binary; \`npm install\` normally provides one (@ffmpeg-installer/ffmpeg)`);
     }
     await assertPortFree(o.host, o.edgePort, 'edge (wrangler dev)', '--edge-port / UVIT_EDGE_PORT');
