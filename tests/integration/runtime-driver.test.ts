@@ -64,6 +64,13 @@ describe('driver (tiny config, in-process engine)', () => {
     expect(sha(b.path)).toBe(sha(a.path));
   });
 
+  it('runs without CFG (guidance 0) and with the 2M solver', async () => {
+    const events: ProgressEvent[] = [];
+    const r = await built.driver.generate(req({ guidance: 0, solver: 'dpmpp-2m', out: join(dir, 'nocfg.mp4'), onProgress: (e) => events.push(e) }));
+    expect(probeMp4(r.path)).toMatchObject({ frames: 8, fps: 4 });
+    expect(events.filter((e) => e.phase === 'sample' && e.step! > 0)).toHaveLength(3);
+  });
+
   it('makes shorter clips (rounding the latent clip up to the temporal patch, trimming frames) and rejects too long ones', async () => {
     const r = await built.driver.generate(req({ numFrames: 3, out: join(dir, 'short.mp4') }));
     expect(r.latentFrames).toBe(2);
@@ -81,9 +88,9 @@ describe('driver (tiny config, in-process engine)', () => {
     const p = parsePrometheusText(metrics.render());
     const jobs = p.get('uvit_jobs_total')!.samples;
     expect(jobs.find((s) => s.labels?.status === 'cancelled')?.value).toBe(1);
-    expect(jobs.find((s) => s.labels?.status === 'completed')?.value).toBe(8); // 1 + 4 + 2 + 1 clips above
+    expect(jobs.find((s) => s.labels?.status === 'completed')?.value).toBe(9); // 1 + 4 + 2 + 1 + 1 clips above
     expect(jobs.find((s) => s.labels?.status === 'failed')?.value).toBe(1);
-    expect(p.get('uvit_sampler_steps_total')!.samples[0].value).toBe(8 * 3 + 1);
-    expect(p.get('uvit_job_latency_seconds')!.samples.find((s) => s.labels?.le === '+Inf')?.value).toBe(8);
+    expect(p.get('uvit_sampler_steps_total')!.samples[0].value).toBe(9 * 3 + 1);
+    expect(p.get('uvit_job_latency_seconds')!.samples.find((s) => s.labels?.le === '+Inf')?.value).toBe(9);
   });
 });

@@ -75,6 +75,14 @@ describe('demo text encoder (seeded, untrained)', () => {
     expect(Array.from(again.data.subarray(128))).toEqual(Array.from(ctx.data.subarray(0, 128)));
     expect(sha(ctx.data.subarray(0, 128))).not.toBe(sha(ctx.data.subarray(128)));
     await enc.release();
+    // a CLIP BPE tokenizer plugs in by config (vocab.json + merges.txt), feeding the same ONNX input
+    writeFileSync(join(dir, 'vocab.json'), JSON.stringify({ '<|startoftext|>': 100, '<|endoftext|>': 101, 'h': 1, 'i</w>': 2, 'hi</w>': 3 }));
+    writeFileSync(join(dir, 'merges.txt'), '#version: 0.2\nh i</w>\n');
+    const clipCfg = TextEncoderConfigSchema.parse({ onnx: path, tokenizer: { type: 'clip-bpe', vocab: join(dir, 'vocab.json'), merges: join(dir, 'merges.txt') }, num_tokens: 8, dim: 16 });
+    const clip = await PromptEncoder.create(clipCfg);
+    expect(Array.from(clip.tokenize(['Hi']).data, Number)).toEqual([100, 3, 101, 101, 101, 101, 101, 101]);
+    expect((await clip.encode(['hi'])).dims).toEqual([1, 8, 16]);
+    await clip.release();
     const bad = TextEncoderConfigSchema.parse({ onnx: path, tokenizer: { type: 'bytes' }, num_tokens: 8, dim: 16, output: 'nope' });
     await expect(PromptEncoder.create(bad)).rejects.toThrow(/no output "nope" \(outputs: last_hidden_state\)/);
   });
