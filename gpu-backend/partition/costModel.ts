@@ -143,11 +143,15 @@ export interface Choice {
   folded: Cost | null;
 }
 
-/** Plan both partitions and pick the one with the smaller estimated forward time (ties go to folded: no skip traffic). */
+/**
+ * Plan both partitions and pick the one with the smaller estimated forward time (ties go to folded: no skip
+ * traffic). S = 1 is no split at all: both plans are the same single segment, reported as sequential.
+ */
 export function choosePartition(info: ModelInfo, S: number, opts: CostOptions = {}): Choice {
   const seqPlan = planSequential(info, S);
   const sequential = planCost(info, seqPlan, opts);
   if (S > maxStages(info.dims.n, 'folded')) return { chosen: 'sequential', plan: seqPlan, sequential, folded: null };
+  if (S === 1) return { chosen: 'sequential', plan: seqPlan, sequential, folded: planCost(info, planFolded(info, 1), opts) };
   const foldPlan = planFolded(info, S);
   const folded = planCost(info, foldPlan, opts);
   const seqWins = sequential.forwardSec < folded.forwardSec * (1 - 1e-9);

@@ -173,6 +173,10 @@ describe('planner', () => {
       expect(plan.segments).toEqual([{ index: 0, stage: 0, start: 0, end: 7, embed: true, head: true, skipsIn: [], skipsOut: [] }]);
       expect(plan.skips.every((r) => r.fromSegment === 0 && r.toSegment === 0 && !r.crossesNetwork)).toBe(true);
     }
+    const auto = choosePartition(golden, 1);
+    expect(auto.chosen).toBe('sequential');
+    expect(auto.plan.segments.length).toBe(1);
+    expect(auto.folded!.forwardSec).toBe(auto.sequential.forwardSec);
   });
 
   it('golden depth 7, S=2 layouts', () => {
