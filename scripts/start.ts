@@ -73,6 +73,7 @@ make a 16-second clip (another terminal):
   export $(cat ${rel(envFile)})
   npx uvit-client generate "a red ball bouncing" --duration 16 --out clip.mp4
 
+more keys: ADMIN_TOKEN=$(node -p "require('./${rel(join(opts.stateDir, 'secrets.json'))}').ADMIN_TOKEN") npm run keys -- create --owner NAME
 Ctrl-C stops everything.
 `);
   // Stay up; if a process dies on its own, say so and stop the rest.
