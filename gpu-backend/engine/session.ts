@@ -50,7 +50,7 @@ export async function createSession(model: Uint8Array | string, o: EngineSession
   if ((o.ep ?? 'cpu') === 'cuda' && !cudaProviderInstalled()) {
     throw new Error('execution provider cuda requested, but this onnxruntime-node install has no CUDA provider ' +
       '(libonnxruntime_providers_cuda.so is absent: it was installed with onnxruntime-node-install=skip or on a ' +
-      'platform without CUDA); use ep cpu or reinstall onnxruntime-node with its CUDA binaries on the GPU host');
+      'platform without CUDA); use ep cpu, or on a CUDA 12 host run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`');
   }
   try {
     return typeof model === 'string'
