@@ -62,6 +62,8 @@ async function main(): Promise<number> {
   const envFile = join(opts.stateDir, 'client.env');
   writeFileSync(envFile, `UVIT_API_KEY=${key}\nUVIT_BASE_URL=${stack.baseUrl}\n`, { mode: 0o600 });
   const rel = (p: string) => (p.startsWith(ROOT + '/') ? p.slice(ROOT.length + 1) : p);
+  const secretsFile = rel(join(opts.stateDir, 'secrets.json'));
+  const secretsRef = secretsFile.startsWith('/') ? secretsFile : `./${secretsFile}`;
   // The two env lines go to stdout alone, so `npm start --silent | head -2 > .env` works; the rest is stderr.
   console.log(`UVIT_API_KEY=${key}`);
   console.log(`UVIT_BASE_URL=${stack.baseUrl}`);
@@ -73,7 +75,7 @@ make a 16-second clip (another terminal):
   export $(cat ${rel(envFile)})
   npx uvit-client generate "a red ball bouncing" --duration 16 --out clip.mp4
 
-more keys: ADMIN_TOKEN=$(node -p "require('./${rel(join(opts.stateDir, 'secrets.json'))}').ADMIN_TOKEN") npm run keys -- create --owner NAME
+more keys: ADMIN_TOKEN=$(node -p "require('${secretsRef}').ADMIN_TOKEN") npm run keys -- create --owner NAME
 Ctrl-C stops everything.
 `);
   // Stay up; if a process dies on its own, say so and stop the rest.
