@@ -84,7 +84,7 @@ describe('public API fuzz (seeded)', () => {
       tally.add('bad_inputs_tried');
       let res: Reply;
       try {
-        res = await call(base, c.method, c.path, { key: c.noAuth ? undefined : key, headers: c.headers, body: c.body as BodyInit | undefined, timeoutMs: 10_000 });
+        res = await call(base, c.method, c.path, { key: c.noAuth ? undefined : key, headers: c.headers, body: c.body as RequestInit['body'], timeoutMs: 10_000 });
       } catch (e) {
         failures.push(`${what}: ${e instanceof HungRequest ? 'HUNG' : (e as Error).message}`);
         continue;
@@ -124,7 +124,7 @@ describe('lease API (backend HMAC)', () => {
     const path = LEASE_PATHS.lease;
     const body = JSON.stringify({ group: 'chaos-auth', model: IDLE_MODEL, capacity: 1, wait_ms: 0 });
     const now = Math.floor(Date.now() / 1000);
-    const send = (headers: Record<string, string>, p = path, b: string = body) =>
+    const send = (headers: Record<string, string>, p: string = path, b: string = body) =>
       call(base, 'POST', p, { headers: { 'content-type': 'application/json', ...headers }, body: b, timeoutMs: 10_000 });
     const cases: [string, () => Promise<Reply>][] = [
       ['unsigned', () => send({})],

@@ -94,7 +94,7 @@ export type Reply = { status: number; headers: Headers; text: string; json: unkn
 export class HungRequest extends Error {}
 
 /** One request; throws HungRequest when no complete answer (headers and body) comes within timeoutMs. */
-export async function call(base: string, method: string, path: string, o: { key?: string; body?: BodyInit | null; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Reply> {
+export async function call(base: string, method: string, path: string, o: { key?: string; body?: RequestInit['body']; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Reply> {
   const t0 = performance.now();
   const headers: Record<string, string> = { ...(o.key !== undefined ? { authorization: `Bearer ${o.key}` } : {}), ...o.headers };
   const timeoutMs = o.timeoutMs ?? 15_000;
