@@ -33,7 +33,13 @@ interface Bucket {
   segment: number;
   tensors: Record<string, Tensor>;
   touched: number;
+  /** performance.now() of the first input and of completion (tracing) */
+  firstAt?: number;
+  readyAt?: number;
 }
+
+/** UVIT_STAGE_TRACE=1: one stderr line per segment run (input assembly, queue wait, compute), for tuning */
+const TRACE = !!process.env.UVIT_STAGE_TRACE;
 
 const ROLE_BYTES = () => ({ stream: 0, skip: 0, eps: 0, input: 0 });
 
@@ -151,7 +157,18 @@ export class StageServer {
   }
 
   private onHello(f: Frame, conn: FrameSocket): void {
-    const hello = JSON.parse(frameText(f)) as DriverHello | PeerHello;
+    // a malformed hello must drop this connection, not throw out of the socket handler and crash the stage (G: chaos)
+    let hello: DriverHello | PeerHello;
+    try {
+      hello = JSON.parse(frameText(f)) as DriverHello | PeerHello;
+      if (hello?.role !== 'driver' && hello?.role !== 'peer') throw new Error('role must be "driver" or "peer"');
+      if (hello.role === 'driver' && hello.peers !== undefined && !(Array.isArray(hello.peers) && hello.peers.every((p) => typeof p === 'string'))) throw new Error('peers must be an array of addresses');
+    } catch (e) {
+      this.stats_.tornFrames++;
+      this.log(`rejected a frame from ${conn.name}: bad hello: ${(e as Error).message}`);
+      conn.destroy();
+      return;
+    }
     if (hello.role === 'driver') {
       conn.info.driver = f.header.origin;
       this.drivers.set(f.header.origin, conn);
@@ -207,8 +224,10 @@ export class StageServer {
     if (cur.tensors[name]) throw new Error(`duplicate ${name} for segment ${b.segment}`);
     cur.tensors[name] = t;
     cur.touched = Date.now();
+    cur.firstAt ??= performance.now();
     if (this.needs.get(b.segment)!.every((n) => cur.tensors[n])) {
       this.buckets.delete(key);
+      cur.readyAt = performance.now();
       this.queue.push(cur);
       this.stats_.maxQueueDepth = Math.max(this.stats_.maxQueueDepth, this.queue.length);
       void this.pump();
@@ -253,8 +272,14 @@ export class StageServer {
     } catch (e) {
       return this.failJob(b.jobId, b.origin, `stage ${this.index}: segment ${b.segment} failed for job ${b.jobId} step ${b.step} micro-batch ${b.microBatch}: ${(e as Error).message}`);
     } finally {
-      this.stats_.busyMs += performance.now() - t0;
+      const t1 = performance.now();
+      this.stats_.busyMs += t1 - t0;
       this.stats_.runs++;
+      if (TRACE) {
+        const r = (v: number) => v.toFixed(1);
+        this.log(`trace ${r(t0)} seg ${b.segment} job ${b.jobId.slice(0, 6)} step ${b.step} mb ${b.microBatch}: ` +
+          `assemble ${r((b.readyAt ?? t0) - (b.firstAt ?? t0))} ms, wait ${r(t0 - (b.readyAt ?? t0))} ms, run ${r(t1 - t0)} ms`);
+      }
     }
     if (this.failed.has(b.jobId)) return;
     const base = { jobId: b.jobId, origin: b.origin, step: b.step, microBatch: b.microBatch };
