@@ -5,6 +5,7 @@ export interface Env {
   JOBS: DurableObjectNamespace<JobStore>;
   RESULTS: R2Bucket;
   ADMIN_TOKEN?: string;
+  METRICS_TOKEN?: string;
   BACKEND_SECRET?: string;
   CDN_SECRET?: string;
   LEASE_TTL_MS?: string;

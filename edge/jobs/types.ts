@@ -15,3 +15,11 @@ export interface CreateInput {
 export function fail(status: number, code: string, detail: string, retryAfter?: number): { ok: false; problem: ProblemInit } {
   return { ok: false, problem: { status, code, detail, ...(retryAfter !== undefined ? { retryAfter } : {}) } };
 }
+
+export interface QueueStats {
+  model: string;
+  queued: number;
+  in_progress: number;
+  groups: number; // backend groups that polled in the last minute
+  capacity: number; // their summed capacity
+}

@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import type { z } from 'zod';
 import { FailRequest, HeartbeatRequest, LeaseRequest, MAX_LEASE_WAIT_MS, SIG_HEADERS } from '../../shared/lease.ts';
+import { metricsGuard } from '../auth/admin.ts';
 import { verifyBackend } from '../auth/backend.ts';
 import { cdnPath } from '../cache/cdnToken.ts';
 import { uploadVerified } from '../cache/upload.ts';
@@ -70,4 +71,15 @@ internal.put('/leases/:lease/result', async (c) => {
   const done = await store.complete(leaseId, up.sha256, up.bytes, cdn);
   if (!done.ok) return problem(done.problem);
   return c.json({ id: done.value.id, status: 'completed', sha256: up.sha256, bytes: up.bytes });
+});
+
+// Read-only queue depth for autoscalers (KEDA metrics-api: valueLocation "queued"); METRICS_TOKEN or ADMIN_TOKEN.
+internal.get('/queue', metricsGuard, async (c) => {
+  const model = c.req.query('model') ?? null;
+  if (model !== null && !findModel(c.env, model))
+    return problem({ status: 404, code: 'unknown_model', detail: `Model ${JSON.stringify(model)} is not in this edge's catalog.` });
+  const stats = await jobStore(c.env).queueStats(model);
+  if (model !== null) return c.json(stats[0]);
+  const sum = (k: 'queued' | 'in_progress' | 'groups') => stats.reduce((a, s) => a + s[k], 0);
+  return c.json({ queued: sum('queued'), in_progress: sum('in_progress'), groups: sum('groups'), models: stats });
 });

@@ -67,6 +67,11 @@ export function buildOpenApi(): Record<string, unknown> {
     request: { params: Lease, headers: z.object({ 'x-content-sha256': z.string() }), body: { content: { 'video/mp4': { schema: z.string().meta({ format: 'binary' }) } } } },
     responses: { 200: json(ResultResponse, 'completed'), ...problemResponses(400, 401, 409, 411, 413, 422) },
   });
+  r.registerPath({
+    method: 'get', path: '/internal/v1/queue', summary: 'Queue depth per model for autoscalers (Bearer METRICS_TOKEN)',
+    request: { query: z.object({ model: z.string().optional() }) },
+    responses: { 200: json(z.object({ model: z.string().optional(), queued: z.number().int(), in_progress: z.number().int(), groups: z.number().int() }).loose(), 'counts'), ...problemResponses(401, 404, 503) },
+  });
   r.registerPath({ method: 'post', path: '/admin/v1/keys', summary: 'Admin: create an API key', request: { body: { content: { 'application/json': { schema: CreateKeyRequest } } } }, responses: { 201: json(CreatedKey, 'created; the key is shown only here'), ...problemResponses(400, 401, 503) } });
   r.registerPath({ method: 'delete', path: '/admin/v1/keys/{id}', summary: 'Admin: revoke an API key (immediate)', request: { params: z.object({ id: z.string() }) }, responses: { 200: json(ApiKeyInfo, 'revoked'), ...problemResponses(401, 404, 503) } });
   r.registerWebhook({ method: 'post', path: 'video-event', summary: 'Sent to webhook_url on completion/failure; Standard Webhooks signature headers', request: { body: { content: { 'application/json': { schema: WebhookEvent } } } }, responses: { 200: { description: 'any 2xx acknowledges' } } });

@@ -1,7 +1,7 @@
 // Job semantics seen by API callers: idempotency, cache hits on seeded requests, listing, bounded queue.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CreatedKey } from '../../shared/api/keys.ts';
-import { api, createVideo, expectProblem, lease, newKey, runOneJob } from './helpers.ts';
+import { api, call, createVideo, expectProblem, lease, newKey, runOneJob } from './helpers.ts';
 
 describe('jobs', () => {
   let k: CreatedKey;
@@ -79,6 +79,23 @@ describe('jobs', () => {
     const full = await api(big.key, '/v1/videos', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'one too many', size: '64x64' }) });
     expect(full.headers.get('retry-after')).toBe('30');
     expect((await expectProblem(full, 429, 'queue_full')).detail).toMatch(/50 of 50/);
+    while (await lease(0, 'drain')) {}
+  });
+
+  it('reports queue depth per model to autoscalers (METRICS_TOKEN)', async () => {
+    while (await lease(0, 'drain')) {}
+    const q = await newKey('queue-depth', { rate_limit_per_min: 10_000 });
+    for (let i = 0; i < 3; i++) await createVideo(q.key, { prompt: `depth ${i}`, size: '64x64' });
+    await lease(0, 'depth-group');
+    const res = await call('/internal/v1/queue?model=uvit-t2v-demo', { headers: { authorization: 'Bearer test-metrics-token' } });
+    const s = await res.json<any>();
+    expect(s).toMatchObject({ model: 'uvit-t2v-demo', queued: 2 });
+    expect(s.in_progress).toBeGreaterThanOrEqual(1);
+    expect(s.groups).toBeGreaterThanOrEqual(1);
+    const all = await (await call('/internal/v1/queue', { headers: { authorization: 'Bearer test-admin-token' } })).json<any>();
+    expect(all.queued).toBe(2);
+    await expectProblem(await call('/internal/v1/queue', { headers: { authorization: 'Bearer nope' } }), 401, 'invalid_metrics_token');
+    await expectProblem(await call('/internal/v1/queue?model=x', { headers: { authorization: 'Bearer test-metrics-token' } }), 404, 'unknown_model');
     while (await lease(0, 'drain')) {}
   });
 

@@ -17,6 +17,7 @@ export default defineConfig({
       miniflare: {
         bindings: {
           ADMIN_TOKEN: 'test-admin-token',
+          METRICS_TOKEN: 'test-metrics-token',
           BACKEND_SECRET: 'test-backend-secret',
           CDN_SECRET: 'test-cdn-secret',
           WEBHOOK_BACKOFF_MS: '100',
