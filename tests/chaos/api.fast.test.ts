@@ -3,7 +3,7 @@
 // stale requests, a backend that uploads a torn or mis-hashed result (detected and retried), and isolation between
 // API keys (no reads, lists, cancels or downloads of another key's jobs; keys never in logs; revocation at once).
 // The backend here is the test itself (FakeBackend, model chaos-fake), so no model is needed: this file is the fast
-// subset that `npm test` runs. CHAOS_FUZZ_N / CHAOS_SEED scale and reproduce it.
+// subset that `npm test` runs. CHAOS_API_N / CHAOS_SEED scale and reproduce it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEASE_PATHS, SIG_HEADERS, signRequest } from '../../shared/lease.ts';
 import type { Stack } from '../../scripts/startStack.ts';
@@ -71,7 +71,7 @@ async function completedVideo(key: string, label: string): Promise<{ id: string;
 describe('public API fuzz (seeded)', () => {
   it('every bad request gets a 4xx problem+json, nothing a 5xx, nothing hangs', async () => {
     const seed = chaosSeed();
-    const n = fuzzCount(150);
+    const n = fuzzCount('API', 150);
     const r = new Prng(seed);
     const { key } = await newKey('fuzz', { rate_limit_per_min: 1_000_000, max_active_jobs: 100_000 });
     const completed = await completedVideo(key, 'fuzz range target');

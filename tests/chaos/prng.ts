@@ -40,8 +40,8 @@ export function chaosSeed(): number {
   return s !== undefined && /^\d+$/.test(s) ? Number(s) : 20261125;
 }
 
-/** How many fuzz cases: CHAOS_FUZZ_N, else `dflt` (small in `npm test`, large under `npm run test:chaos`). */
-export function fuzzCount(dflt: number): number {
-  const n = Number(process.env.CHAOS_FUZZ_N);
+/** How many fuzz cases of suite `name` (API, FRAME, STAGE): CHAOS_<NAME>_N, else `dflt` (small in `npm test`; `npm run test:chaos` sets larger counts). */
+export function fuzzCount(name: 'API' | 'FRAME' | 'STAGE', dflt: number): number {
+  const n = Number(process.env[`CHAOS_${name}_N`]);
   return Number.isInteger(n) && n > 0 ? n : dflt;
 }

@@ -1,7 +1,7 @@
 // The stage protocol under bad input: shared/frame.ts properties (any single bit flip of a frame is detected, random
 // bytes only ever raise FrameError, any chunking reassembles), and a REAL `uvit stage` process (tiny model, the
 // stack's own stage command line) fed torn, oversized, mis-typed and garbage frames over TCP: it must reject each
-// without crashing and keep answering a well-behaved driver. Seeded (CHAOS_SEED, CHAOS_FUZZ_N).
+// without crashing and keep answering a well-behaved driver. Seeded (CHAOS_SEED; counts CHAOS_FRAME_N, CHAOS_STAGE_N).
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ function tensor(r: Prng): Tensor {
 describe('shared/frame.ts properties (seeded)', () => {
   it('valid frames survive any chunking; every single bit flip is detected; random bytes raise only FrameError', () => {
     const r = new Prng(seed);
-    const n = fuzzCount(300);
+    const n = fuzzCount('FRAME', 300);
     for (let i = 0; i < n; i++) {
       const bytes = encodeFrameBytes(meta(r), tensor(r));
       // any chunking of a stream of frames reassembles to the same frames
@@ -183,7 +183,7 @@ describe('a real stage process under bad frames', () => {
   it('rejects torn, oversized, mis-typed and garbage frames without crashing and keeps serving', async () => {
     expect(await healthy()).toBe(true);
     const r = new Prng(seed + 1);
-    const n = fuzzCount(60);
+    const n = fuzzCount('STAGE', 60);
     const names = new Map<string, number>();
     for (let i = 0; i < n; i++) {
       const a = attack(r);
