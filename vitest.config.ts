@@ -14,6 +14,18 @@ export default defineConfig({
           pool: 'forks',
         },
       },
+      // chaos (G): the fast subset against the real edge / a real stage process (small fuzz counts, one fault);
+      // everything else in tests/chaos runs under `npm run test:chaos`
+      {
+        test: {
+          name: 'chaos-fast',
+          include: ['tests/chaos/**/*.fast.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 240_000,
+          pool: 'forks',
+        },
+      },
       // edge (D): workerd tests, and the Node-side checks of edge artifacts (OpenAPI validation)
       'tests/edge/vitest.config.ts',
       {
