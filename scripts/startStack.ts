@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Proc, assertPortFree, poll } from './startProcs.ts';
+import type { ProcSpec } from './startProcs.ts';
 import { prepareModel } from './startModel.ts';
 import type { PreparedModel } from './startModel.ts';
 
@@ -100,7 +101,7 @@ export class Stack {
   edge: Proc | undefined;
   stages: Proc[] = [];
   driver: Proc | undefined;
-  private stopped = false;
+  stopped = false;
 
   constructor(opts: StackOptions) {
     this.opts = opts;
@@ -160,7 +161,7 @@ export class Stack {
       '--persist-to', join(o.stateDir, 'wrangler'), '--show-interactive-dev-session=false', '--inspector-port', '0',
       '--env-file', envFile, ...Object.entries(o.edgeVars).flatMap(([k, v]) => ['--var', `${k}:${v}`])];
     const t = performance.now();
-    this.edge = new Proc({
+    this.edge = this.launch({
       name: 'edge', command: process.execPath, args, cwd: ROOT, logFile: this.logFile('edge'), echo: o.echo,
       env: { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG_PATH: join(o.stateDir, 'logs'), NO_UPDATE_NOTIFIER: '1', CI: '1' },
     });
@@ -186,7 +187,7 @@ export class Stack {
   startStage(k: number): Proc {
     const o = this.opts;
     const st = this.model!.stageSettings[k];
-    return new Proc({
+    return this.launch({
       name: `stage${k}`, command: process.execPath, cwd: ROOT, logFile: this.logFile(`stage${k}`), echo: o.echo,
       args: [UVIT, 'stage', '--plan', this.model!.planPath, '--index', String(k), '--listen', this.stageAddress(k),
         '--peers', Array.from({ length: o.stages }, (_, j) => this.stageAddress(j)).join(','),
@@ -201,7 +202,7 @@ export class Stack {
 
   startDriver(): Proc {
     const o = this.opts;
-    return new Proc({
+    return this.launch({
       name: 'driver', command: process.execPath, cwd: ROOT, logFile: this.logFile('driver'), echo: o.echo,
       env: { ...process.env, UVIT_BACKEND_SECRET: this.secrets.BACKEND_SECRET },
       args: [UVIT, 'serve', '--config', o.config, '--plan', this.model!.planPath, '--edge', this.baseUrl,
@@ -266,11 +267,26 @@ export class Stack {
 
   /** Stops everything (driver first so it can fail back its lease, then stages, then the edge). Idempotent. */
   async stop(): Promise<void> {
-    if (this.stopped) return;
     this.stopped = true;
-    await this.driver?.stop(8000);
-    await Promise.all(this.stages.map((s) => s.stop(3000)));
-    await this.edge?.stop(5000);
+    this.stopping ??= (async () => {
+      await this.driver?.stop(8000);
+      await Promise.all(this.stages.map((s) => s.stop(3000)));
+      await this.edge?.stop(5000);
+      // anything launched while the above ran (a stop during start) goes too
+      for (const p of this.launched) if (p.alive) await p.stop(3000);
+    })();
+    await this.stopping;
+  }
+
+  private stopping: Promise<void> | undefined;
+  private readonly launched: Proc[] = [];
+
+  /** Every child goes through here, so a stop during start leaves nothing behind. */
+  private launch(spec: ProcSpec): Proc {
+    if (this.stopped) throw new Error(`the stack is stopping: not starting ${spec.name}`);
+    const p = new Proc(spec);
+    this.launched.push(p);
+    return p;
   }
 }
 
