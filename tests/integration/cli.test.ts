@@ -102,11 +102,14 @@ describe('uvit forward on the golden case a_cls_conv', () => {
     expect(rep.process.peakRssBytes).toBeGreaterThan(0);
   });
 
-  it('--stages 2 (sequential) and --stages 3 --partition folded: same output, skip/activation bytes reported', async () => {
-    const [seq, fold] = await Promise.all([
+  it('--stages 2 (sequential), --stages 3 --partition folded, --stages 2 --spawn: same output, bytes reported', async () => {
+    const [seq, fold, spawned] = await Promise.all([
       uvit('forward', ...goldenArgs(), '--out', p('out2.npy'), '--stages', '2', '--threads', '1', '--report', p('r2.json')),
       uvit('forward', ...goldenArgs(), '--out', p('out3.npy'), '--stages', '3', '--partition', 'folded', '--threads', '1', '--report', p('r3.json')),
+      uvit('forward', ...goldenArgs(), '--out', p('out4.npy'), '--stages', '2', '--spawn', '--threads', '1', '--report', p('r4.json')),
     ]);
+    expect(spawned.stderr + spawned.code).toMatch(/0$/);
+    expect(spawned.stderr).toMatch(/spawned 2 stage processes/);
     expect(seq.stderr + seq.code).toMatch(/0$/);
     expect(fold.stderr + fold.code).toMatch(/0$/);
     const want = readNpy(golden('output.npy'));
@@ -124,6 +127,13 @@ describe('uvit forward on the golden case a_cls_conv', () => {
     expect(r3.numStages).toBe(3);
     expect(r3.skipBytes).toBe(0); // folded keeps every skip on its stage
     expect(r3.activationBytes).toBe(4 * tokenBytes); // 2(S-1) hops
+    // stage processes: the same result and a per-process report
+    expect(maxAbsDiff(readNpy(p('out4.npy')), want)).toBeLessThanOrEqual(1e-4);
+    const r4 = JSON.parse(readFileSync(p('r4.json'), 'utf8'));
+    expect(r4.memoryScope).toBe('per-process');
+    expect(r4.stages).toHaveLength(2);
+    expect(r4.stages.map((s: { blocks: string[] }) => s.blocks)).toEqual(r2.stages.map((s: { blocks: string[] }) => s.blocks));
+    for (const s of r4.stages) expect(s.peakRssBytes).toBeGreaterThan(s.paramBytes);
     for (const s of r3.stages) {
       expect(s.paramBytes).toBeGreaterThan(0);
       expect(s.peakRssBytes).toBeGreaterThanOrEqual(0);

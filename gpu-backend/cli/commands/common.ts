@@ -88,23 +88,14 @@ export async function openRunner(
 
 /** --spawn: the stage-process pipeline runner of gpu-backend/runtime/pipelineRunner.ts (SpawnedPipelineRunner). */
 async function openSpawned(cfg: UViTConfig, weightsPath: string, plan: Plan, setup: RunSetup, ctx: CommandContext): Promise<NetworkRunner> {
-  // resolved at run time so this command does not depend on the runtime package at type-check time
-  const spec = '../../runtime/pipelineRunner.ts';
-  type Mod = { SpawnedPipelineRunner?: { create(o: Record<string, unknown>): Promise<NetworkRunner> } };
-  let mod: Mod;
-  try {
-    mod = (await import(spec)) as Mod;
-  } catch (e) {
-    throw new Error(`--spawn is not available: cannot load gpu-backend/runtime/pipelineRunner.ts (${(e as Error).message})`);
-  }
-  if (!mod.SpawnedPipelineRunner) throw new Error('--spawn is not available: gpu-backend/runtime/pipelineRunner.ts has no SpawnedPipelineRunner');
-  return mod.SpawnedPipelineRunner.create({
+  const { SpawnedPipelineRunner } = await import('../../runtime/pipelineRunner.ts');
+  return SpawnedPipelineRunner.create({
     config: cfg,
     weightsPath,
     plan,
     threads: setup.threads,
     ep: setup.ep,
-    deviceIds: setup.deviceId === undefined ? undefined : plan.stages.map(() => setup.deviceId),
+    deviceIds: setup.deviceId === undefined ? undefined : plan.stages.map(() => setup.deviceId!),
     log: ctx.log,
   });
 }
