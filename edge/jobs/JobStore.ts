@@ -264,6 +264,8 @@ export class JobStore extends DurableObject<Env> {
       const reason = `lease expired: group ${r.lease_group} sent no heartbeat for ${this.leaseTtl} ms (attempt ${r.attempts})`;
       if (this.requeueOrFail(r, reason, true, 'lease_expired') === 'failed') this.queueWebhook(r.id);
     }
+    // Settled outbox rows are kept a day for inspection, then dropped, so the table stays bounded.
+    this.sql.exec("DELETE FROM webhooks WHERE status != 'pending' AND next_at < ?", now - 86_400_000);
     await deliverDue(this.sql, now, {
       maxAttempts: intVar(this.env.WEBHOOK_MAX_ATTEMPTS, 6),
       backoffMs: intVar(this.env.WEBHOOK_BACKOFF_MS, 2000),
