@@ -1,7 +1,7 @@
 // npm run bench:edge — one local workerd (wrangler dev), three routes, same client:
 //   bare Hono hello-world (/bench/hello), authenticated GET /v1/videos/:id, cached /cdn/<token>/<sha>.mp4.
 // Prints p50/p99 latency (sequential requests) and requests/s (CONCURRENCY in flight), and the ratio to the bare route.
-// Env: BENCH_SECONDS (per route and mode, default 3), BENCH_CONCURRENCY (default 8), BENCH_MP4_BYTES (default 262144).
+// Env: BENCH_SECONDS (per route and phase, default 3), BENCH_CONCURRENCY (default 8), BENCH_MP4_BYTES (default 262144).
 import { LEASE_PATHS, SIG_HEADERS, sha256Hex, signedJsonFetch, signRequest, type LeaseGrant } from '../shared/lease.ts';
 import { createKey } from '../scripts/keys.ts';
 import { startEdge } from './edgeDev.ts';
@@ -25,29 +25,42 @@ async function once(url: string, headers: Record<string, string>): Promise<void>
   if (r.status !== 200) throw new Error(`${url} → ${r.status}`);
 }
 
-async function measure(url: string, headers: Record<string, string>): Promise<Stats> {
-  for (let i = 0; i < 50; i++) await once(url, headers); // warm-up (JIT, connections, cache)
-  const lat: number[] = [];
-  let end = performance.now() + SECONDS * 1000;
+/**
+ * Interleaved so that every route sees the same machine load (this box is shared): latency = round-robin sequential
+ * requests, one per route per round; throughput = alternating 0.5 s slices per route with CONCURRENCY in flight.
+ */
+async function measureAll(routes: { url: string; headers: Record<string, string> }[]): Promise<Stats[]> {
+  for (const r of routes) for (let i = 0; i < 50; i++) await once(r.url, r.headers); // warm-up (JIT, connections, cache)
+  const lat: number[][] = routes.map(() => []);
+  const end = performance.now() + SECONDS * 1000 * routes.length;
   while (performance.now() < end) {
-    const t = performance.now();
-    await once(url, headers);
-    lat.push(performance.now() - t);
+    for (let k = 0; k < routes.length; k++) {
+      const t = performance.now();
+      await once(routes[k].url, routes[k].headers);
+      lat[k].push(performance.now() - t);
+    }
   }
-  lat.sort((a, b) => a - b);
-  let n = 0;
-  const t0 = performance.now();
-  end = t0 + SECONDS * 1000;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < end) {
-        await once(url, headers);
-        n++;
-      }
-    }),
-  );
-  const rps = n / ((performance.now() - t0) / 1000);
-  return { p50: pct(lat, 50), p99: pct(lat, 99), mean: lat.reduce((a, b) => a + b, 0) / lat.length, n: lat.length, rps };
+  const done = routes.map(() => 0);
+  const busy = routes.map(() => 0);
+  for (let slice = 0; slice < SECONDS * 2; slice++) {
+    for (let k = 0; k < routes.length; k++) {
+      const t0 = performance.now();
+      const stop = t0 + 500;
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (performance.now() < stop) {
+            await once(routes[k].url, routes[k].headers);
+            done[k]++;
+          }
+        }),
+      );
+      busy[k] += performance.now() - t0;
+    }
+  }
+  return lat.map((l, k) => {
+    l.sort((a, b) => a - b);
+    return { p50: pct(l, 50), p99: pct(l, 99), mean: l.reduce((a, b) => a + b, 0) / l.length, n: l.length, rps: done[k] / (busy[k] / 1000) };
+  });
 }
 
 async function main(): Promise<void> {
@@ -82,10 +95,10 @@ async function main(): Promise<void> {
       ['GET /v1/videos/:id (auth + DO)', `${edge.url}/v1/videos/${created.id}`, auth],
       [`GET /cdn/… cached (${MP4_BYTES} B)`, video.cdn_url, {}],
     ];
-    const results: [string, Stats][] = [];
-    for (const [name, url, headers] of routes) results.push([name, await measure(url, headers)]);
+    const stats = await measureAll(routes.map(([, url, headers]) => ({ url, headers })));
+    const results: [string, Stats][] = routes.map(([name], k) => [name, stats[k]]);
     const base = results[0][1];
-    console.log(`\nbench:edge — wrangler dev (workerd) on loopback, ${SECONDS}s per route & mode, latency sequential, req/s at ${CONCURRENCY} in flight`);
+    console.log(`\nbench:edge — wrangler dev (workerd) on loopback, routes interleaved; latency: sequential, n per route = ${results[0][1].n}; req/s: ${CONCURRENCY} in flight`);
     console.log('route'.padEnd(40) + 'p50 ms'.padStart(9) + 'p99 ms'.padStart(9) + 'mean ms'.padStart(9) + 'req/s'.padStart(9) + '  p50 ÷ bare');
     for (const [name, s] of results)
       console.log(name.padEnd(40) + s.p50.toFixed(3).padStart(9) + s.p99.toFixed(3).padStart(9) + s.mean.toFixed(3).padStart(9) + s.rps.toFixed(0).padStart(9) + `  ${(s.p50 / base.p50).toFixed(2)}×`);
