@@ -13,6 +13,7 @@ import { freePort, freePortRange, groupAlive } from '../../scripts/startProcs.ts
 import { UvitClient } from '../../client/client.ts';
 import type { Video } from '../../client/client.ts';
 import { probeMp4 } from '../../gpu-backend/runtime/ffmpeg.ts';
+import OpenAI from 'openai';
 
 const tmp = mkdtempSync(join(tmpdir(), 'uvit-e2e-'));
 let stack: Stack;
@@ -110,6 +111,21 @@ describe('e2e: edge (workerd) + backend group', () => {
     const other = new UvitClient({ baseUrl: stack.baseUrl, apiKey: (await stack.createKey('e2e-other')).key });
     await expect(other.retrieve(video.id)).rejects.toMatchObject({ status: 404 });
     expect((await other.list()).data).toEqual([]);
+  });
+
+  it('the official openai SDK works unchanged against the stack: create (multipart), retrieve, list, downloadContent, delete', async () => {
+    const sdk = new OpenAI({ apiKey: key, baseURL: `${stack.baseUrl}/v1` });
+    let v = await sdk.videos.create({ prompt: 'a blue cube spinning', seconds: '1' as never });
+    const deadline = Date.now() + 120_000;
+    while ((v.status === 'queued' || v.status === 'in_progress') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 300));
+      v = await sdk.videos.retrieve(v.id);
+    }
+    expect(v.status).toBe('completed');
+    const bytes = Buffer.from(await (await sdk.videos.downloadContent(v.id)).arrayBuffer());
+    expect(bytes.subarray(4, 8).toString()).toBe('ftyp');
+    expect((await sdk.videos.list({ limit: 10 })).data.map((x) => x.id)).toContain(v.id);
+    expect(await sdk.videos.delete(v.id)).toMatchObject({ id: v.id, deleted: true });
   });
 
   it('stops cleanly: no process of the stack is left', async () => {
