@@ -56,15 +56,18 @@ export async function* readSse(body: ReadableStream<Uint8Array>, signal?: AbortS
   const reader = body.getReader();
   const onAbort = () => { reader.cancel().catch(() => {}); };
   signal?.addEventListener('abort', onAbort, { once: true });
+  let ended = false;
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) { ended = true; break; }
       yield* parser.push(decoder.decode(value, { stream: true }));
     }
     yield* parser.push(decoder.decode()); // an event not ended by a blank line is dropped (spec)
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    // A consumer that stops early must not leave the connection open (it would keep the process alive).
+    if (!ended) await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
 }
