@@ -2,7 +2,8 @@
 // the Driver while heartbeating progress, upload the MP4 (PUT with Content-Length + X-Content-SHA256), or report the
 // failure with a retryable flag. `capacity` loops run side by side, so that many jobs share the stage pipeline.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdirSync, rmSync, statSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import {
   FailRequest,
@@ -45,7 +46,7 @@ export interface WorkerOptions {
   metrics?: DriverMetrics;
   /** long-poll bound per lease request (default 20000) */
   waitMs?: number;
-  /** called before each job: e.g. reconnect a broken stage pipeline (throws → the job is not leased yet) */
+  /** called before each lease request and again once a job is leased: e.g. reconnect a broken stage pipeline */
   beforeJob?: () => Promise<void>;
   /** called when a job fails: e.g. mark the pipeline for reconnection */
   onJobError?: (e: unknown) => void;
@@ -210,6 +211,8 @@ export class Worker {
     let outcome: JobOutcome;
     try {
       this.checkJob(job);
+      // the lease may have waited a while: check the stage link again (another job may have broken it meanwhile)
+      await this.o.beforeJob?.();
       const result = await this.o.driver.generate({
         jobId: job.id,
         prompt: job.prompt,
@@ -270,10 +273,15 @@ export class Worker {
     }
   }
 
-  /** PUT the MP4: signed over its SHA-256, with Content-Length and X-Content-SHA256; retried on 5xx / network errors. */
+  /**
+   * PUT the MP4, streamed from disk: signed over its SHA-256 (hashed in a first pass), with Content-Length and
+   * X-Content-SHA256. Retried on 5xx / network errors.
+   */
   async upload(leaseId: string, file: string): Promise<{ sha256: string; bytes: number }> {
-    const body = readFileSync(file);
-    const sha256 = createHash('sha256').update(body).digest('hex');
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    const sha256 = hash.digest('hex');
+    const bytes = statSync(file).size;
     const path = LEASE_PATHS.result(leaseId);
     let lastErr: Error | undefined;
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -285,16 +293,17 @@ export class Worker {
           headers: {
             ...sig,
             'content-type': 'video/mp4',
-            'content-length': String(body.length),
+            'content-length': String(bytes),
             [SIG_HEADERS.contentSha256]: sha256,
           },
-          body,
-        });
+          body: Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>,
+          duplex: 'half',
+        } as RequestInit);
         const text = await res.text();
         if (res.status === 200) {
           const r = ResultResponse.safeParse(JSON.parse(text));
           if (r.success && r.data.sha256 !== sha256) throw new JobError(`upload: edge stored sha256 ${r.data.sha256}, sent ${sha256}`, true, 'result_corrupt');
-          return { sha256, bytes: body.length };
+          return { sha256, bytes };
         }
         if (res.status >= 500) {
           lastErr = new Error(`upload: edge answered ${res.status}: ${text.slice(0, 300)}`);

@@ -111,8 +111,10 @@ export async function pipelineBackend(o: PipelineBackendOptions): Promise<Backen
   };
   return {
     describe: () => `${plan.numStages} stages (${plan.partition}) ${o.addresses ? 'at' : 'spawned at'} ${(o.addresses ?? group?.addresses ?? []).join(',')}`,
-    forward: (inputs, tag) => {
-      if (!client) return Promise.reject(new Error('stage pipeline is reconnecting'));
+    forward: async (inputs, tag) => {
+      // another job's failure may have started a reconnect: wait for it rather than fail this job too
+      if (!client && healing) await healing.catch(() => {});
+      if (!client) throw new Error('stage pipeline is down (reconnect failed; see the group log)');
       return pipelineForward(client)(inputs, tag);
     },
     numStages: plan.numStages,

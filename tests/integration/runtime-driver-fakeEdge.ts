@@ -91,7 +91,9 @@ export class FakeEdge {
           setTimeout(r, 100);
         });
       }
-      // a poller that hung up (a stopped worker) gets nothing: the job stays queued
+      // a poller that hung up (a stopped worker) gets nothing: the job stays queued. Let the event loop turn first,
+      // so that a hang-up that happened just before the push is seen.
+      await new Promise((r) => setTimeout(r, 20));
       const job = gone() ? undefined : this.queue.shift();
       if (!job) return [204];
       const leaseId = `lease_${++this.n}`;

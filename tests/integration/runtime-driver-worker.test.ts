@@ -134,19 +134,21 @@ describe('uvit serve', () => {
       .rejects.toThrow('the backend secret is not set: export E2_NO_SECRET=');
   });
 
-  it('2 spawned stages: same clip as in process; a killed stage fails its job (retryable) and the group recovers', async () => {
+  it('2 spawned stages, capacity 2: same clip as in process, also with 2 jobs in flight; a killed stage fails its job (retryable) and the group recovers', async () => {
     process.env.E2_TEST_SECRET = SECRET;
     const h = await startServe(
-      { edge: edge.url, config: groupPath, 'secret-env': 'E2_TEST_SECRET', stages: '2', capacity: '1', 'wait-ms': '1000', 'work-dir': join(dir, 'serve2') },
+      { edge: edge.url, config: groupPath, 'secret-env': 'E2_TEST_SECRET', stages: '2', capacity: '2', 'wait-ms': '1000', 'work-dir': join(dir, 'serve2') },
       { log: () => {}, out: () => {} },
     );
     try {
       expect(h.backend.numStages).toBe(2);
       const ref = edge.rec.results[0].sha256; // lease_1 above: the same job in process, CFG as one 2B batch
       const n = edge.rec.results.length;
-      edge.push(job());
-      await edge.until((r) => r.results.length === n + 1);
-      expect(edge.rec.results.at(-1)!.sha256).toBe(ref);
+      // two jobs in flight at once on the pipeline: each gives the bytes it gives alone
+      edge.push(job({ id: 'video_a' }));
+      edge.push(job({ id: 'video_b' }));
+      await edge.until((r) => r.results.length === n + 2);
+      expect(edge.rec.results.slice(n).map((r) => r.sha256)).toEqual([ref, ref]);
       // kill stage 1 while a long job runs
       const fails = edge.rec.fails.length;
       edge.push(job({ id: 'video_killed', steps: 200 }));
@@ -157,7 +159,7 @@ describe('uvit serve', () => {
       expect(edge.rec.fails.at(-1)).toMatchObject({ retryable: true });
       expect(edge.rec.fails.at(-1)!.reason).toMatch(/stage/);
       edge.push(job({ id: 'video_after' }));
-      await edge.until((r) => r.results.length === n + 2, 90_000);
+      await edge.until((r) => r.results.length === n + 3, 90_000);
       expect(edge.rec.results.at(-1)!.sha256).toBe(ref);
     } finally {
       await h.stop();
