@@ -53,6 +53,7 @@ function video(status: string, progress: number, extra: Record<string, unknown> 
 const DONE = video('completed', 100, { content_sha256: SHA, bytes: MP4.length, cdn_url: '/cdn/tok123', completed_at: 1_764_000_010 });
 
 let server: Server;
+let openClosed = false;
 let base = '';
 const seen: { url: string; auth?: string }[] = [];
 beforeAll(async () => {
@@ -80,6 +81,14 @@ beforeAll(async () => {
       setTimeout(() => { res.write(`event: progress\ndata: ${JSON.stringify(DONE)}\n\n`); res.end(); }, 20);
       return;
     }
+    if (req.url === '/v1/videos/video_open/events') {
+      // terminal event, then the server would keep the stream open forever: the client must hang up
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: video.completed\ndata: ${JSON.stringify({ ...DONE, id: 'video_open' })}\n\n`);
+      req.on('close', () => { openClosed = true; });
+      return;
+    }
+    if (req.url === '/v1/videos/video_open') { send(200, { ...DONE, id: 'video_open' }); return; }
     if (req.url === `/v1/videos/${DONE.id}`) { send(200, DONE); return; }
     if (req.url === '/v1/videos' || req.url?.startsWith('/v1/videos?')) { send(200, { object: 'list', data: [DONE], has_more: false, first_id: DONE.id, last_id: DONE.id }); return; }
     send(404, problemBody({ status: 404, code: 'not_found', detail: `no video ${req.url}` }), 'application/problem+json');
@@ -107,6 +116,16 @@ describe('UvitClient', () => {
     expect([e2.status, e2.retryAfter, e2.problem.code]).toEqual([429, 7, 'queue_full']);
     const e3 = await new UvitClient({ baseUrl: base, apiKey: 'bad' }).list().catch((e) => e);
     expect([e3.status, e3.problem.code]).toEqual([401, 'invalid_api_key']);
+  });
+
+  it('wait() returns on a terminal SSE event and hangs up a stream the server leaves open', async () => {
+    const c = new UvitClient({ baseUrl: base, apiKey: 'good' });
+    const seenP: number[] = [];
+    const v = await c.wait('video_open', { onProgress: (p) => seenP.push(p.progress ?? -1) });
+    expect(v.status).toBe('completed');
+    expect(seenP[0]).toBe(100);
+    for (let i = 0; i < 50 && !openClosed; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(openClosed).toBe(true);
   });
 
   it('rejects a response that does not match the shared schema', async () => {
