@@ -1,18 +1,20 @@
-// What a stage runs: one onnxruntime session per plan segment it holds, built from its shard only.
+// What a stage runs: one onnxruntime session per scheduling unit (stageUnits.ts), built from the stage's shard only.
 import { existsSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../../shared/tensor.ts';
-import type { UViTConfig } from '../model/config.ts';
+import { derive, type UViTConfig } from '../model/config.ts';
 import { buildSegmentModel } from '../model/build/segment.ts';
-import { createSession } from '../engine/session.ts';
 import { loadWeights } from '../model/weights.ts';
+import { createSession } from '../engine/session.ts';
 import type { Plan } from '../partition/types.ts';
+import { type Granularity, stageUnits, type Unit } from './stageUnits.ts';
 
-/** Runs route segments by index; feeds and outputs are keyed by the ONNX tensor names of partition/types.ts. */
-export interface SegmentExecutor {
-  /** ONNX input names of a segment this stage holds */
-  inputNames(segment: number): readonly string[];
-  run(segment: number, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+/** Runs units by key; feeds and outputs are keyed by the ONNX tensor names of partition/types.ts. */
+export interface UnitExecutor {
+  readonly units: readonly Unit[];
+  /** ONNX input names of a unit */
+  inputNames(unit: string): readonly string[];
+  run(unit: string, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
   close(): Promise<void>;
 }
 
@@ -22,56 +24,61 @@ export interface OrtStageOptions {
   /** execution provider: 'cpu' (default) or 'cuda' with a device id (GPU hosts; see README) */
   ep?: 'cpu' | 'cuda';
   deviceId?: number;
+  /** 'block' (default): one session per chain block, so skips leave as soon as they are made */
+  granularity?: Granularity;
 }
 
 export interface StageModelSource {
   config: UViTConfig;
   plan: Plan;
   weightsPath: string;
-  /** exported ONNX per segment (uvit export); used when present, else the segment is built from the shard */
+  /** exported ONNX per plan segment (uvit export); used with 'segment' granularity when present */
   segmentPaths?: string[];
 }
 
-/** Load stage `index`'s segments: only its own parameters are read from the weights file. */
-export async function createOrtExecutor(src: StageModelSource, index: number, opts: OrtStageOptions = {}): Promise<SegmentExecutor> {
+/** Load stage `index`'s units: only its own parameters are read from the weights file. */
+export async function createOrtExecutor(src: StageModelSource, index: number, opts: OrtStageOptions = {}): Promise<UnitExecutor> {
   const { plan, config } = src;
   const info = plan.stages[index];
   if (!info) throw new Error(`stage ${index}: plan has ${plan.stages.length} stages`);
+  const granularity = opts.granularity ?? 'block';
+  const units = stageUnits(plan, derive(config).n, index, granularity);
   const so = { threads: opts.threads, ep: opts.ep, deviceId: opts.deviceId };
-  const sessions = new Map<number, ort.InferenceSession>();
-  const needBuild = info.segments.filter((s) => !(src.segmentPaths?.[s] && existsSync(src.segmentPaths[s])));
-  const weights = needBuild.length ? loadWeights(src.weightsPath, config, info.params) : undefined;
-  for (const s of info.segments) {
-    const seg = plan.segments[s];
-    const path = src.segmentPaths?.[s];
-    try {
-      const model = path && existsSync(path) ? path : buildSegmentModel(config, weights!, seg);
-      sessions.set(s, await createSession(model, so));
-    } catch (e) {
-      throw new Error(`stage ${index}: cannot load segment ${s} [${seg.start}, ${seg.end}): ${(e as Error).message}`);
+  const fileOf = (u: Unit) => (granularity === 'segment' ? src.segmentPaths?.[u.segment] : undefined);
+  const needBuild = units.some((u) => !(fileOf(u) && existsSync(fileOf(u)!)));
+  const weights = needBuild ? loadWeights(src.weightsPath, config, info.params) : undefined;
+  const sessions = new Map<string, ort.InferenceSession>();
+  try {
+    for (const u of units) {
+      const file = fileOf(u);
+      const model = file && existsSync(file) ? file : buildSegmentModel(config, weights!, u.graph);
+      sessions.set(u.key, await createSession(model, so));
     }
+  } catch (e) {
+    for (const s of sessions.values()) await s.release();
+    throw new Error(`stage ${index}: cannot load its segments: ${(e as Error).message}`);
+  } finally {
+    weights?.clear();
   }
-  weights?.clear();
+  const get = (unit: string) => {
+    const s = sessions.get(unit);
+    if (!s) throw new Error(`stage ${index} has no unit ${unit} (has ${[...sessions.keys()].join(', ')})`);
+    return s;
+  };
   return {
-    inputNames(segment) {
-      const s = sessions.get(segment);
-      if (!s) throw new Error(`stage ${index} does not hold segment ${segment} (holds ${info.segments.join(', ')})`);
-      return s.inputNames;
-    },
-    async run(segment, feeds) {
-      const s = sessions.get(segment);
-      if (!s) throw new Error(`stage ${index} does not hold segment ${segment}`);
+    units,
+    inputNames: (unit) => get(unit).inputNames,
+    async run(unit, feeds) {
+      const s = get(unit);
       const ortFeeds: Record<string, ort.Tensor> = {};
       for (const name of s.inputNames) {
         const t = feeds[name];
-        if (!t) throw new Error(`segment ${segment}: missing input ${name}`);
+        if (!t) throw new Error(`unit ${unit}: missing input ${name}`);
         ortFeeds[name] = new ort.Tensor(t.dtype as 'float32', t.data as Float32Array, t.dims);
       }
       const out = await s.run(ortFeeds);
       const res: Record<string, Tensor> = {};
-      for (const [name, t] of Object.entries(out)) {
-        res[name] = { dtype: t.type as 'float32', dims: [...t.dims], data: t.data as Float32Array };
-      }
+      for (const [name, t] of Object.entries(out)) res[name] = { dtype: t.type as 'float32', dims: [...t.dims], data: t.data as Float32Array };
       return res;
     },
     async close() {

@@ -1,19 +1,21 @@
-// A stage process's server: accepts frames from the driver and from peer stages, runs its segments when their inputs
-// are complete (FIFO, one at a time), forwards h_out to the next segment's stage, sends crossing skips point-to-point
-// to the consuming stage as soon as they are produced (the sends overlap the next computation), keeps same-stage skips
-// in memory keyed by (job, step, micro-batch), and returns eps to the driver. A failure fails only the affected job.
+// A stage process's server: accepts frames from the driver and from peer stages and runs its units (stageUnits.ts:
+// one per chain block by default) as soon as each unit's inputs are present, one at a time, later route positions
+// first. h_out goes to the next unit (here or on the next segment's stage); a crossing skip goes point-to-point to
+// the consuming stage the moment its block finishes, so the send overlaps the following blocks; same-stage skips stay
+// in memory keyed by (job, step, micro-batch); eps goes back to the driver. A failure fails only the affected job.
 import net from 'node:net';
 import { type Frame, FrameError, type FrameLimits, type FrameMeta, INPUT_SLOTS, NO_SEGMENT, frameText } from '../../shared/frame.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 import { TENSOR, type Plan } from '../partition/types.ts';
-import type { SegmentExecutor } from './stageExecutor.ts';
+import type { UnitExecutor } from './stageExecutor.ts';
+import { streamName, type Unit } from './stageUnits.ts';
 import { connectFrames, FrameSocket } from './transport.ts';
 import type { DriverHello, PeerHello, StageHello, StageStats } from './stageProtocol.ts';
 
 export interface StageServerOptions {
   plan: Plan;
   index: number;
-  executor: SegmentExecutor;
+  executor: UnitExecutor;
   /** listen address; port 0 picks a free port */
   host?: string;
   port?: number;
@@ -25,17 +27,23 @@ export interface StageServerOptions {
   log?: (msg: string) => void;
 }
 
-interface Bucket {
+/** the tensors of one micro-batch of one job on this stage, until all its units have run */
+interface MbState {
+  key: string;
   jobId: string;
   origin: number;
   step: number;
   microBatch: number;
-  segment: number;
-  tensors: Record<string, Tensor>;
+  tensors: Map<string, Tensor>;
+  started: Set<string>;
   touched: number;
-  /** performance.now() of the first input and of completion (tracing) */
-  firstAt?: number;
-  readyAt?: number;
+}
+
+interface Ready {
+  unit: Unit;
+  st: MbState;
+  feeds: Record<string, Tensor>;
+  readyAt: number;
 }
 
 /** UVIT_STAGE_TRACE=1: one stderr line per segment run (input assembly, queue wait, compute), for tuning */
@@ -47,17 +55,18 @@ export class StageServer {
   readonly plan: Plan;
   readonly index: number;
   private readonly opts: StageServerOptions;
-  private readonly exec: SegmentExecutor;
+  private readonly exec: UnitExecutor;
   private server: net.Server | null = null;
   private peers: string[] | undefined;
   private f16 = false;
   private readonly drivers = new Map<number, FrameSocket>();
   private readonly peerConns = new Map<number, Promise<FrameSocket>>();
+  /** connected peer links, for sends without a promise hop (keeps frames in order) */
+  private readonly peerReady = new Map<number, FrameSocket>();
   private readonly conns = new Set<FrameSocket>();
-  private readonly buckets = new Map<string, Bucket>();
-  private readonly localSkips = new Map<string, { touched: number; skips: Map<string, Tensor> }>();
+  private readonly mbs = new Map<string, MbState>();
   private readonly failed = new Map<string, number>();
-  private readonly queue: Bucket[] = [];
+  private readonly queue: Ready[] = [];
   private running = false;
   private readonly started = Date.now();
   private readonly stats_ = {
@@ -67,8 +76,11 @@ export class StageServer {
   /** shard load time, reported in stats */
   loadMs = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
-  /** network input names per held segment (executor inputs minus skips kept on this stage) */
-  private readonly needs = new Map<number, string[]>();
+  private readonly units: readonly Unit[];
+  /** input names per unit (model inputs, stream, skips) */
+  private readonly needs = new Map<string, string[]>();
+  /** every tensor name this stage accepts into a micro-batch state */
+  private readonly accepted = new Set<string>();
 
   constructor(opts: StageServerOptions) {
     this.opts = opts;
@@ -76,13 +88,14 @@ export class StageServer {
     this.index = opts.index;
     this.exec = opts.executor;
     this.peers = opts.peers;
-    const info = this.plan.stages[this.index];
-    if (!info) throw new Error(`stage index ${this.index} out of range: the plan has ${this.plan.stages.length} stages`);
-    for (const s of info.segments) {
-      const local = new Set(
-        this.plan.skips.filter((r) => r.toSegment === s && !r.crossesNetwork).map((r) => TENSOR.skip(r.skip)),
-      );
-      this.needs.set(s, this.exec.inputNames(s).filter((n) => !local.has(n)));
+    if (!this.plan.stages[this.index]) throw new Error(`stage index ${this.index} out of range: the plan has ${this.plan.stages.length} stages`);
+    this.units = this.exec.units;
+    for (const u of this.units) {
+      const need = u.streamIn
+        ? [u.streamIn, ...u.graph.skipsIn.map((i) => TENSOR.skip(i))]
+        : [...this.exec.inputNames(u.key)];
+      this.needs.set(u.key, need);
+      for (const n of need) this.accepted.add(n);
     }
   }
 
@@ -178,7 +191,9 @@ export class StageServer {
         role: 'stage',
         stage: this.index,
         partition: this.plan.partition,
-        segments: Object.fromEntries([...this.needs].map(([s]) => [s, [...this.exec.inputNames(s)]])),
+        segments: Object.fromEntries(
+          this.units.filter((u) => u.piece === 0).map((u) => [u.segment, this.needs.get(u.key)!.filter((n) => !n.startsWith('skip_'))]),
+        ),
       };
       void conn.sendText(this.meta('hello', { ...f.header, segment: NO_SEGMENT }), JSON.stringify(reply)).catch(() => {});
     } else {
@@ -192,7 +207,7 @@ export class StageServer {
 
   private tensorName(f: Frame): string {
     const h = f.header;
-    if (h.role === 'stream') return TENSOR.hIn;
+    if (h.role === 'stream') return streamName(h.segment);
     if (h.role === 'skip') return TENSOR.skip(h.roleIndex);
     if (h.role === 'input' && h.roleIndex < INPUT_SLOTS.length) return INPUT_SLOTS[h.roleIndex];
     throw new Error(`unexpected ${h.role} tensor (index ${h.roleIndex})`);
@@ -201,37 +216,47 @@ export class StageServer {
   private deliver(f: Frame): void {
     const h = f.header;
     if (this.failed.has(h.jobId)) return;
-    const need = this.needs.get(h.segment);
     try {
-      if (!need) throw new Error(`stage ${this.index} does not hold segment ${h.segment} (holds ${[...this.needs.keys()].join(', ')})`);
       const name = this.tensorName(f);
-      if (!need.includes(name)) throw new Error(`segment ${h.segment} takes no input ${name} (inputs: ${need.join(', ')})`);
+      if (!this.accepted.has(name)) {
+        throw new Error(`stage ${this.index} takes no tensor ${name} (segment ${h.segment}); it takes ${[...this.accepted].join(', ')}`);
+      }
       if (f.tensor.dtype === 'float16') throw new Error(`${name}: native float16 tensors are not accepted (use the f16 transport flag)`);
       this.stats_.received[h.role as 'stream'] += f.tensor.data.byteLength;
-      this.put({ ...h, tensors: {}, touched: 0 }, name, f.tensor);
+      this.put(h, name, f.tensor);
     } catch (e) {
       this.failJob(h.jobId, h.origin, `stage ${this.index}: bad frame for job ${h.jobId} step ${h.step} micro-batch ${h.microBatch}: ${(e as Error).message}`);
     }
   }
 
-  private put(b: Bucket, name: string, t: Tensor): void {
-    const key = `${b.jobId}:${b.step}:${b.microBatch}:${b.segment}`;
-    let cur = this.buckets.get(key);
-    if (!cur) {
-      cur = { jobId: b.jobId, origin: b.origin, step: b.step, microBatch: b.microBatch, segment: b.segment, tensors: {}, touched: 0 };
-      this.buckets.set(key, cur);
+  /** add a tensor to its micro-batch and queue every unit whose inputs are now complete */
+  private put(h: Pick<FrameMeta, 'jobId' | 'origin' | 'step' | 'microBatch'>, name: string, t: Tensor): void {
+    const key = `${h.jobId}:${h.step}:${h.microBatch}`;
+    let st = this.mbs.get(key);
+    if (!st) {
+      st = { key, jobId: h.jobId, origin: h.origin, step: h.step, microBatch: h.microBatch, tensors: new Map(), started: new Set(), touched: 0 };
+      this.mbs.set(key, st);
     }
-    if (cur.tensors[name]) throw new Error(`duplicate ${name} for segment ${b.segment}`);
-    cur.tensors[name] = t;
-    cur.touched = Date.now();
-    cur.firstAt ??= performance.now();
-    if (this.needs.get(b.segment)!.every((n) => cur.tensors[n])) {
-      this.buckets.delete(key);
-      cur.readyAt = performance.now();
-      this.queue.push(cur);
+    if (st.tensors.has(name)) throw new Error(`duplicate ${name}`);
+    st.tensors.set(name, t);
+    st.touched = Date.now();
+    for (const u of this.units) {
+      if (st.started.has(u.key)) continue;
+      const need = this.needs.get(u.key)!;
+      if (!need.every((n) => st.tensors.has(n))) continue;
+      st.started.add(u.key);
+      const feeds: Record<string, Tensor> = {};
+      for (const n of need) {
+        // stream and skip names become the ONNX input names; model inputs keep theirs
+        const onnx = n === u.streamIn ? TENSOR.hIn : n;
+        feeds[onnx] = st.tensors.get(n)!;
+        st.tensors.delete(n);
+      }
+      this.queue.push({ unit: u, st, feeds, readyAt: performance.now() });
       this.stats_.maxQueueDepth = Math.max(this.stats_.maxQueueDepth, this.queue.length);
-      void this.pump();
     }
+    if (st.started.size === this.units.length) this.mbs.delete(key);
+    void this.pump();
   }
 
   private async pump(): Promise<void> {
@@ -239,102 +264,90 @@ export class StageServer {
     this.running = true;
     try {
       while (this.queue.length) {
-        // later route segments first (work closest to returning eps): keeps every job's loop moving; FIFO among equals
+        // later route positions first (work closest to returning eps keeps every job's loop moving); FIFO among equals
         let pick = 0;
-        for (let i = 1; i < this.queue.length; i++) if (this.queue[i].segment > this.queue[pick].segment) pick = i;
-        const b = this.queue.splice(pick, 1)[0];
-        if (this.failed.has(b.jobId)) continue;
-        await this.run(b);
+        for (let i = 1; i < this.queue.length; i++) if (this.queue[i].unit.rank > this.queue[pick].unit.rank) pick = i;
+        const r = this.queue.splice(pick, 1)[0];
+        if (this.failed.has(r.st.jobId)) continue;
+        // bounded in-flight queue: do not start more work while a peer link is backed up
+        for (const c of this.linkConns) if (c.backedUp) await c.writable();
+        await this.run(r);
       }
     } finally {
       this.running = false;
     }
   }
 
-  private async run(b: Bucket): Promise<void> {
-    const seg = this.plan.segments[b.segment];
-    const mbKey = `${b.jobId}:${b.step}:${b.microBatch}`;
-    const feeds: Record<string, Tensor> = { ...b.tensors };
-    const local = this.localSkips.get(mbKey);
-    for (const r of this.plan.skips) {
-      if (r.toSegment !== b.segment || r.crossesNetwork || r.fromSegment === r.toSegment) continue; // inside one graph
-      const t = local?.skips.get(TENSOR.skip(r.skip));
-      if (!t) return this.failJob(b.jobId, b.origin, `stage ${this.index}: local skip_${r.skip} missing for segment ${b.segment}`);
-      feeds[TENSOR.skip(r.skip)] = t;
-      local!.skips.delete(TENSOR.skip(r.skip));
-    }
-    if (local && !local.skips.size) this.localSkips.delete(mbKey);
+  private async run({ unit: u, st, feeds, readyAt }: Ready): Promise<void> {
+    const what = `job ${st.jobId} step ${st.step} micro-batch ${st.microBatch}`;
     let out: Record<string, Tensor>;
     const t0 = performance.now();
     try {
-      out = await this.exec.run(b.segment, feeds);
+      out = await this.exec.run(u.key, feeds);
       this.stats_.peakRssBytes = Math.max(this.stats_.peakRssBytes, process.memoryUsage.rss());
     } catch (e) {
-      return this.failJob(b.jobId, b.origin, `stage ${this.index}: segment ${b.segment} failed for job ${b.jobId} step ${b.step} micro-batch ${b.microBatch}: ${(e as Error).message}`);
+      return this.failJob(st.jobId, st.origin, `stage ${this.index}: segment ${u.segment} failed for ${what}: ${(e as Error).message}`);
     } finally {
       const t1 = performance.now();
       this.stats_.busyMs += t1 - t0;
       this.stats_.runs++;
-      if (TRACE) {
-        const r = (v: number) => v.toFixed(1);
-        this.log(`trace ${r(t0)} seg ${b.segment} job ${b.jobId.slice(0, 6)} step ${b.step} mb ${b.microBatch}: ` +
-          `assemble ${r((b.readyAt ?? t0) - (b.firstAt ?? t0))} ms, wait ${r(t0 - (b.readyAt ?? t0))} ms, run ${r(t1 - t0)} ms`);
-      }
+      if (TRACE) this.log(`trace ${t0.toFixed(1)} unit ${u.key} ${what}: wait ${(t0 - readyAt).toFixed(1)} ms, run ${(t1 - t0).toFixed(1)} ms`);
     }
-    if (this.failed.has(b.jobId)) return;
-    const base = { jobId: b.jobId, origin: b.origin, step: b.step, microBatch: b.microBatch };
-    const sends: Promise<FrameSocket | null>[] = [];
-    if (seg.head) {
-      const drv = this.drivers.get(b.origin);
-      if (!drv) return this.log(`driver ${b.origin} gone; dropping eps of job ${b.jobId}`);
+    if (this.failed.has(st.jobId)) return;
+    const base = { jobId: st.jobId, origin: st.origin, step: st.step, microBatch: st.microBatch };
+    // local hand-overs now (so the next unit can start at once); network sends (skips, then the stream) right after
+    // the next unit's compute has been dispatched to ONNX Runtime's thread, so encoding and writing overlap it
+    const net: (() => void)[] = [];
+    const local: [string, Tensor][] = [];
+    for (const s of u.skipsOut) {
+      const t = out[TENSOR.skip(s.skip)];
+      if (!t) return this.failJob(st.jobId, st.origin, `stage ${this.index}: unit ${u.key} did not produce skip_${s.skip}`);
+      if (s.toStage === this.index) local.push([TENSOR.skip(s.skip), t]);
+      else net.push(() => this.send(s.toStage, this.meta('data', { ...base, segment: s.toSegment, role: 'skip', roleIndex: s.skip }), t, `skip_${s.skip}`));
+    }
+    if (u.graph.head) {
+      const drv = this.drivers.get(st.origin);
+      if (!drv) return this.log(`driver ${st.origin} gone; dropping eps of ${what}`);
       this.stats_.sent.eps += out[TENSOR.eps].data.byteLength;
       this.stats_.sentCount.eps++;
       drv.send(this.meta('data', { ...base, segment: NO_SEGMENT, role: 'eps' }), out[TENSOR.eps]).catch((e) =>
-        this.log(`cannot return eps of job ${b.jobId}: ${(e as Error).message}`),
+        this.log(`cannot return eps of ${what}: ${(e as Error).message}`),
       );
     } else {
-      const next = this.plan.segments[b.segment + 1];
-      const m = this.meta('data', { ...base, segment: next.index, role: 'stream' });
-      sends.push(this.forward(next.stage, m, out[TENSOR.hOut], `h_out of segment ${b.segment}`));
+      const o = u.streamOut!;
+      const h = out[TENSOR.hOut];
+      if (o.toStage === this.index) local.push([o.name, h]);
+      else net.push(() => this.send(o.toStage, this.meta('data', { ...base, segment: o.toSegment, role: 'stream' }), h, `h_out of segment ${u.segment}`));
     }
-    // crossing skips go straight to their consumer; same-stage skips stay here until the consumer runs
-    for (const i of seg.skipsOut) {
-      const r = this.plan.skips.find((s) => s.skip === i && s.fromSegment === b.segment);
-      const t = out[TENSOR.skip(i)];
-      if (!r || !t) return this.failJob(b.jobId, b.origin, `stage ${this.index}: segment ${b.segment} did not produce skip_${i}`);
-      if (r.fromSegment === r.toSegment) continue;
-      if (!r.crossesNetwork) {
-        let l = this.localSkips.get(mbKey);
-        if (!l) this.localSkips.set(mbKey, (l = { touched: Date.now(), skips: new Map() }));
-        l.skips.set(TENSOR.skip(i), t);
-      } else {
-        const m = this.meta('data', { ...base, segment: r.toSegment, role: 'skip', roleIndex: i });
-        sends.push(this.forward(r.toStage, m, t, `skip_${i}`));
-      }
-    }
-    // bounded in-flight queue: do not start the next computation while a peer link is backed up
-    for (const p of sends) {
-      const c = await p;
-      if (c) await c.writable();
+    if (net.length) setImmediate(() => net.forEach((f) => f()));
+    try {
+      for (const [name, t] of local) this.put(base, name, t);
+    } catch (e) {
+      return this.failJob(st.jobId, st.origin, `stage ${this.index}: ${what}: ${(e as Error).message}`);
     }
   }
 
-  /** send a tensor to the stage holding meta.segment (or hand it over locally: resolves null) */
-  private forward(stage: number, m: FrameMeta, t: Tensor, what: string): Promise<FrameSocket | null> {
+  /** open peer links (for backpressure) */
+  private readonly linkConns = new Set<FrameSocket>();
+
+  /** send a tensor to another stage; a failure fails its job */
+  private send(stage: number, m: FrameMeta, t: Tensor, what: string): void {
     const role = m.role as 'stream' | 'skip';
-    if (stage === this.index) {
-      this.put({ ...m, tensors: {}, touched: 0 }, role === 'stream' ? TENSOR.hIn : TENSOR.skip(m.roleIndex), t);
-      return Promise.resolve(null);
-    }
     this.stats_.sent[role] += t.data.byteLength;
     this.stats_.sentCount[role]++;
     const fail = (e: unknown) => {
       this.failJob(m.jobId, m.origin, `stage ${this.index}: cannot send ${what} of job ${m.jobId} step ${m.step} micro-batch ${m.microBatch} to stage ${stage}: ${(e as Error).message}`);
       return null;
     };
-    return this.peer(stage).then((c) => {
+    const cached = this.peerReady.get(stage);
+    if (cached && !cached.isClosed) {
+      cached.send(m, t, this.f16).catch(fail);
+      return;
+    }
+    void this.peer(stage).then((c) => {
+      this.peerReady.set(stage, c);
+      this.linkConns.add(c);
       c.send(m, t, this.f16).catch(fail);
-      return c;
     }, fail);
   }
 
@@ -348,8 +361,10 @@ export class StageServer {
       timeoutMs: 2000,
       limits: this.opts.limits,
       onFrame: () => {},
-      onClose: () => {
+      onClose: (_e, c) => {
         if (this.peerConns.get(stage) === p) this.peerConns.delete(stage);
+        if (this.peerReady.get(stage) === c) this.peerReady.delete(stage);
+        this.linkConns.delete(c);
       },
     }).then(async (c) => {
       const hello: PeerHello = { role: 'peer', stage: this.index };
@@ -369,7 +384,7 @@ export class StageServer {
     if (conn.info.peerStage === undefined) return; // a driver's jobs fail when its connection drops
     // a peer link is dropped (cannot resynchronise): jobs with partial inputs may have lost frames on it
     const jobs = new Map<string, number>();
-    for (const b of this.buckets.values()) jobs.set(b.jobId, b.origin);
+    for (const st of this.mbs.values()) jobs.set(st.jobId, st.origin);
     for (const [j, o] of jobs) this.failJob(j, o, `${msg} (job had inputs in flight)`);
   }
 
@@ -386,20 +401,18 @@ export class StageServer {
   }
 
   private dropJob(jobId: string): void {
-    for (const [k, b] of this.buckets) if (b.jobId === jobId) this.buckets.delete(k);
-    for (const k of this.localSkips.keys()) if (k.startsWith(jobId + ':')) this.localSkips.delete(k);
-    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].jobId === jobId) this.queue.splice(i, 1);
+    for (const [k, st] of this.mbs) if (st.jobId === jobId) this.mbs.delete(k);
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].st.jobId === jobId) this.queue.splice(i, 1);
   }
 
   private dropOrigin(origin: number): void {
-    const jobs = new Set([...this.buckets.values(), ...this.queue].filter((b) => b.origin === origin).map((b) => b.jobId));
+    const jobs = new Set([...this.mbs.values(), ...this.queue.map((r) => r.st)].filter((st) => st.origin === origin).map((st) => st.jobId));
     for (const j of jobs) this.dropJob(j);
   }
 
   private sweep(ttl: number): void {
     const old = Date.now() - ttl;
-    for (const [k, b] of this.buckets) if (b.touched < old) this.buckets.delete(k);
-    for (const [k, l] of this.localSkips) if (l.touched < old) this.localSkips.delete(k);
+    for (const [k, st] of this.mbs) if (st.touched < old) this.mbs.delete(k);
     for (const [j, t] of this.failed) if (t < old) this.failed.delete(j);
   }
 }

@@ -121,6 +121,11 @@ export class FrameSocket {
     return this.sendEncoded(textFrame(meta, text, { crc: nativeCrc32 }));
   }
 
+  /** more than maxQueuedBytes wait to be written */
+  get backedUp(): boolean {
+    return !this.closed && this.queuedBytes >= (this.opts.maxQueuedBytes ?? 64 * 2 ** 20);
+  }
+
   /** resolves when fewer than maxQueuedBytes wait to be written (bounded in-flight queue) */
   writable(): Promise<void> {
     const max = this.opts.maxQueuedBytes ?? 64 * 2 ** 20;

@@ -10,7 +10,8 @@ import { parseAddress } from '../../runtime/transport.ts';
 import type { Command, Values } from '../command.ts';
 
 export const STAGE_USAGE =
-  'stage --plan PLAN.json --index K --listen HOST:PORT [--peers HOST:PORT,...] [--threads N] [--ep cpu|cuda] [--device-id N] [--max-payload-mb N] [--exit-with-stdin]';
+  'stage --plan PLAN.json --index K --listen HOST:PORT [--peers HOST:PORT,...] [--threads N] [--ep cpu|cuda] [--device-id N]\n' +
+  '       [--max-payload-mb N] [--granularity block|segment] [--exit-with-stdin]';
 
 const OPTIONS = {
   plan: { type: 'string', value: 'PLAN.json', required: true, help: 'plan file (uvit export / partition/planFile.ts): config, weights, segments' },
@@ -21,6 +22,10 @@ const OPTIONS = {
   ep: { type: 'string', value: 'EP', choices: ['cpu', 'cuda'], default: 'cpu', help: 'execution provider' },
   'device-id': { type: 'string', value: 'N', default: '0', help: 'CUDA device ordinal (with --ep cuda)' },
   'max-payload-mb': { type: 'string', value: 'N', default: '1024', help: 'largest tensor frame accepted, MiB' },
+  granularity: {
+    type: 'string', value: 'G', choices: ['block', 'segment'], default: 'block',
+    help: 'one ONNX session per chain block (skips leave as soon as made) or per plan segment (uses exported segment files)',
+  },
   'exit-with-stdin': { type: 'boolean', help: 'exit when stdin closes (set by spawnStages so stages die with their parent)' },
 } as const;
 
@@ -30,6 +35,11 @@ function intArg(v: string | boolean | undefined, name: string): number {
     throw new Error(`uvit stage: --${name} must be a non-negative integer, got "${String(v)}"`);
   }
   return n;
+}
+
+function granularityArg(v: string | boolean | undefined): 'block' | 'segment' {
+  if (v === undefined || v === 'block' || v === 'segment') return v ?? 'block';
+  throw new Error(`uvit stage: --granularity must be block or segment, got "${String(v)}"`);
 }
 
 /** start a stage server from parsed flags; resolves with the server once it listens (ready line printed) */
@@ -55,6 +65,7 @@ export async function startStage(v: Values): Promise<StageServer> {
       threads: v.threads !== undefined ? intArg(v.threads, 'threads') : undefined,
       ep,
       deviceId: v['device-id'] !== undefined ? intArg(v['device-id'], 'device-id') : 0,
+      granularity: granularityArg(v.granularity),
     },
   );
   const maxMb = v['max-payload-mb'] !== undefined ? intArg(v['max-payload-mb'], 'max-payload-mb') : 1024;

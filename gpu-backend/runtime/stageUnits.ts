@@ -1,0 +1,87 @@
+// How a stage cuts its plan segments into scheduling units (pure). With 'block' granularity every chain block is its
+// own ONNX session, so a skip is sent the moment its in-block finishes (the send overlaps the next blocks' compute)
+// and a consumer starts its first blocks before the skips of its later blocks have arrived. With 'segment'
+// granularity a unit is a whole plan segment. The ops and their order are the same either way.
+import { chain, type Plan, type Segment } from '../partition/types.ts';
+
+export type Granularity = 'block' | 'segment';
+
+export interface Unit {
+  /** unique within the stage, e.g. "s2.1" */
+  key: string;
+  /** plan segment and piece within it (route order: segment, then piece) */
+  segment: number;
+  piece: number;
+  /** route rank: units later on the route run first when several are ready */
+  rank: number;
+  /** the sub-range as a Segment for the graph builder (index = the plan segment's index) */
+  graph: Segment;
+  /** name of the stream tensor this unit reads (null when it embeds the model inputs) */
+  streamIn: string | null;
+  /** where h_out goes: the next unit on this stage, or segment `toSegment` (maybe on another stage); null for head */
+  streamOut: { name: string; toSegment: number; toStage: number } | null;
+  /** skips made here and used elsewhere: where each goes */
+  skipsOut: { skip: number; toSegment: number; toStage: number }[];
+}
+
+/** the stream tensor name a segment's first unit reads */
+export const streamName = (segment: number, piece = 0) => (piece === 0 ? `h@${segment}` : `h@${segment}.${piece}`);
+
+function skipsFor(n: number, start: number, end: number): { skipsIn: number[]; skipsOut: number[] } {
+  const inside = (c: number) => c >= start && c < end;
+  const skipsIn: number[] = [];
+  const skipsOut: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const consumer = chain.skipSource(n, i);
+    if (inside(consumer) && !inside(i)) skipsIn.push(i);
+    if (inside(i) && !inside(consumer)) skipsOut.push(i);
+  }
+  return { skipsIn, skipsOut };
+}
+
+/** the units of stage `stage`, in route order */
+export function stageUnits(plan: Plan, n: number, stage: number, granularity: Granularity = 'block'): Unit[] {
+  const info = plan.stages[stage];
+  if (!info) throw new Error(`stage ${stage}: the plan has ${plan.stages.length} stages`);
+  const len = chain.length(n);
+  const segOf = (c: number) => {
+    const s = plan.segments.find((x) => x.start <= c && c < x.end);
+    if (!s) throw new Error(`plan: no segment holds chain block ${c}`);
+    return s;
+  };
+  const units: Unit[] = [];
+  for (const si of info.segments) {
+    const seg = plan.segments[si];
+    const cuts = granularity === 'block' ? Array.from({ length: seg.end - seg.start }, (_, k) => seg.start + k) : [seg.start];
+    cuts.forEach((start, piece) => {
+      const end = piece + 1 < cuts.length ? cuts[piece + 1] : seg.end;
+      const last = end === seg.end;
+      const { skipsIn, skipsOut } = skipsFor(n, start, end);
+      const graph: Segment = {
+        index: seg.index, stage: seg.stage, start, end, embed: start === 0, head: end === len, skipsIn, skipsOut,
+      };
+      let streamOut: Unit['streamOut'] = null;
+      if (!graph.head) {
+        if (!last) streamOut = { name: streamName(si, piece + 1), toSegment: si, toStage: stage };
+        else {
+          const next = plan.segments[si + 1];
+          streamOut = { name: streamName(next.index), toSegment: next.index, toStage: next.stage };
+        }
+      }
+      units.push({
+        key: `s${si}.${piece}`,
+        segment: si,
+        piece,
+        rank: si * 10_000 + piece,
+        graph,
+        streamIn: graph.embed ? null : streamName(si, piece),
+        streamOut,
+        skipsOut: skipsOut.map((i) => {
+          const to = segOf(chain.skipSource(n, i));
+          return { skip: i, toSegment: to.index, toStage: to.stage };
+        }),
+      });
+    });
+  }
+  return units;
+}
