@@ -3,7 +3,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { buildOpenApi } from '../../shared/api/openapi.ts';
 
-describe('OpenAPI document validity', () => {
+describe('OpenAPI document validity', { timeout: 30_000 }, () => {
   it('passes the OpenAPI 3.1 schema', async () => {
     const v = new Validator();
     const res = await v.validate(buildOpenApi() as object);

@@ -8,7 +8,7 @@ import { startEdge, type EdgeHandle } from '../../bench/edgeDev.ts';
 const run = promisify(execFile);
 const ADMIN = 'wrangler-test-admin';
 
-describe('wrangler dev + scripts/keys.ts', () => {
+describe('wrangler dev + scripts/keys.ts', { timeout: 30_000 }, () => {
   let edge: EdgeHandle;
   beforeAll(async () => {
     edge = await startEdge({ vars: { ADMIN_TOKEN: ADMIN, BACKEND_SECRET: 'b', CDN_SECRET: 'c' } });
