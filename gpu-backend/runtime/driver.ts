@@ -141,7 +141,10 @@ export class Driver {
   }
 
   private emptyContext(): Promise<Tensor<'float32'>> {
-    this.emptyCtx ??= this.o.textEncoder.encode(['']);
+    this.emptyCtx ??= this.o.textEncoder.encode(['']).catch((e: unknown) => {
+      this.emptyCtx = undefined; // do not cache a failure
+      throw e;
+    });
     return this.emptyCtx;
   }
 

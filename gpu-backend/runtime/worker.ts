@@ -214,7 +214,8 @@ export class Worker {
       // the lease may have waited a while: check the stage link again (another job may have broken it meanwhile)
       await this.o.beforeJob?.();
       const result = await this.o.driver.generate({
-        jobId: job.id,
+        // the lease id is unique per attempt, so a retried job never meets its earlier attempt's state in the stages
+        jobId: leaseId,
         prompt: job.prompt,
         seed: job.seed,
         steps: job.steps,
