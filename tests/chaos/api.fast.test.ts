@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEASE_PATHS, SIG_HEADERS, signRequest } from '../../shared/lease.ts';
 import type { Stack } from '../../scripts/startStack.ts';
 import { fuzzCase } from './fuzz.ts';
-import { FAKE_MODEL, FakeBackend, IDLE_MODEL, HungRequest, allLogs, call, fakeClip, jsonBody, sha256, startChaosStack, waitVideo, type Reply } from './harness.ts';
+import { FAKE_MODEL, FUZZ_MODEL, FakeBackend, IDLE_MODEL, HungRequest, allLogs, call, fakeClip, jsonBody, sha256, startChaosStack, waitVideo, type Reply } from './harness.ts';
 import { Prng, chaosSeed, fuzzCount } from './prng.ts';
 import { Tally } from './stats.ts';
 
@@ -47,7 +47,7 @@ function expectProblem(r: Reply, what: string): void {
 }
 
 /** Makes a completed fake-model video for `key` (the test leases and uploads it); returns its id and bytes. */
-async function completedVideo(key: string, label: string): Promise<{ id: string; bytes: Uint8Array }> {
+async function completedVideo(key: string, label: string): Promise<{ id: string; bytes: Uint8Array; cdnPath: string }> {
   const c = await call(base, 'POST', '/v1/videos', { key, ...jsonBody({ prompt: label, model: FAKE_MODEL, seed: 1 + Math.floor(Math.random() * 1e9) }) });
   expect(c.status, c.text).toBe(200);
   const id = (c.json as { id: string }).id;
@@ -63,7 +63,8 @@ async function completedVideo(key: string, label: string): Promise<{ id: string;
     const bytes = fakeClip(label);
     const up = await be.upload(g.lease_id, bytes);
     expect(up.status, up.text).toBe(200);
-    return { id, bytes };
+    const v = await waitVideo(base, key, id, (x) => x.status === 'completed', 10_000);
+    return { id, bytes, cdnPath: new URL(v.cdn_url!).pathname };
   }
   throw new Error(`video ${id} was never leased`);
 }
@@ -78,7 +79,7 @@ describe('public API fuzz (seeded)', () => {
     const families = new Map<string, number>();
     const failures: string[] = [];
     for (let i = 0; i < n; i++) {
-      const c = fuzzCase(r, { model: FAKE_MODEL, completedId: completed.id });
+      const c = fuzzCase(r, { model: FUZZ_MODEL, completedId: completed.id, cdnPath: completed.cdnPath });
       families.set(c.family, (families.get(c.family) ?? 0) + 1);
       const what = `seed ${seed} case ${i} [${c.family}] ${c.method} ${c.path.slice(0, 80)} ${JSON.stringify(c.headers).slice(0, 120)} body ${typeof c.body === 'string' ? JSON.stringify(c.body.slice(0, 120)) : c.body ? `${c.body.length} bytes` : '-'}`;
       tally.add('bad_inputs_tried');
@@ -115,6 +116,56 @@ describe('public API fuzz (seeded)', () => {
     expectProblem(other, 'idempotency reuse');
     expect(other.status).toBe(409);
     tally.add('bad_inputs_handled');
+  });
+});
+
+describe('races', () => {
+  it('concurrent requests with one Idempotency-Key: one video; a different body concurrently is a 409, never a 5xx', async () => {
+    const { key } = await newKey('idem-race', { rate_limit_per_min: 100_000 });
+    const k = `race-${Date.now()}`;
+    const post = (prompt: string) => call(base, 'POST', '/v1/videos', { key, body: JSON.stringify({ prompt, model: FAKE_MODEL }), headers: { 'content-type': 'application/json', 'idempotency-key': k } });
+    const same = await Promise.all(Array.from({ length: 12 }, () => post('race same')));
+    tally.add('bad_inputs_tried', 12);
+    for (const s of same) expect(s.status, s.text).toBe(200);
+    expect(new Set(same.map((s) => (s.json as { id: string }).id)).size).toBe(1);
+    tally.add('bad_inputs_handled', 12);
+    const mixed = await Promise.all(Array.from({ length: 8 }, (_, i) => post(`race other ${i}`)));
+    tally.add('bad_inputs_tried', 8);
+    for (const m of mixed) { expectProblem(m, 'idempotency reuse race'); expect(m.status).toBe(409); }
+    tally.add('bad_inputs_handled', 8);
+    // and the one video is still there, once
+    const list = await call(base, 'GET', '/v1/videos?limit=100', { key });
+    expect((list.json as { data: unknown[] }).data.length).toBe(1);
+  });
+
+  it('cancel and delete racing a backend upload: the upload is refused, the video stays cancelled or gone', async () => {
+    const { key } = await newKey('cancel-race');
+    const be = new FakeBackend(base, stack.secrets.BACKEND_SECRET);
+    for (const action of ['cancel', 'delete'] as const) {
+      const c = await call(base, 'POST', '/v1/videos', { key, ...jsonBody({ prompt: `race ${action}`, model: FAKE_MODEL }) });
+      const id = (c.json as { id: string }).id;
+      let g = await be.lease(3000);
+      while (g && g.job.id !== id) { await be.fail(g.lease_id, 'chaos: other job', false); g = await be.lease(3000); }
+      expect(g?.job.id).toBe(id);
+      const [act, up] = await Promise.all([
+        action === 'cancel' ? call(base, 'POST', `/v1/videos/${id}/cancel`, { key }) : call(base, 'DELETE', `/v1/videos/${id}`, { key }),
+        be.upload(g!.lease_id, fakeClip(`race ${action}`)),
+      ]);
+      // either order is fine; what must hold is a consistent end state and no 5xx
+      expect(up.status, up.text).toBeLessThan(500);
+      expect(act.status, act.text).toBeLessThan(500);
+      const after = await call(base, 'GET', `/v1/videos/${id}`, { key });
+      if (action === 'delete') {
+        expect(act.status).toBe(200);
+        expect(after.status).toBe(404);
+      } else if (act.status === 200) {
+        expect((after.json as { status: string }).status).toBe('cancelled');
+        expect(up.status).toBe(409);
+      } else {
+        expect(act.status).toBe(409); // the upload won: already completed
+        expect((after.json as { status: string }).status).toBe('completed');
+      }
+    }
   });
 });
 

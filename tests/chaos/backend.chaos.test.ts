@@ -147,11 +147,15 @@ describe('faults on the real backend group', () => {
   let key = '';
   beforeAll(async () => { key = (await stack.createKey('faults')).key; });
 
-  /** Waits until the job runs with some progress (the stage pipeline is mid-sampling). */
-  const running = (id: string) => waitVideo(base, key, id, (v) => v.status === 'in_progress' && v.progress > 0, 60_000, 'progress');
+  /** Waits until the job is leased and running (a 200-step job samples for a few seconds). */
+  const running = async (id: string) => {
+    const v = await waitVideo(base, key, id, (x) => x.status !== 'queued', 60_000, 'start');
+    expect(v.status, 'the job finished before the fault could be injected: make it longer').toBe('in_progress');
+    return v;
+  };
 
   it('a stage process killed mid-job: the job is retried after the stage restarts and completes', async () => {
-    const id = await submit(key, { prompt: 'kill a stage', steps: 60, seconds: 2 });
+    const id = await submit(key, { prompt: 'kill a stage', steps: 200, seconds: 2 });
     await running(id);
     await tally.fault('stage 1 SIGKILLed mid-job', async () => {
       stack.stages[1].signal('SIGKILL');
@@ -166,7 +170,7 @@ describe('faults on the real backend group', () => {
   }, 240_000);
 
   it('the driver killed mid-job: the lease expires, the job is requeued and completes on a restarted driver', async () => {
-    const id = await submit(key, { prompt: 'kill the driver', steps: 60, seconds: 2 });
+    const id = await submit(key, { prompt: 'kill the driver', steps: 200, seconds: 2 });
     await running(id);
     await tally.fault('driver SIGKILLed mid-job (lease expiry → requeue)', async () => {
       stack.driver!.signal('SIGKILL');
@@ -182,7 +186,7 @@ describe('faults on the real backend group', () => {
 
   it('wrangler dev restarted with jobs queued and in progress: nothing is lost', async () => {
     const ids = [
-      await submit(key, { prompt: 'edge restart 0', steps: 60, seconds: 2 }),
+      await submit(key, { prompt: 'edge restart 0', steps: 200, seconds: 2 }),
       await submit(key, { prompt: 'edge restart 1', steps: 4 }),
       await submit(key, { prompt: 'edge restart 2', steps: 4 }),
     ];

@@ -150,8 +150,8 @@ const BAD_IDS = [
 ];
 
 /** Requests on ids, lists and content that must be refused. */
-function otherCase(r: Prng, ctx: { completedId?: string }): FuzzCase {
-  const fam = r.int(0, 6);
+function otherCase(r: Prng, ctx: { completedId?: string; cdnPath?: string }): FuzzCase {
+  const fam = r.int(0, 9);
   const id = r.pick(BAD_IDS);
   switch (fam) {
     case 0: return { family: 'bad-id-get', method: 'GET', path: `/v1/videos/${id}`, headers: {}, expect: 'bad' };
@@ -159,8 +159,9 @@ function otherCase(r: Prng, ctx: { completedId?: string }): FuzzCase {
     case 2: return { family: 'bad-id-cancel', method: 'POST', path: `/v1/videos/${id}/cancel`, headers: {}, expect: 'bad' };
     case 3: return { family: 'bad-id-content', method: 'GET', path: `/v1/videos/${id}/${r.pick(['content', 'events', 'content?variant=thumbnail'])}`, headers: {}, expect: 'bad' };
     case 4: {
-      const q = r.pick(['limit=0', 'limit=-1', 'limit=abc', 'limit=101', 'limit=1e3', 'order=sideways', 'after=video_nope', 'after=' + 'a'.repeat(200), 'bogus=1', 'limit=1&limit=2', 'limit=NaN', 'limit=Infinity']);
-      return { family: 'bad-list-query', method: 'GET', path: `/v1/videos?${q}`, headers: {}, expect: 'bad' };
+      const q = r.pick(['limit=0', 'limit=-1', 'limit=abc', 'limit=101', 'limit=1e3', 'order=sideways', 'after=video_nope', 'after=' + 'a'.repeat(200), 'bogus=1', 'limit=NaN', 'limit=Infinity', 'limit=1&limit=2']);
+      // a repeated parameter is ambiguous; taking one of the values is a defensible choice (may be a 200)
+      return { family: 'bad-list-query', method: 'GET', path: `/v1/videos?${q}`, headers: {}, expect: q.includes('&') ? 'maybe' : 'bad' };
     }
     case 5: {
       // bad Range headers on a completed video's content (some ranges are satisfiable: `maybe`)
@@ -171,6 +172,24 @@ function otherCase(r: Prng, ctx: { completedId?: string }): FuzzCase {
       const target = ctx.completedId ?? `video_${'1'.repeat(32)}`;
       return { family: 'range', method: 'GET', path: `/v1/videos/${target}/content`, headers: { range: isBad ? r.pick(bad) : r.pick(good) }, expect: isBad ? 'bad' : 'maybe' };
     }
+    case 6: { // the public CDN: forged tokens, bad hashes, traversal; bad Range on a real CDN URL
+      if (ctx.cdnPath && r.bool(0.4)) {
+        const bad = ['bytes=abc', 'bytes=5-2', 'bytes=999999999-', 'bytes=0-0,5-6', 'bytes=-0', 'bytes=--1', `bytes=${'9'.repeat(30)}-`];
+        return { family: 'cdn-range', method: 'GET', path: ctx.cdnPath, headers: { range: r.pick(bad) }, expect: 'bad', noAuth: true };
+      }
+      const tok = r.pick(['', 'x', 'A'.repeat(22), '..', '%2e%2e', 'a'.repeat(3000), ctx.cdnPath?.split('/')[2] ?? 'y']);
+      const file = r.pick([`${'0'.repeat(64)}.mp4`, `${ctx.cdnPath?.split('/')[3] ?? 'z'}`.replace('.mp4', '.MP4'), '..%2f..%2fv1%2fvideos', 'x.mp4', `${'f'.repeat(64)}.mp4%00`, `${'a'.repeat(63)}.mp4`]);
+      return { family: 'cdn-forged', method: 'GET', path: `/cdn/${tok}/${file}`, headers: {}, expect: 'bad', noAuth: true };
+    }
+    case 7: { // methods a route does not have
+      const [m, p] = r.pick([['PUT', '/v1/videos'], ['PATCH', '/v1/videos/x'], ['DELETE', '/v1/videos'], ['POST', '/v1/models'], ['PUT', '/cdn/a/b.mp4'], ['POST', '/healthz'], ['GET', '/internal/v1/lease'], ['DELETE', '/admin/v1/keys']]);
+      return { family: 'wrong-method', method: m, path: p, headers: {}, expect: 'bad' };
+    }
+    case 8: { // big headers and header junk (the edge must still answer, with a 4xx when it refuses)
+      const big = 'k'.repeat(r.pick([8 * 1024, 32 * 1024]));
+      const h = r.pick<Record<string, string>>([{ 'x-junk': big }, { 'idempotency-key': big }, { 'content-type': `application/json; ${big.slice(0, 4000)}` }, { cookie: big }]);
+      return { family: 'big-header', method: 'POST', path: '/v1/videos', headers: { 'content-type': 'application/json', ...h }, body: JSON.stringify({ prompt: 'x', model: 'no-such-model' }), expect: 'bad' };
+    }
     default: {
       const auth = r.pick(['', 'Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', `Bearer ${'k'.repeat(600)}`, 'Bearer uvit_sk_0000000000000000_' + 'A'.repeat(43), 'bearer  x y', 'Token abc']);
       return { family: 'bad-auth', method: r.pick(['GET', 'POST']), path: r.pick(['/v1/videos', '/v1/models', `/v1/videos/${BAD_IDS[2]}`]), headers: auth ? { authorization: auth } : {}, expect: 'bad', noAuth: true };
@@ -178,6 +197,6 @@ function otherCase(r: Prng, ctx: { completedId?: string }): FuzzCase {
   }
 }
 
-export function fuzzCase(r: Prng, ctx: { model: string; completedId?: string }): FuzzCase {
+export function fuzzCase(r: Prng, ctx: { model: string; completedId?: string; cdnPath?: string }): FuzzCase {
   return r.bool(0.6) ? createCase(r, ctx.model) : otherCase(r, ctx);
 }

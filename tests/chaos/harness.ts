@@ -17,6 +17,8 @@ import { freePort, freePortRange } from '../../scripts/startProcs.ts';
 export const FAKE_MODEL = 'chaos-fake';
 /** A catalog model that never gets jobs (lease requests for it always wait and answer 204). */
 export const IDLE_MODEL = 'chaos-idle';
+/** The fuzz suite's model: its (valid) fuzz jobs stay queued and never get in the way of the fault tests. */
+export const FUZZ_MODEL = 'chaos-fuzz';
 
 /** Tiny text-to-video group (like tests/integration's), in a fixed cache dir so weights and stage ONNX are made once. */
 export function tinyGroupConfig(): string {
@@ -66,7 +68,7 @@ export async function startChaosStack(o: ChaosStackOptions): Promise<{ stack: St
     stages: 2,
     backend: o.backend,
     edgeVars: { LEASE_TTL_MS: '3000', MAX_ATTEMPTS: '3', ...o.edgeVars },
-    extraModels: [fakeCatalogEntry(), fakeCatalogEntry(IDLE_MODEL)],
+    extraModels: [fakeCatalogEntry(), fakeCatalogEntry(IDLE_MODEL), fakeCatalogEntry(FUZZ_MODEL)],
     log: () => {},
     readyTimeoutMs: 120_000,
   };
