@@ -76,6 +76,12 @@ describe('content and CDN', () => {
     await env.RESULTS.put(`videos/${video.content_sha256}.mp4`, bytes);
   });
 
+  it.each(['bytes=999999-', 'bytes=abc', 'bytes=0-1,5-9', 'bytes=-0'])('CDN Range %s → 416 problem+json (miss or hit)', async (range) => {
+    const path = new URL(video.cdn_url).pathname;
+    await (await call(path)).arrayBuffer(); // cached
+    await expectProblem(await call(path, { headers: { range } }), 416, 'range_not_satisfiable');
+  });
+
   it('refuses guessed or altered CDN tokens', async () => {
     const [, , token, file] = new URL(video.cdn_url).pathname.split('/');
     const wrong = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
