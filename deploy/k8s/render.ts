@@ -258,6 +258,21 @@ function scaledObject(cfg: DeployConfig, m: ModelGroup, target: string) {
   };
 }
 
+/** Stage ports take connections only from the same model's driver and stage pods (frames carry no auth). */
+function stageNetworkPolicy(cfg: DeployConfig, m: ModelGroup) {
+  const peers = (role: 'stage' | 'driver') => ({ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'uvit-backend', 'uvit.dev/model': m.model, 'uvit.dev/role': role } } });
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: `${m.model}-stages`, namespace: cfg.namespace, labels: { 'app.kubernetes.io/part-of': 'uvit', 'uvit.dev/model': m.model } },
+    spec: {
+      podSelector: { matchLabels: labels(m, 'stage') },
+      policyTypes: ['Ingress'],
+      ingress: [{ from: [peers('driver'), peers('stage')], ports: [{ protocol: 'TCP', port: STAGE_PORT }] }],
+    },
+  };
+}
+
 export function renderModel(cfg: DeployConfig, m: ModelGroup): object[] {
   const stageSets = Array.from({ length: m.stages }, (_, k) => stageStatefulSet(cfg, m, k));
   const driver = driverStatefulSet(cfg, m);
@@ -265,6 +280,7 @@ export function renderModel(cfg: DeployConfig, m: ModelGroup): object[] {
     ...(m.weights === 'init' ? [groupConfigMap(cfg, m)] : []),
     headless(cfg, m, 'stage'),
     headless(cfg, m, 'driver'),
+    stageNetworkPolicy(cfg, m),
     ...stageSets,
     driver,
     ...[...stageSets, driver].map((s) => scaledObject(cfg, m, s.metadata.name)),

@@ -6,6 +6,7 @@ import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { StatefulSet } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { renderAll, loadConfig, BACKEND_SECRET, EDGE_METRICS_SECRET, GROUP_CONFIG_PATH } from '../../deploy/k8s/render.ts';
 import { GroupConfigSchema } from '../../gpu-backend/runtime/driverConfig.ts';
@@ -38,6 +39,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   'v1/ConfigMap': ConfigMap,
   'v1/Service': Service,
   'apps/v1/StatefulSet': StatefulSet,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
   'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
 };
@@ -227,6 +229,22 @@ describe('deploy/k8s manifests', () => {
         for (const flag of a.filter((t) => t.startsWith('--'))) expect(help, `uvit ${sub} has no ${flag}`).toMatch(new RegExp(`${flag}\\b`));
       }
     }
+  });
+
+  it("stage ports are open only to the same model's drivers and stages", () => {
+    const sel = (l: Record<string, string>, m: Record<string, string>) => Object.entries(m).every(([k, v]) => l[k] === v);
+    const sets = ofKind('StatefulSet');
+    for (const np of ofKind('NetworkPolicy')) {
+      const model = np.metadata.labels['uvit.dev/model'];
+      const targets = sets.filter((s) => sel(s.spec.template.metadata.labels, np.spec.podSelector.matchLabels));
+      expect(targets.map((s) => s.metadata.labels['uvit.dev/role'])).toEqual(targets.map(() => 'stage'));
+      expect(targets.length).toBe(loadConfig().models.find((m) => m.model === model)!.stages);
+      const allowed = sets.filter((s) => np.spec.ingress[0].from.some((f: any) => sel(s.spec.template.metadata.labels, f.podSelector.matchLabels)));
+      expect(allowed.every((s) => s.metadata.labels['uvit.dev/model'] === model)).toBe(true);
+      expect(allowed.some((s) => s.metadata.labels['uvit.dev/role'] === 'driver')).toBe(true);
+      expect(np.spec.ingress[0].ports[0].port).toBe(targets[0].spec.template.spec.containers[0].ports[0].containerPort);
+    }
+    expect(ofKind('NetworkPolicy').length).toBe(loadConfig().models.length);
   });
 
   it('kustomization lists existing files and leaves the example secrets out', () => {
