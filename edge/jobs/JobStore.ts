@@ -102,7 +102,8 @@ export class JobStore extends DurableObject<Env> {
     return { ok: true, value: toVideo(this.row(id)) };
   }
 
-  async deleteVideo(p: PresentedKey, id: string): Promise<Result<{ id: string }>> {
+  /** `purge`: the CDN path whose content is gone now (no other video references it), for the route to evict. */
+  async deleteVideo(p: PresentedKey, id: string): Promise<Result<{ id: string; purge: string | null }>> {
     const a = this.auth(p, 'videos:write');
     if (!a.ok) return a;
     const r = this.own(a.value.id, id);
@@ -111,8 +112,8 @@ export class JobStore extends DurableObject<Env> {
     this.sql.exec('DELETE FROM jobs WHERE id = ?', id);
     this.sql.exec('DELETE FROM webhooks WHERE job_id = ?', id);
     this.sse.end(id);
-    if (r.content_sha256) await this.releaseContent(r.content_sha256);
-    return { ok: true, value: { id } };
+    const released = r.content_sha256 ? await this.releaseContent(r.content_sha256) : false;
+    return { ok: true, value: { id, purge: released ? r.cdn_path : null } };
   }
 
   contentOf(p: PresentedKey, id: string): Result<{ sha256: string; bytes: number }> {
@@ -324,10 +325,11 @@ export class JobStore extends DurableObject<Env> {
   }
 
   /** Drops the R2 object (and its dedup entries) once no job references the content any more. */
-  private async releaseContent(sha256: string): Promise<void> {
+  private async releaseContent(sha256: string): Promise<boolean> {
     const refs = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM jobs WHERE content_sha256 = ?', sha256).one().n;
-    if (refs > 0) return;
+    if (refs > 0) return false;
     this.sql.exec('DELETE FROM results WHERE sha256 = ?', sha256);
     await this.env.RESULTS.delete(r2Key(sha256));
+    return true;
   }
 }

@@ -69,6 +69,8 @@ videos.get('/:id', async (c) => {
 
 videos.delete('/:id', async (c) => {
   const r = await jobStore(c.env).deleteVideo(c.get('key'), c.req.param('id'));
+  // Last reference gone: evict the CDN copy too (this location's cache; other locations age out or need a purge).
+  if (r.ok && r.value.purge) await caches.default.delete(origin(c.req.url) + r.value.purge);
   return reply(r, (v) => c.json({ id: v.id, object: 'video.deleted', deleted: true }));
 });
 

@@ -1,4 +1,5 @@
 // Job semantics seen by API callers: idempotency, cache hits on seeded requests, listing, bounded queue.
+import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CreatedKey } from '../../shared/api/keys.ts';
 import { api, call, createVideo, expectProblem, lease, newKey, runOneJob } from './helpers.ts';
@@ -46,9 +47,17 @@ describe('jobs', () => {
     expect((await createVideo(k.key, { ...body, seed: 1235 })).status).toBe('queued');
     const { seed: _s, ...unseeded } = body;
     expect((await createVideo(k.key, unseeded)).status).toBe('queued');
-    // deleting one copy keeps the shared content for the others
+    // deleting one copy keeps the shared content for the others; deleting the last one removes it, CDN copy included
+    const cdnPath = new URL(done.cdn_url).pathname;
+    expect((await call(cdnPath)).status).toBe(200); // now in the cache
     await api(k.key, `/v1/videos/${first.id}`, { method: 'DELETE' });
+    await api(k.key, `/v1/videos/${again.id}`, { method: 'DELETE' });
     expect((await api(stranger.key, `/v1/videos/${theirs.id}/content`)).status).toBe(200);
+    expect((await call(cdnPath)).status).toBe(200);
+    await api(stranger.key, `/v1/videos/${theirs.id}`, { method: 'DELETE' });
+    await expectProblem(await call(cdnPath), 404, 'content_missing');
+    expect(await env.RESULTS.head(`videos/${done.content_sha256}.mp4`)).toBeNull();
+    expect((await createVideo(k.key, body)).status).toBe('queued'); // no cache hit on deleted content
   });
 
   it('lists own videos with cursor, limit and order', async () => {
