@@ -88,6 +88,7 @@ async function main(): Promise<void> {
   if (!existsSync(weights)) initWeightsToFile(cfg, 0, weights);
   console.log(`bench:pipeline  config ${a.config}  (D=${d.D}, ${2 * d.n + 1} blocks, ${d.video ? `${frames} latent frames, ` : ''}T=${d.video ? 'dyn' : d.T})`);
   const rows: string[][] = [];
+  const cpuLines: string[] = [];
   console.log(`${STEPS} sampler steps per job, CFG as 2 micro-batches (B=1 each); every process/stage runs ORT with 1 intra-op thread\n`);
 
   // every setup stays up for the whole run; rounds interleave the setups and the best round of each is reported,
@@ -115,30 +116,56 @@ async function main(): Promise<void> {
         },
       });
     }
-    type Res = { one: number; many: number; skip: number; act: number; busy: number[] };
+    type Res = { one: number; many: number; skip: number; act: number; busy: number[]; cpuPerFwd: number; stageCpu: number[]; share: number[] };
     const best: (Res | null)[] = setups.map(() => null);
+    const cpuRuns: number[][][] = setups.map(() => []);
     const sps = (r: { wallS: number; jobSteps: number }) => r.jobSteps / r.wallS;
     for (const s of setups) await runJobs(s.fwd, 1, 1, 'warm');
     for (let round = 0; round < ROUNDS; round++) {
       for (const [i, s] of setups.entries()) {
         const s0 = await s.client?.refreshStats();
+        const c0 = process.cpuUsage();
         const p1 = await runJobs(s.fwd, 1, STEPS, `r${round}-one`);
         const pN = await runJobs(s.fwd, JOBS, STEPS, `r${round}-many`);
+        const c1 = process.cpuUsage(c0);
         const s1 = await s.client?.refreshStats();
-        const r: Res = { one: sps(p1), many: sps(pN), skip: 0, act: 0, busy: [] };
+        const wallMs = (p1.wallS + pN.wallS) * 1000;
+        const forwards = 2 * (p1.jobSteps + pN.jobSteps);
+        const ownCpu = (c1.user + c1.system) / 1000;
+        const r: Res = {
+          one: sps(p1), many: sps(pN), skip: 0, act: 0, busy: [],
+          cpuPerFwd: ownCpu / forwards, stageCpu: [ownCpu / forwards], share: [ownCpu / wallMs],
+        };
         if (s0 && s1) {
           const sum = (st: typeof s0, k: 'skip' | 'stream') => st.reduce((p, x) => p + x.sent[k], 0);
           const jobSteps = p1.jobSteps + pN.jobSteps;
           r.skip = (sum(s1, 'skip') - sum(s0, 'skip')) / jobSteps;
           r.act = (sum(s1, 'stream') - sum(s0, 'stream')) / jobSteps;
-          r.busy = s1.map((x, k) => (x.busyMs - s0[k].busyMs) / ((p1.wallS + pN.wallS) * 1000));
+          r.busy = s1.map((x, k) => (x.busyMs - s0[k].busyMs) / wallMs);
+          const stageCpu = s1.map((x, k) => x.cpuMs - s0[k].cpuMs);
+          r.cpuPerFwd = stageCpu.reduce((p, q) => p + q, 0) / forwards;
+          r.stageCpu = stageCpu.map((c) => c / forwards);
+          r.share = stageCpu.map((c) => c / wallMs);
         }
         const b = best[i];
         best[i] = b ? { ...r, one: Math.max(b.one, r.one), many: Math.max(b.many, r.many) } : r;
-        console.log(`  round ${round + 1}: ${s.name.padEnd(22)} 1 job ${r.one.toFixed(3)} steps/s, ${JOBS} jobs ${r.many.toFixed(3)} steps/s`);
+        cpuRuns[i].push(r.stageCpu);
+        console.log(
+          `  round ${round + 1}: ${s.name.padEnd(22)} 1 job ${r.one.toFixed(3)} steps/s, ${JOBS} jobs ${r.many.toFixed(3)} steps/s; ` +
+            `compute CPU ${r.cpuPerFwd.toFixed(0)} ms/forward; CPU got per process ${r.share.map((x) => x.toFixed(2)).join('/')} of a core`,
+        );
       }
     }
     const base = best[0]!;
+    // contention-free view: CPU ms per forward of each compute process (median over rounds); with a core per
+    // process and enough micro-batches in flight, throughput is bounded by the busiest process
+    const med = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+    const cpuMed = cpuRuns.map((runs) => runs[0].map((_, k) => med(runs.map((x) => x[k]))));
+    cpuLines.push(`CPU ms per forward (median of rounds): ${setups.map((s, i) => `${s.name}: ${cpuMed[i].map((c) => c.toFixed(0)).join(' + ')}`).join('; ')}`);
+    for (let i = 1; i < setups.length; i++) {
+      cpuLines.push(`  ${setups[i].name}: dedicated-core bound ${(cpuMed[0][0] / Math.max(...cpuMed[i])).toFixed(2)}x ` +
+        `(baseline CPU/forward / busiest stage's CPU/forward; includes transport and per-block overheads)`);
+    }
     for (const [i, s] of setups.entries()) {
       const r = best[i]!;
       rows.push([
@@ -163,11 +190,13 @@ async function main(): Promise<void> {
   const line = (r: string[]) => r.map((v, i) => v.padEnd(w[i])).join('  ');
   console.log(line(head));
   for (const r of rows) console.log(line(r));
+  for (const l of cpuLines) console.log(l);
   console.log(`\nideal S·M/(M+S−1), S=2: 1 job CFG M=2 -> ${f(ideal(2))}; ${JOBS} jobs CFG M=${2 * JOBS} -> ${f(ideal(2 * JOBS))} ` +
     `(with independent jobs there is no global step barrier, so the limit is S=2 times the FLOP-balance bound / S)`);
   console.log('goals: >= 1.25x for 1 CFG job, >= 1.8x at M >= 4.  bytes = tensor payload between stages per job-step (cond+uncond), float32.');
   console.log(`best of ${ROUNDS} interleaved rounds per setup (shared 2-core machine: load from other processes lowers the figures, the 2-process ones most).`);
-  console.log(`stage busy = fraction of the run's wall time each stage spent inside ONNX Runtime (last round).`);
+  console.log(`stage busy = fraction of the run's wall time each stage spent inside ONNX Runtime (last round);`);
+  console.log('"CPU got" = CPU time / wall time of each compute process: below 1.0 means it waited for a core (other load).');
 }
 
 await main();

@@ -30,8 +30,10 @@ type RoleBytes = { stream: number; skip: number; eps: number; input: number };
 export interface StageStats {
   stage: number;
   uptimeMs: number;
-  /** time spent inside segment runs */
+  /** time spent inside segment runs (wall) */
   busyMs: number;
+  /** CPU time of the whole stage process (user + system), ms */
+  cpuMs: number;
   runs: number;
   queueDepth: number;
   maxQueueDepth: number;

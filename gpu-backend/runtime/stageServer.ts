@@ -129,7 +129,9 @@ export class StageServer {
     const uptimeMs = Date.now() - this.started;
     const rssBytes = process.memoryUsage.rss();
     this.stats_.peakRssBytes = Math.max(this.stats_.peakRssBytes, rssBytes);
-    return { stage: this.index, uptimeMs, queueDepth: this.queue.length, rssBytes, loadMs: this.loadMs, ...structuredClone(this.stats_) };
+    const cpu = process.cpuUsage();
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    return { stage: this.index, uptimeMs, queueDepth: this.queue.length, rssBytes, cpuMs, loadMs: this.loadMs, ...structuredClone(this.stats_) };
   }
 
   private accept(socket: net.Socket): void {
