@@ -228,8 +228,19 @@ export class Stack {
 
   /** The stack's own API key (created on first use; `createKey` makes more, e.g. per test client). */
   async apiKey(): Promise<string> {
-    this.cachedKey ??= (await this.createKey('local')).key;
+    this.cachedKey ??= (await this.savedKey()) ?? (await this.createKey('local')).key;
     return this.cachedKey;
+  }
+
+  /** The key an earlier `npm start` on this state dir printed, if the edge still accepts it (so exported env stays valid). */
+  private async savedKey(): Promise<string | undefined> {
+    const file = join(this.opts.stateDir, 'client.env');
+    if (!existsSync(file)) return undefined;
+    const key = /^UVIT_API_KEY=(\S+)$/m.exec(readFileSync(file, 'utf8'))?.[1];
+    if (!key) return undefined;
+    const r = await fetch(`${this.baseUrl}/v1/models`, { headers: { authorization: `Bearer ${key}` } }).catch(() => undefined);
+    await r?.body?.cancel();
+    return r?.status === 200 ? key : undefined;
   }
 
   async createKey(owner: string, extra: Record<string, unknown> = {}): Promise<{ id: string; key: string }> {
