@@ -11,7 +11,7 @@ import { r2Key } from '../cache/cdnToken.ts';
 import { createKey, listKeys, revokeKey, verifyKey } from './keys.ts';
 import { RateLimiter } from './rateLimit.ts';
 import { createJob } from './create.ts';
-import { claim, expiredLeases, nextWakeup, registerGroup, requeueOrFail } from './leases.ts';
+import { claim, expiredLeases, nextWakeup, queueStats, registerGroup, requeueOrFail } from './leases.ts';
 import { DDL, type JobRow, type KeyRow } from './schema.ts';
 import { SseHub } from './sse.ts';
 import { fail, type CreateInput, type QueueStats, type Result } from './types.ts';
@@ -147,18 +147,7 @@ export class JobStore extends DurableObject<Env> {
 
   /** Queue depth per model (for autoscalers): queued / in_progress jobs and groups seen in the last minute. */
   queueStats(model: string | null): QueueStats[] {
-    const since = Date.now() - 60_000;
-    const rows = this.sql.exec<{ model: string; queued: number; in_progress: number }>(
-      `SELECT model, sum(status = 'queued') AS queued, sum(status = 'in_progress') AS in_progress FROM jobs
-       WHERE status IN ('queued', 'in_progress') GROUP BY model`).toArray();
-    const groups = this.sql.exec<{ model: string; n: number; capacity: number }>(
-      'SELECT model, count(*) AS n, sum(capacity) AS capacity FROM groups WHERE last_seen > ? GROUP BY model', since).toArray();
-    const models = new Set([...rows.map((r) => r.model), ...groups.map((g) => g.model), ...(model ? [model] : [])]);
-    return [...models].filter((m) => model === null || m === model).sort().map((m) => {
-      const r = rows.find((x) => x.model === m);
-      const g = groups.find((x) => x.model === m);
-      return { model: m, queued: r?.queued ?? 0, in_progress: r?.in_progress ?? 0, groups: g?.n ?? 0, capacity: g?.capacity ?? 0 };
-    });
+    return queueStats(this.sql, model, Date.now());
   }
 
   // ------------------------------------------------------------------ lease API (backends)

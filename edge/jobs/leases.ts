@@ -2,6 +2,7 @@
 import type { JobSpec, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
 import { randomHex } from '../auth/apiKey.ts';
 import type { JobRow } from './schema.ts';
+import type { QueueStats } from './types.ts';
 
 export function registerGroup(sql: SqlStorage, req: LeaseRequest, now: number): void {
   sql.exec(
@@ -56,4 +57,19 @@ export function nextWakeup(sql: SqlStorage): number | null {
   const hook = sql.exec<{ t: number | null }>("SELECT min(next_at) AS t FROM webhooks WHERE status = 'pending'").one().t;
   const next = Math.min(lease ?? Infinity, hook ?? Infinity);
   return next === Infinity ? null : next;
+}
+
+/** Queue depth per model, with the backend groups that polled for it in the last minute. */
+export function queueStats(sql: SqlStorage, model: string | null, now: number): QueueStats[] {
+  const rows = sql.exec<{ model: string; queued: number; in_progress: number }>(
+    `SELECT model, sum(status = 'queued') AS queued, sum(status = 'in_progress') AS in_progress FROM jobs
+     WHERE status IN ('queued', 'in_progress') GROUP BY model`).toArray();
+  const groups = sql.exec<{ model: string; n: number; capacity: number }>(
+    'SELECT model, count(*) AS n, sum(capacity) AS capacity FROM groups WHERE last_seen > ? GROUP BY model', now - 60_000).toArray();
+  const models = new Set([...rows.map((r) => r.model), ...groups.map((g) => g.model), ...(model ? [model] : [])]);
+  return [...models].filter((m) => model === null || m === model).sort().map((m) => {
+    const r = rows.find((x) => x.model === m);
+    const g = groups.find((x) => x.model === m);
+    return { model: m, queued: r?.queued ?? 0, in_progress: r?.in_progress ?? 0, groups: g?.n ?? 0, capacity: g?.capacity ?? 0 };
+  });
 }
