@@ -5,7 +5,7 @@
 #   CPU-only:  docker build -f deploy/docker/backend.Dockerfile --build-arg BASE=ubuntu:24.04 --build-arg ORT_INSTALL=skip ...
 #
 # GPU: onnxruntime-node bundles the CPU execution provider only; its install script fetches the CUDA 12 EP
-# (libonnxruntime_providers_cuda.so) at `npm rebuild` time when asked (--onnxruntime-node-install=cuda12). The base
+# (libonnxruntime_providers_cuda.so) at `npm rebuild` time when asked (ONNXRUNTIME_NODE_INSTALL=cuda12, which outranks .npmrc). The base
 # image brings the CUDA 12 + cuDNN 9 runtime libraries it links against; the host needs the NVIDIA driver and the
 # NVIDIA device plugin (nvidia.com/gpu resources). Stages pick the EP and device with UVIT_EP=cuda / UVIT_DEVICE_ID.
 ARG BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
@@ -28,7 +28,7 @@ COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts: no workerd/esbuild/node-bin downloads (the edge is not part of this image); then only
 # onnxruntime-node's own install step runs, with the CUDA EP when ORT_INSTALL=cuda12.
 RUN npm ci --ignore-scripts --no-audit --no-fund \
- && npm rebuild onnxruntime-node --onnxruntime-node-install=${ORT_INSTALL} \
+ && ONNXRUNTIME_NODE_INSTALL=${ORT_INSTALL} npm rebuild onnxruntime-node \
  && npm cache clean --force
 
 COPY bin ./bin
