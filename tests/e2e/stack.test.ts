@@ -84,6 +84,13 @@ describe('e2e: edge (workerd) + backend group', () => {
     expect(createHash('sha256').update(readFileSync(out)).digest('hex')).toBe(video.content_sha256);
   });
 
+  it("the driver's /metrics counts the job (Prometheus text)", async () => {
+    const text = await (await fetch(`http://${stack.opts.host}:${stack.opts.metricsPort}/metrics`)).text();
+    const m = /^uvit_jobs_total\{status="completed"\} (\d+)/m.exec(text);
+    expect(Number(m?.[1] ?? 0), text.slice(0, 500)).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/^uvit_sampler_steps_total \d+/m);
+  });
+
   it('the CDN URL serves the same bytes twice, the second time from the cache, immutable', async () => {
     expect(video.cdn_url).toBeTruthy();
     const url = new URL(video.cdn_url!, stack.baseUrl).toString();
