@@ -1,18 +1,14 @@
 // In-process staged runner for the CLI: loads the plan's stages one after another (each from its own shard of the
 // weights file) so the resident memory of each stage can be measured, then runs the segments in route order with a
 // local skip map, counting the bytes that cross a stage boundary (what a multi-process pipeline would send).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { float32, type Tensor } from '../../shared/tensor.ts';
-import { buildSegmentModel } from '../model/build/segment.ts';
 import { derive, type Derived, type UViTConfig } from '../model/config.ts';
-import { loadWeights } from '../model/weights.ts';
+import { makeSegmentWorkDir, openSegment } from '../engine/segmentLoader.ts';
 import { createSession, type ExecutionProvider } from '../engine/session.ts';
-import { segmentParamNames } from '../engine/segmentParams.ts';
 import { GraphBuilder } from '../onnx/graph.ts';
 import { DataType } from '../onnx/onnx.ts';
 import { chain, type Plan, type Segment, TENSOR } from '../partition/types.ts';
@@ -74,7 +70,6 @@ interface LoadedSegment {
   session: ort.InferenceSession;
 }
 
-const EXTERNAL_DATA_OVER = 1.5 * 2 ** 30;
 const rss = () => process.memoryUsage().rss;
 
 /** A full GC before each RSS reading, so a stage's figure is what it keeps, not the garbage of building it. */
@@ -122,27 +117,16 @@ export class InProcessRunner implements NetworkRunner {
         collect();
         const r0 = rss();
         const segs = info.segments.map((i) => plan.segments[i]);
-        const names = segs.flatMap((s) => segmentParamNames(config, s));
-        let weights: Map<string, Tensor<'float32'>> | undefined = loadWeights(o.weightsPath, config, names);
         let paramBytes = 0;
-        for (const t of weights.values()) paramBytes += t.data.byteLength;
         for (const seg of segs) {
-          const segBytes = segmentParamNames(config, seg).reduce((a, k) => a + weights!.get(k)!.data.byteLength, 0);
-          let session: ort.InferenceSession;
-          const sess = { threads: o.threads, ep: o.ep, deviceId: o.deviceId };
-          if (segBytes > EXTERNAL_DATA_OVER) {
-            workDir ??= join(tmpdir(), `uvit-cli-${process.pid}`);
-            mkdirSync(workDir, { recursive: true });
-            const base = join(workDir, `segment-${seg.index}`);
-            writeFileSync(`${base}.onnx`, buildSegmentModel(config, weights, seg, { externalDataPath: `${base}.data` }));
-            session = await createSession(`${base}.onnx`, sess);
-          } else {
-            session = await createSession(buildSegmentModel(config, weights, seg), sess);
-          }
-          loaded.set(seg.index, { segment: seg, session });
+          const opened = await openSegment(config, seg, {
+            weightsPath: o.weightsPath,
+            session: { threads: o.threads, ep: o.ep, deviceId: o.deviceId },
+            workDir: () => (workDir ??= makeSegmentWorkDir()),
+          });
+          paramBytes += opened.paramBytes;
+          loaded.set(seg.index, { segment: seg, session: opened.session });
         }
-        weights.clear();
-        weights = undefined;
         collect();
         const stats: StageStats = {
           stage: info.stage,

@@ -1,17 +1,14 @@
 // In-process executor: one ONNX Runtime session per segment of a Plan, run in route order with a local skip map.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { float32, type Tensor } from '../../shared/tensor.ts';
 import { derive, type Derived, type UViTConfig } from '../model/config.ts';
-import { buildSegmentModel } from '../model/build/segment.ts';
 import type { AttentionImpl } from '../model/build/layers.ts';
 import type { WeightSource } from '../model/build/weights.ts';
-import { loadWeights } from '../model/weights.ts';
 import { planSequential, validatePlan } from '../partition/index.ts';
 import { type Plan, type Segment, TENSOR } from '../partition/types.ts';
-import { createSession, type ExecutionProvider } from './session.ts';
-import { segmentParamNames } from './segmentParams.ts';
+import type { ExecutionProvider } from './session.ts';
+import { makeSegmentWorkDir, openSegment } from './segmentLoader.ts';
 
 export interface EngineOptions {
   config: UViTConfig;
@@ -29,8 +26,12 @@ export interface EngineOptions {
   /** build segments with the golden-named intermediate outputs (see forwardDetailed) */
   intermediates?: boolean;
   attention?: AttentionImpl;
-  /** models over this many parameter bytes are written with external data under workDir (default 1.5 GiB) */
+  /**
+   * segments over this many parameter bytes are built into an ONNX file with external data and opened by path
+   * (peak memory ~1.3x the shard instead of ~4x; default FILE_BUILD_OVER_BYTES of engine/segmentLoader.ts, 64 MiB)
+   */
   externalDataOverBytes?: number;
+  /** where those files go: given, they are written there and left; default a fresh temp folder removed on release */
   workDir?: string;
 }
 
@@ -73,11 +74,15 @@ export class Engine {
   readonly plan: Plan;
   readonly segments: LoadedSegment[];
 
-  private constructor(config: UViTConfig, plan: Plan, segments: LoadedSegment[]) {
+  /** the temp folder this engine made for its segment files (removed on release) */
+  private readonly ownDir?: string;
+
+  private constructor(config: UViTConfig, plan: Plan, segments: LoadedSegment[], ownDir?: string) {
     this.config = config;
     this.derived = derive(config);
     this.plan = plan;
     this.segments = segments;
+    this.ownDir = ownDir;
   }
 
   static async create(o: EngineOptions): Promise<Engine> {
@@ -89,13 +94,20 @@ export class Engine {
     validatePlan(plan, d.n);
     const route = [...plan.segments].sort((a, b) => a.index - b.index);
     const loaded: LoadedSegment[] = [];
+    let ownDir: string | undefined;
+    const workDir = () => {
+      if (o.workDir === undefined) return (ownDir ??= makeSegmentWorkDir());
+      mkdirSync(o.workDir, { recursive: true });
+      return o.workDir;
+    };
     try {
-      for (const seg of route) loaded.push(await loadSegment(o, seg));
+      for (const seg of route) loaded.push(await loadSegment(o, seg, workDir));
     } catch (e) {
       for (const l of loaded) await l.session.release();
+      if (ownDir) rmSync(ownDir, { recursive: true, force: true });
       throw e;
     }
-    return new Engine(o.config, plan, loaded);
+    return new Engine(o.config, plan, loaded, ownDir);
   }
 
   async forward(inputs: ForwardInputs): Promise<Tensor<'float32'>> {
@@ -134,6 +146,7 @@ export class Engine {
 
   async release(): Promise<void> {
     for (const s of this.segments) await s.session.release();
+    if (this.ownDir) rmSync(this.ownDir, { recursive: true, force: true });
   }
 
   /** Validates the model inputs against the config and wraps them as ORT tensors. */
@@ -192,27 +205,16 @@ function toInt64Labels(y: NonNullable<ForwardInputs['y']>): BigInt64Array {
   throw new Error(`y has dtype ${(y as Tensor).dtype}, expected int64 or int32`);
 }
 
-async function loadSegment(o: EngineOptions, seg: Segment): Promise<LoadedSegment> {
+async function loadSegment(o: EngineOptions, seg: Segment, workDir: () => string): Promise<LoadedSegment> {
   const t0 = performance.now();
-  const names = segmentParamNames(o.config, seg);
-  const weights: WeightSource = o.weights ?? loadWeights(o.weightsPath!, o.config, names);
-  let paramBytes = 0;
-  for (const n of names) {
-    const v = typeof weights === 'function' ? weights(n) : weights.get(n);
-    if (v) paramBytes += (v instanceof Float32Array ? v : v.data).byteLength;
-  }
-  const opts = { intermediates: o.intermediates, attention: o.attention };
-  const sess = { threads: o.threads, ep: o.ep, deviceId: o.deviceId, spin: o.spin };
-  let session: ort.InferenceSession;
-  if (paramBytes > (o.externalDataOverBytes ?? 1.5 * 2 ** 30)) {
-    const dir = o.workDir ?? join('/tmp', `uvit-engine-${process.pid}`);
-    mkdirSync(dir, { recursive: true });
-    const base = `segment_${seg.index}_${seg.start}_${seg.end}`;
-    const model = buildSegmentModel(o.config, weights, seg, { ...opts, externalDataPath: join(dir, `${base}.data`) });
-    writeFileSync(join(dir, `${base}.onnx`), model);
-    session = await createSession(join(dir, `${base}.onnx`), sess);
-  } else {
-    session = await createSession(buildSegmentModel(o.config, weights, seg, opts), sess);
-  }
+  const { session, paramBytes } = await openSegment(o.config, seg, {
+    weightsPath: o.weightsPath,
+    weights: o.weights,
+    intermediates: o.intermediates,
+    attention: o.attention,
+    session: { threads: o.threads, ep: o.ep, deviceId: o.deviceId, spin: o.spin },
+    fileOverBytes: o.externalDataOverBytes,
+    workDir,
+  });
   return { segment: seg, session, paramBytes, buildMs: performance.now() - t0 };
 }

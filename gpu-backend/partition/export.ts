@@ -5,7 +5,7 @@
 // safetensors file: no second copy of the weights in JS.
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import type { UViTConfig } from '../model/config.ts';
 import { buildSegmentModel } from '../model/build/segment.ts';
 import type { AttentionImpl } from '../model/build/layers.ts';
@@ -28,6 +28,8 @@ export interface ExportOptions {
   /** store weights inline in each .onnx instead of a `.onnx.data` file beside it (only for models < 2 GiB per segment) */
   inlineWeights?: boolean;
   attention?: AttentionImpl;
+  /** record the weights path in plan.json relative to outDir (the folder can move with its weights) instead of absolute */
+  relativeWeights?: boolean;
   /** progress lines (stderr in the CLI) */
   log?: (line: string) => void;
 }
@@ -48,7 +50,7 @@ export function exportPlan(o: ExportOptions): ExportResult {
   mkdirSync(outDir, { recursive: true });
   const file = makePlanFile({
     config: o.config,
-    weights: resolve(o.weightsPath),
+    weights: o.relativeWeights ? relative(outDir, resolve(o.weightsPath)) : resolve(o.weightsPath),
     plan,
     cost: {
       requested: o.partition,
@@ -84,13 +86,17 @@ export function buildSegmentFile(
   weightsPath: string,
   seg: Segment,
   path: string,
-  opts: { attention?: AttentionImpl; inlineWeights?: boolean } = {},
+  opts: { attention?: AttentionImpl; intermediates?: boolean; inlineWeights?: boolean } = {},
 ): void {
   const names = segmentParams(modelInfoFromConfig(config), seg);
   const shard = openShard(weightsPath, config, names);
   let bytes: Uint8Array;
   try {
-    const build = { attention: opts.attention, ...(opts.inlineWeights ? {} : { externalDataPath: `${path}.data` }) };
+    const build = {
+      attention: opts.attention,
+      intermediates: opts.intermediates,
+      ...(opts.inlineWeights ? {} : { externalDataPath: `${path}.data` }),
+    };
     bytes = buildSegmentModel(config, (name) => shard.get(name), seg, build);
   } finally {
     shard.close();

@@ -1,12 +1,14 @@
 // Structural equalities of the ONNX engine: video with F=1, pt=1 equals the 2-D model (UVIT.md §8), and a model
 // split by hand into segments with skips crossing equals the unsplit model within 1e-5 (§9).
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { float32, type Tensor } from '../../shared/tensor.ts';
 import { Engine } from '../../gpu-backend/engine/engine.ts';
 import { parseConfig } from '../../gpu-backend/model/config.ts';
-import { initWeights } from '../../gpu-backend/model/initWeights.ts';
+import { initWeights, initWeightsToFile } from '../../gpu-backend/model/initWeights.ts';
+import { planFolded } from '../../gpu-backend/partition/index.ts';
 import type { Plan, Segment } from '../../gpu-backend/partition/types.ts';
 import { makeInputs, maxAbs } from './onnxHelpers.ts';
 
@@ -35,6 +37,25 @@ describe('external data', () => {
     expect(statSync(join(dir, onnxFile)).size).toBeLessThan(50_000); // weights are not inline
     const inputs = makeInputs(cfg, 2, 4, 2);
     expect(maxAbs(await ext.forward(inputs), await inline.forward(inputs))).toBe(0);
+  });
+
+  it('from a weights file: the file route (buildSegmentFile) equals the in-memory route; its temp folder goes on release', async () => {
+    const cfg = parseConfig({ ...base, num_frames: 4, temporal_patch_size: 2 });
+    const dir = mkdtempSync(join(tmpdir(), 'engine-file-route-'));
+    const wPath = join(dir, 'w.safetensors');
+    initWeightsToFile(cfg, 4, wPath);
+    const before = new Set(readdirSync(tmpdir()).filter((f) => f.startsWith('uvit-segments-')));
+    const plan = planFolded(cfg, 2);
+    const mem = await create({ config: cfg, weightsPath: wPath, plan });
+    const file = await Engine.create({ config: cfg, weightsPath: wPath, plan, threads: 1, externalDataOverBytes: 0 });
+    const made = readdirSync(tmpdir()).filter((f) => f.startsWith('uvit-segments-') && !before.has(f));
+    expect(made).toHaveLength(1);
+    expect(readdirSync(join(tmpdir(), made[0])).filter((f) => f.endsWith('.onnx.data'))).toHaveLength(plan.segments.length);
+    const inputs = makeInputs(cfg, 2, 6, 4);
+    expect(maxAbs(await file.forward(inputs), await mem.forward(inputs))).toBe(0);
+    await file.release();
+    expect(existsSync(join(tmpdir(), made[0]))).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 
