@@ -25,6 +25,7 @@ const { values: a } = parseArgs({
     steps: { type: 'string', default: '4' },
     frames: { type: 'string' },
     partitions: { type: 'string', default: 'sequential,folded' },
+    granularity: { type: 'string', default: 'auto' },
     jobs: { type: 'string', default: '4' },
     rounds: { type: 'string', default: '3' },
   },
@@ -99,14 +100,14 @@ async function main(): Promise<void> {
     { name: '1 process x 1 thread', fwd: (_j, _s, _m, inp) => lock.run(() => engine.forward(inp)), close: () => engine.release() },
   ];
   try {
-    for (const kind of partitions) {
-      const g = await spawnStages(writePlan(join(work, 'plans'), cfg, weights, kind, S), { threads: 1 });
+    for (const kind of partitions) for (const gran of a.granularity!.split(',') as ('auto' | 'block' | 'segment')[]) {
+      const g = await spawnStages(writePlan(join(work, 'plans'), cfg, weights, kind, S), { threads: 1, granularity: gran });
       const c = await PipelineClient.connect(g.plan, g.addresses).catch(async (e) => {
         await g.close();
         throw e;
       });
       setups.push({
-        name: `2 stages, ${kind}`,
+        name: `2 stages, ${kind}${a.granularity!.includes(',') ? `, ${gran}` : ''}`,
         fwd: (j, s, m, inp) => c.forward(j, s, m, inp),
         plan: g.plan,
         client: c,

@@ -27,6 +27,8 @@ export interface SpawnOptions {
    * Stages exit when this process dies either way (they watch their stdin pipe).
    */
   ownSession?: boolean;
+  /** ONNX sessions per stage segment: 'auto' (default), 'block' or 'segment' (see stageUnits.ts) */
+  granularity?: 'auto' | 'block' | 'segment';
 }
 
 export interface StageGroup {
@@ -82,6 +84,7 @@ export async function spawnStages(plan: string | { file: PlanFile; baseDir: stri
   const ready: Promise<string>[] = [];
   for (let k = 0; k < S; k++) {
     const args = [STAGE_MAIN, '--plan', planPath, '--index', String(k), '--listen', `${host}:0`, '--threads', String(opts.threads ?? 1), '--exit-with-stdin'];
+    if (opts.granularity) args.push('--granularity', opts.granularity);
     if (opts.ep === 'cuda') args.push('--ep', 'cuda', '--device-id', String(opts.deviceIds?.[k] ?? k));
     const p = spawn(process.execPath, args, {
       stdio: ['pipe', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'],

@@ -24,7 +24,7 @@ export interface OrtStageOptions {
   /** execution provider: 'cpu' (default) or 'cuda' with a device id (GPU hosts; see README) */
   ep?: 'cpu' | 'cuda';
   deviceId?: number;
-  /** 'block' (default): one session per chain block, so skips leave as soon as they are made */
+  /** 'auto' (default): cut segments where skips cross the network; 'block' | 'segment' */
   granularity?: Granularity;
 }
 
@@ -32,7 +32,7 @@ export interface StageModelSource {
   config: UViTConfig;
   plan: Plan;
   weightsPath: string;
-  /** exported ONNX per plan segment (uvit export); used with 'segment' granularity when present */
+  /** exported ONNX per plan segment (uvit export); used for units that are a whole segment, when present */
   segmentPaths?: string[];
 }
 
@@ -41,10 +41,12 @@ export async function createOrtExecutor(src: StageModelSource, index: number, op
   const { plan, config } = src;
   const info = plan.stages[index];
   if (!info) throw new Error(`stage ${index}: plan has ${plan.stages.length} stages`);
-  const granularity = opts.granularity ?? 'block';
+  const granularity = opts.granularity ?? 'auto';
   const units = stageUnits(plan, derive(config).n, index, granularity);
   const so = { threads: opts.threads, ep: opts.ep, deviceId: opts.deviceId };
-  const fileOf = (u: Unit) => (granularity === 'segment' ? src.segmentPaths?.[u.segment] : undefined);
+  // an exported segment file serves a unit that is the whole segment
+  const whole = (u: Unit) => u.graph.start === plan.segments[u.segment].start && u.graph.end === plan.segments[u.segment].end;
+  const fileOf = (u: Unit) => (whole(u) ? src.segmentPaths?.[u.segment] : undefined);
   const needBuild = units.some((u) => !(fileOf(u) && existsSync(fileOf(u)!)));
   const weights = needBuild ? loadWeights(src.weightsPath, config, info.params) : undefined;
   const sessions = new Map<string, ort.InferenceSession>();

@@ -1,10 +1,13 @@
-// How a stage cuts its plan segments into scheduling units (pure). With 'block' granularity every chain block is its
-// own ONNX session, so a skip is sent the moment its in-block finishes (the send overlaps the next blocks' compute)
-// and a consumer starts its first blocks before the skips of its later blocks have arrived. With 'segment'
-// granularity a unit is a whole plan segment. The ops and their order are the same either way.
+// How a stage cuts its plan segments into scheduling units (pure), each one ONNX session. A cut after an in-block
+// whose skip crosses the network sends that skip the moment it exists (the send overlaps the next blocks' compute);
+// a cut before an out-block whose skip comes over the network lets the blocks before it start without waiting.
+// 'auto' (default) cuts exactly there (the folded split has no such skips: one unit per segment), 'block' cuts
+// everywhere, 'segment' nowhere. Every session boundary costs some CPU (outputs cross into JS and back), so
+// cutting where nothing crosses only costs. The ops and their order are the same either way.
 import { chain, type Plan, type Segment } from '../partition/types.ts';
 
-export type Granularity = 'block' | 'segment';
+/** 'auto': cut a segment only where a skip crosses the network (after its in-block, before its out-block) */
+export type Granularity = 'auto' | 'block' | 'segment';
 
 export interface Unit {
   /** unique within the stage, e.g. "s2.1" */
@@ -40,7 +43,7 @@ function skipsFor(n: number, start: number, end: number): { skipsIn: number[]; s
 }
 
 /** the units of stage `stage`, in route order */
-export function stageUnits(plan: Plan, n: number, stage: number, granularity: Granularity = 'block'): Unit[] {
+export function stageUnits(plan: Plan, n: number, stage: number, granularity: Granularity = 'auto'): Unit[] {
   const info = plan.stages[stage];
   if (!info) throw new Error(`stage ${stage}: the plan has ${plan.stages.length} stages`);
   const len = chain.length(n);
@@ -52,7 +55,18 @@ export function stageUnits(plan: Plan, n: number, stage: number, granularity: Gr
   const units: Unit[] = [];
   for (const si of info.segments) {
     const seg = plan.segments[si];
-    const cuts = granularity === 'block' ? Array.from({ length: seg.end - seg.start }, (_, k) => seg.start + k) : [seg.start];
+    const crossing = (c: number) => {
+      // block c's skip (made if an in-block, consumed if an out-block) lives on another stage
+      if (c === n) return false;
+      return segOf(chain.skipSource(n, c)).stage !== seg.stage; // maker <-> consumer are mirror blocks 2n - c
+    };
+    const cuts = [seg.start];
+    for (let c = seg.start + 1; c < seg.end; c++) {
+      const cut =
+        granularity === 'block' ||
+        (granularity === 'auto' && ((c - 1 < n && crossing(c - 1)) || (c > n && crossing(c))));
+      if (cut) cuts.push(c);
+    }
     cuts.forEach((start, piece) => {
       const end = piece + 1 < cuts.length ? cuts[piece + 1] : seg.end;
       const last = end === seg.end;

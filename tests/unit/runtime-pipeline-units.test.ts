@@ -10,10 +10,12 @@ const n = derive(cfg).n; // 3: chain in_0 in_1 in_2 mid out_0 out_1 out_2
 describe('stage units', () => {
   it('sequential, 2 stages: one unit per block, each skip sent from its in-block straight to its consumer', () => {
     const plan = planSequential(cfg, 2);
-    const all = [0, 1].flatMap((k) => stageUnits(plan, n, k));
+    const all = [0, 1].flatMap((k) => stageUnits(plan, n, k, 'block'));
+    // auto: every in-block of stage 0 makes a crossing skip and every out-block of stage 1 takes one here
+    expect([0, 1].flatMap((k) => stageUnits(plan, n, k)).map((u) => u.key)).toEqual(all.map((u) => u.key));
     expect(all.map((u) => u.graph.end - u.graph.start)).toEqual(all.map(() => 1));
     expect(all.map((u) => u.graph.start)).toEqual([0, 1, 2, 3, 4, 5, 6]);
-    const s0 = stageUnits(plan, n, 0);
+    const s0 = stageUnits(plan, n, 0, 'block');
     const s1Start = plan.segments[1].start;
     for (const u of s0) {
       for (const o of u.skipsOut) {
@@ -32,6 +34,9 @@ describe('stage units', () => {
 
   it('folded, 2 stages: skips stay on their stage; the stream goes out and back', () => {
     const plan = planFolded(cfg, 2);
+    // auto: nothing crosses, so one unit (one session) per segment
+    expect(stageUnits(plan, n, 0).map((u) => u.key)).toEqual(plan.stages[0].segments.map((s) => `s${s}.0`));
+    expect(stageUnits(plan, n, 0, 'block').length).toBe(plan.stages[0].segments.reduce((a, s) => a + plan.segments[s].end - plan.segments[s].start, 0));
     for (const k of [0, 1]) for (const u of stageUnits(plan, n, k)) for (const o of u.skipsOut) expect(o.toStage).toBe(k);
     const s0 = stageUnits(plan, n, 0);
     expect(new Set(s0.map((u) => u.segment))).toEqual(new Set(plan.stages[0].segments));

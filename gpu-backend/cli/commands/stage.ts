@@ -7,11 +7,12 @@ import { readPlanFile } from '../../partition/planFile.ts';
 import { createOrtExecutor } from '../../runtime/stageExecutor.ts';
 import { StageServer } from '../../runtime/stageServer.ts';
 import { parseAddress } from '../../runtime/transport.ts';
+import type { Granularity } from '../../runtime/stageUnits.ts';
 import type { Command, Values } from '../command.ts';
 
 export const STAGE_USAGE =
   'stage --plan PLAN.json --index K --listen HOST:PORT [--peers HOST:PORT,...] [--threads N] [--ep cpu|cuda] [--device-id N]\n' +
-  '       [--max-payload-mb N] [--granularity block|segment] [--exit-with-stdin]';
+  '       [--max-payload-mb N] [--granularity auto|block|segment] [--exit-with-stdin]';
 
 const OPTIONS = {
   plan: { type: 'string', value: 'PLAN.json', required: true, help: 'plan file (uvit export / partition/planFile.ts): config, weights, segments' },
@@ -23,8 +24,8 @@ const OPTIONS = {
   'device-id': { type: 'string', value: 'N', default: '0', help: 'CUDA device ordinal (with --ep cuda)' },
   'max-payload-mb': { type: 'string', value: 'N', default: '1024', help: 'largest tensor frame accepted, MiB' },
   granularity: {
-    type: 'string', value: 'G', choices: ['block', 'segment'], default: 'block',
-    help: 'one ONNX session per chain block (skips leave as soon as made) or per plan segment (uses exported segment files)',
+    type: 'string', value: 'G', choices: ['auto', 'block', 'segment'], default: 'auto',
+    help: 'ONNX sessions per segment: auto = cut where a skip crosses the network (sent as soon as made), block = one per block, segment = one per segment',
   },
   'exit-with-stdin': { type: 'boolean', help: 'exit when stdin closes (set by spawnStages so stages die with their parent)' },
 } as const;
@@ -37,9 +38,9 @@ function intArg(v: string | boolean | undefined, name: string): number {
   return n;
 }
 
-function granularityArg(v: string | boolean | undefined): 'block' | 'segment' {
-  if (v === undefined || v === 'block' || v === 'segment') return v ?? 'block';
-  throw new Error(`uvit stage: --granularity must be block or segment, got "${String(v)}"`);
+function granularityArg(v: string | boolean | undefined): Granularity {
+  if (v === undefined || v === 'auto' || v === 'block' || v === 'segment') return v ?? 'auto';
+  throw new Error(`uvit stage: --granularity must be auto, block or segment, got "${String(v)}"`);
 }
 
 /** start a stage server from parsed flags; resolves with the server once it listens (ready line printed) */
