@@ -2,7 +2,7 @@
 // the real local stack, one file at a time, with larger fuzz counts than `npm test`; then a table of what was injected
 // and what held. Exit status ≠ 0 when a test failed or any accepted request was lost.
 //   CHAOS_SEED (default 20261125), CHAOS_API_N (1000), CHAOS_FRAME_N (3000), CHAOS_STAGE_N (200),
-//   CHAOS_CLIENTS (50), CHAOS_LOAD_MS (25000)
+//   CHAOS_CLIENTS (50), CHAOS_LOAD_MS (60000)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,19 +1,19 @@
 // Chaos against the whole real stack: wrangler dev + 2 stage processes + the driver/worker (tiny model, 3 s leases).
-// Load first (50 concurrent clients: the queue stays bounded, excess gets 429/503 + Retry-After, every accepted job
+// Load first (50 concurrent clients for 60 s: the queue stays bounded, excess gets 429/503 + Retry-After, every accepted job
 // completes, RSS of every process stays flat, no errors in the logs), then faults: a stage killed mid-job, the driver
 // killed mid-job, wrangler dev restarted with jobs queued and running, a stale lease completing twice, a job that
-// fails on every attempt. Only under `npm run test:chaos` (a few minutes).
+// fails on every attempt. Only under `npm run test:chaos` (about 3 minutes).
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../scripts/startStack.ts';
-import { FAKE_MODEL, FakeBackend, HungRequest, allLogs, call, fakeClip, jsonBody, sampleRss, sha256, sleep, startChaosStack, waitVideo, type VideoObj } from './harness.ts';
+import { FAKE_MODEL, FakeBackend, HungRequest, allLogs, queueProbe, call, fakeClip, jsonBody, sampleRss, sha256, sleep, startChaosStack, waitVideo, type VideoObj } from './harness.ts';
 import { Prng, chaosSeed } from './prng.ts';
 import { Tally } from './stats.ts';
 
 const MAX_QUEUE = 8;
 const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 50);
-const LOAD_MS = Number(process.env.CHAOS_LOAD_MS ?? 25_000);
+const LOAD_MS = Number(process.env.CHAOS_LOAD_MS ?? 60_000);
 
 const tally = new Tally('backend');
 let stack: Stack;
@@ -52,10 +52,20 @@ describe('load: 50 concurrent clients', () => {
     let rejectedNoRetryAfter = 0;
     let outstanding = 0;
     let maxOutstanding = 0;
+    // the real queue length, sampled from the JobStore's SQLite every 100 ms
+    const probe = await queueProbe(stack);
+    let maxQueuedSeen = 0;
+    let queueSamples = 0;
     const errors: string[] = [];
     const rss: Map<string, number>[] = [];
     const until = Date.now() + LOAD_MS;
     const sampler = setInterval(() => rss.push(sampleRss(stack)), 2000);
+    const queueSampler = setInterval(() => {
+      try {
+        maxQueuedSeen = Math.max(maxQueuedSeen, probe.queued());
+        queueSamples++;
+      } catch { /* busy: next sample */ }
+    }, 100);
 
     const client = async (i: number) => {
       const key = keys[i].key;
@@ -106,6 +116,8 @@ describe('load: 50 concurrent clients', () => {
     };
     await Promise.all(keys.map((_, i) => client(i)));
     clearInterval(sampler);
+    clearInterval(queueSampler);
+    probe.close();
 
     const lost = [...accepted.keys()].filter((id) => !completed.has(id));
     tally.add('requests_accepted', accepted.size);
@@ -113,15 +125,20 @@ describe('load: 50 concurrent clients', () => {
     tally.add('requests_lost', lost.length);
     const names = [...new Set(rss.flatMap((m) => [...m.keys()]))];
     const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+    // flat = plateaued: the last third of the run peaks no higher than the middle third (+10 % + 16 MiB). V8 heaps
+    // and SQLite caches grow during the first ~40 s of load and then level off; a leak keeps climbing.
     const growth = names.map((n) => {
       const xs = rss.map((m) => m.get(n) ?? 0).filter((x) => x > 0);
-      const head = Math.max(...xs.slice(1, 4)); // skip the first sample (warm-up), then the early peak
-      const tail = Math.max(...xs.slice(-3));
+      const third = Math.floor(xs.length / 3);
+      const head = Math.max(...xs.slice(third, 2 * third));
+      const tail = Math.max(...xs.slice(2 * third));
       return { n, head, tail, xs };
     });
-    console.log(`load: ${CLIENTS} clients for ${LOAD_MS} ms: accepted ${accepted.size}, completed ${completed.size}, rejected ${rejected}, lost ${lost.length}, max outstanding ${maxOutstanding} (queue bound ${MAX_QUEUE})`);
-    console.log(`load RSS MiB (early max -> late max): ${growth.map((g) => `${g.n} ${mb(g.head)}->${mb(g.tail)}`).join(', ')}`);
-    tally.note(`load: accepted ${accepted.size}, rejected ${rejected}, lost ${lost.length}, max outstanding ${maxOutstanding}`);
+    console.log(`load: ${CLIENTS} clients for ${LOAD_MS} ms: accepted ${accepted.size}, completed ${completed.size}, rejected ${rejected}, lost ${lost.length}, max queued ${maxQueuedSeen} in ${queueSamples} samples of the JobStore (bound ${MAX_QUEUE}), max accepted-and-unfinished ${maxOutstanding}`);
+    console.log(`load RSS series MiB: ${growth.filter((g) => g.xs.length >= 9).map((g) => `${g.n}: ${g.xs.map(mb).join(' ')}`).join(' | ')}`);
+    console.log(`load RSS MiB (middle-third max -> last-third max): ${growth.map((g) => `${g.n} ${mb(g.head)}->${mb(g.tail)}`).join(', ')}`);
+    tally.note(`load: ${CLIENTS} clients ${LOAD_MS / 1000} s: accepted ${accepted.size}, completed ${completed.size}, rejected ${rejected} (429/503 + Retry-After), lost ${lost.length}; max queued ${maxQueuedSeen} (bound ${MAX_QUEUE}, sampled from the JobStore)`);
+    tally.note(`load RSS MiB middle->last third: ${growth.filter((g) => g.xs.length >= 9).map((g) => `${g.n} ${mb(g.head)}->${mb(g.tail)}`).join(', ')}`);
 
     expect(errors, errors.slice(0, 10).join('\n')).toEqual([]);
     expect(failed, failed.slice(0, 5).join('\n')).toEqual([]);
@@ -129,11 +146,11 @@ describe('load: 50 concurrent clients', () => {
     expect(accepted.size).toBeGreaterThan(MAX_QUEUE);
     expect(rejected, 'the queue bound was never reached: the load is too light to test it').toBeGreaterThan(0);
     expect(rejectedNoRetryAfter).toBe(0);
-    // queued (≤ MAX_QUEUE) + the one running + what finished within one poll interval
-    expect(maxOutstanding).toBeLessThanOrEqual(MAX_QUEUE + 3);
-    // flat memory: no process grew by more than 25 % + 48 MiB between the early and the late samples
-    expect(rss.length).toBeGreaterThanOrEqual(6);
-    for (const g of growth) if (g.xs.length >= 6) expect(g.tail, `RSS of ${g.n}: ${g.xs.map(mb).join(' ')} MiB`).toBeLessThanOrEqual(g.head * 1.25 + 48 * 2 ** 20);
+    // the queue filled up to its bound and never past it
+    expect(queueSamples).toBeGreaterThan(50);
+    expect(maxQueuedSeen).toBe(MAX_QUEUE);
+    expect(rss.length).toBeGreaterThanOrEqual(9);
+    for (const g of growth) if (g.xs.length >= 9) expect(g.tail, `RSS of ${g.n}: ${g.xs.map(mb).join(' ')} MiB`).toBeLessThanOrEqual(g.head * 1.1 + 16 * 2 ** 20);
     // no errors in any log written during the load
     for (const { file, text } of allLogs(stack)) {
       const fresh = text.slice(logStart.get(file) ?? 0);

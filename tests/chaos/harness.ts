@@ -223,6 +223,22 @@ export function sha256(b: Uint8Array | string): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
+// ------------------------------------------------------------------ edge state (ground truth for the queue bound)
+
+/**
+ * Reads the JobStore's SQLite file under the edge state dir (read-only, beside workerd; SQLite's locking makes that
+ * safe): the real number of queued jobs, not a client-side estimate.
+ */
+export async function queueProbe(stack: Stack): Promise<{ queued: () => number; close: () => void }> {
+  const dir = join(stack.opts.stateDir, 'wrangler', 'v3', 'do', 'uvit-edge-JobStore');
+  const file = readdirSync(dir).find((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite');
+  if (!file) throw new Error(`no JobStore SQLite file in ${dir}`);
+  const { DatabaseSync } = await import('node:sqlite');
+  const db = new DatabaseSync(join(dir, file), { readOnly: true });
+  const q = db.prepare("SELECT count(*) AS n FROM jobs WHERE status = 'queued'");
+  return { queued: () => Number((q.get() as { n: number }).n), close: () => db.close() };
+}
+
 // ------------------------------------------------------------------ logs and memory
 
 /** Every log file the stack wrote (process output of the edge, stages, driver, and wrangler's own logs). */
@@ -254,12 +270,16 @@ export function rssOf(pid: number): number {
   } catch { return 0; }
 }
 
+function commOf(pid: number): string {
+  try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return '?'; }
+}
+
 /** RSS per process of the stack (name/pid → bytes), children of each part included separately. */
 export function sampleRss(stack: Stack): Map<string, number> {
   const out = new Map<string, number>();
   for (const p of stack.procs) {
     if (!p.alive || p.pid === undefined) continue;
-    for (const pid of groupPids(p.pid)) out.set(`${p.spec.name}/${pid}`, rssOf(pid));
+    for (const pid of groupPids(p.pid)) out.set(`${p.spec.name}/${commOf(pid)}/${pid}`, rssOf(pid));
   }
   return out;
 }
