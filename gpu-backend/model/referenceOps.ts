@@ -145,34 +145,19 @@ export function timestepEmbedding(t: readonly number[], D: number,
 /** 2-D conv, kernel k, stride 1, zero padding pad, with bias: x [B, Ci, Hh, Ww], W [Co, Ci, k, k] */
 export function conv2dSame(x: Float64Array, B: number, Ci: number, Hh: number, Ww: number, W: Float32Array,
   bias: Float32Array, Co: number, k: number, pad: number): Float64Array {
-  const y = new Float64Array(B * Co * Hh * Ww);
-  for (let b = 0; b < B; b++) {
-    for (let co = 0; co < Co; co++) {
-      for (let r = 0; r < Hh; r++) {
-        for (let c = 0; c < Ww; c++) {
-          let s = bias[co];
-          for (let ci = 0; ci < Ci; ci++) {
-            for (let kh = 0; kh < k; kh++) {
-              const rr = r + kh - pad;
-              if (rr < 0 || rr >= Hh) continue;
-              for (let kw = 0; kw < k; kw++) {
-                const cc = c + kw - pad;
-                if (cc < 0 || cc >= Ww) continue;
-                s += W[((co * Ci + ci) * k + kh) * k + kw] * x[((b * Ci + ci) * Hh + rr) * Ww + cc];
-              }
-            }
-          }
-          y[((b * Co + co) * Hh + r) * Ww + c] = s;
-        }
-      }
-    }
-  }
-  return y;
+  // one frame and a temporal kernel of 1: W [Co, Ci, k, k] is W [Co, Ci, 1, k, k] in memory, same summation order
+  return conv3d(x, B, Ci, 1, Hh, Ww, W, bias, Co, 1, 0, k, pad);
 }
 
 /** 3-D conv, kernel k (all three axes), stride 1, zero padding pad, with bias: x [B, Ci, Ff, Hh, Ww] */
 export function conv3dSame(x: Float64Array, B: number, Ci: number, Ff: number, Hh: number, Ww: number,
   W: Float32Array, bias: Float32Array, Co: number, k: number, pad: number): Float64Array {
+  return conv3d(x, B, Ci, Ff, Hh, Ww, W, bias, Co, k, pad, k, pad);
+}
+
+/** 3-D conv, stride 1, zero padding, with bias: temporal kernel kT / padding padT, spatial kernel k / padding pad. */
+function conv3d(x: Float64Array, B: number, Ci: number, Ff: number, Hh: number, Ww: number, W: Float32Array,
+  bias: Float32Array, Co: number, kT: number, padT: number, k: number, pad: number): Float64Array {
   const y = new Float64Array(B * Co * Ff * Hh * Ww);
   for (let b = 0; b < B; b++) {
     for (let co = 0; co < Co; co++) {
@@ -181,8 +166,8 @@ export function conv3dSame(x: Float64Array, B: number, Ci: number, Ff: number, H
           for (let c = 0; c < Ww; c++) {
             let s = bias[co];
             for (let ci = 0; ci < Ci; ci++) {
-              for (let kt = 0; kt < k; kt++) {
-                const ff = f + kt - pad;
+              for (let kt = 0; kt < kT; kt++) {
+                const ff = f + kt - padT;
                 if (ff < 0 || ff >= Ff) continue;
                 for (let kh = 0; kh < k; kh++) {
                   const rr = r + kh - pad;
@@ -190,7 +175,7 @@ export function conv3dSame(x: Float64Array, B: number, Ci: number, Ff: number, H
                   for (let kw = 0; kw < k; kw++) {
                     const cc = c + kw - pad;
                     if (cc < 0 || cc >= Ww) continue;
-                    s += W[(((co * Ci + ci) * k + kt) * k + kh) * k + kw] *
+                    s += W[(((co * Ci + ci) * kT + kt) * k + kh) * k + kw] *
                       x[(((b * Ci + ci) * Ff + ff) * Hh + rr) * Ww + cc];
                   }
                 }
