@@ -2,10 +2,9 @@
 // (UnboundLocalError on `timesteps`) fixed: UVIT.md §5.4. The first step is order 1, then each step uses the last two
 // data predictions; the model is evaluated `steps` times and not after the last step.
 import type { Tensor } from '../../shared/tensor.ts';
-import { dataPredictor } from './dataPrediction.ts';
-import { firstUpdate, timeUniformGrid } from './dpmSolverPPFast.ts';
 import { linComb } from './ops.ts';
 import { defaultNoiseSchedule, type NoiseScheduleVP } from './schedule.ts';
+import { firstUpdate, runTimeUniform } from './timeUniform.ts';
 import type { EpsFn, SamplerOptions } from './types.ts';
 
 /** the order used at each of the `steps` updates: [1, 2, 2, ...] */
@@ -22,24 +21,21 @@ export async function dpmSolverPP2M(
 ): Promise<Tensor<'float32'>> {
   const { steps } = opts;
   multistepOrders(steps); // validates steps
-  const grid = timeUniformGrid(steps, opts.tStart ?? ns.T, opts.tEnd ?? 1 / ns.totalN);
-  const dp = dataPredictor(ns, epsFn, steps, opts.onStep);
-  let x = xT;
-  // history of (t, x0(t)); prev1 is the older one
-  let tPrev0 = grid[0];
-  let x0Prev0 = await dp.x0(x, tPrev0);
-  x = await firstUpdate(ns, dp, x, tPrev0, grid[1], x0Prev0);
-  let tPrev1 = tPrev0;
-  let x0Prev1 = x0Prev0;
-  for (let step = 2; step <= steps; step++) {
-    tPrev1 = tPrev0;
-    x0Prev1 = x0Prev0;
-    tPrev0 = grid[step - 1];
-    x0Prev0 = await dp.x0(x, tPrev0);
-    x = secondMultistepUpdate(ns, x, x0Prev1, x0Prev0, tPrev1, tPrev0, grid[step]);
-  }
-  if (dp.calls !== steps) throw new Error(`internal: dpmSolverPP2M made ${dp.calls} model calls, expected ${steps}`);
-  return x;
+  return runTimeUniform('dpmSolverPP2M', epsFn, opts, ns, async (grid, dp) => {
+    let x = xT;
+    // history of (t, x0(t)); prev1 is the older one
+    let tPrev0 = grid[0];
+    let x0Prev0 = await dp.x0(x, tPrev0);
+    x = await firstUpdate(ns, dp, x, tPrev0, grid[1], x0Prev0);
+    for (let step = 2; step <= steps; step++) {
+      const tPrev1 = tPrev0;
+      const x0Prev1 = x0Prev0;
+      tPrev0 = grid[step - 1];
+      x0Prev0 = await dp.x0(x, tPrev0);
+      x = secondMultistepUpdate(ns, x, x0Prev1, x0Prev0, tPrev1, tPrev0, grid[step]);
+    }
+    return x;
+  });
 }
 
 /** x_t = (σt/σp0) x − αt(e^{−h}−1) x0_p0 − 0.5 αt(e^{−h}−1) D1, D1 = (h/h0)(x0_p0 − x0_p1) */

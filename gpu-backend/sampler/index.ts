@@ -7,7 +7,8 @@ import type { EpsFn, SamplerOptions, SolverName } from './types.ts';
 
 export * from './types.ts';
 export { NoiseScheduleVP, defaultNoiseSchedule } from './schedule.ts';
-export { dpmSolverPPFast, fastOrders, timeUniformGrid } from './dpmSolverPPFast.ts';
+export { dpmSolverPPFast, fastOrders } from './dpmSolverPPFast.ts';
+export { timeUniformGrid } from './timeUniform.ts';
 export { dpmSolverPP2M, multistepOrders } from './dpmSolverPP2M.ts';
 export * from './guidance.ts';
 
