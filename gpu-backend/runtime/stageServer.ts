@@ -58,7 +58,8 @@ export class StageServer {
   private readonly exec: UnitExecutor;
   private server: net.Server | null = null;
   private peers: string[] | undefined;
-  private f16 = false;
+  /** drivers (by origin) that asked for the float16 transport of their jobs' tensors */
+  private readonly f16Origins = new Set<number>();
   private readonly drivers = new Map<number, FrameSocket>();
   private readonly peerConns = new Map<number, Promise<FrameSocket>>();
   /** connected peer links, for sends without a promise hop (keeps frames in order) */
@@ -188,7 +189,8 @@ export class StageServer {
       conn.info.driver = f.header.origin;
       this.drivers.set(f.header.origin, conn);
       if (hello.peers && !this.opts.peers) this.peers = hello.peers;
-      this.f16 = !!hello.f16;
+      if (hello.f16) this.f16Origins.add(f.header.origin);
+      else this.f16Origins.delete(f.header.origin);
       const reply: StageHello = {
         role: 'stage',
         stage: this.index,
@@ -310,9 +312,10 @@ export class StageServer {
     if (u.graph.head) {
       const drv = this.drivers.get(st.origin);
       if (!drv) return this.log(`driver ${st.origin} gone; dropping eps of ${what}`);
-      this.stats_.sent.eps += out[TENSOR.eps].data.byteLength;
+      const f16 = this.f16Origins.has(st.origin);
+      this.stats_.sent.eps += out[TENSOR.eps].data.byteLength / (f16 ? 2 : 1);
       this.stats_.sentCount.eps++;
-      drv.send(this.meta('data', { ...base, segment: NO_SEGMENT, role: 'eps' }), out[TENSOR.eps]).catch((e) =>
+      drv.send(this.meta('data', { ...base, segment: NO_SEGMENT, role: 'eps' }), out[TENSOR.eps], f16).catch((e) =>
         this.log(`cannot return eps of ${what}: ${(e as Error).message}`),
       );
     } else {
@@ -335,7 +338,8 @@ export class StageServer {
   /** send a tensor to another stage; a failure fails its job */
   private send(stage: number, m: FrameMeta, t: Tensor, what: string): void {
     const role = m.role as 'stream' | 'skip';
-    this.stats_.sent[role] += t.data.byteLength;
+    const f16 = this.f16Origins.has(m.origin) && t.dtype === 'float32';
+    this.stats_.sent[role] += t.data.byteLength / (f16 ? 2 : 1); // bytes on the wire
     this.stats_.sentCount[role]++;
     const fail = (e: unknown) => {
       this.failJob(m.jobId, m.origin, `stage ${this.index}: cannot send ${what} of job ${m.jobId} step ${m.step} micro-batch ${m.microBatch} to stage ${stage}: ${(e as Error).message}`);
@@ -343,13 +347,13 @@ export class StageServer {
     };
     const cached = this.peerReady.get(stage);
     if (cached && !cached.isClosed) {
-      cached.send(m, t, this.f16).catch(fail);
+      cached.send(m, t, f16).catch(fail);
       return;
     }
     void this.peer(stage).then((c) => {
       this.peerReady.set(stage, c);
       this.linkConns.add(c);
-      c.send(m, t, this.f16).catch(fail);
+      c.send(m, t, f16).catch(fail);
     }, fail);
   }
 

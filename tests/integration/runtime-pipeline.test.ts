@@ -140,6 +140,23 @@ describe('stage pipeline failures', () => {
       expect(eps.dims).toEqual(inp.x.dims);
       const stats = await c.refreshStats();
       expect(stats[1].tornFrames).toBe(1);
+      // a second driver on the same group with the float16 transport: half the bytes on the wire, eps close to f32
+      // (f16 rounding of every tensor crossing a link: about 2^-11 relative, so a loose bound, not the 1e-5 parity)
+      const c16 = await PipelineClient.connect(g.plan, g.addresses, { f16: true });
+      try {
+        const before = await c16.refreshStats();
+        const e16 = await c16.forward('f16-job', 0, 0, inp);
+        const after = await c16.refreshStats();
+        const ref = await c.forward('f32-job', 0, 0, inp);
+        const scale = Math.max(...Array.from(ref.data as Float32Array, Math.abs));
+        expect(maxAbsDiff(e16, ref)).toBeLessThan(2e-2 * scale);
+        expect(maxAbsDiff(e16, ref)).toBeGreaterThan(0);
+        const sent = (s: typeof stats) => s.reduce((a, x) => a + x.sent.stream + x.sent.skip, 0);
+        const fullBytes = 2 * 66 * 64 * 4 * (1 + g.plan.skips.filter((r) => r.crossesNetwork).length);
+        expect(sent(after) - sent(before)).toBe(fullBytes / 2);
+      } finally {
+        c16.close();
+      }
     });
   });
 });
