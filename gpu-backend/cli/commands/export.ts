@@ -5,15 +5,14 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { str, type Command } from '../command.ts';
 import { readConfigFlag, requireFile } from '../io.ts';
-import { makePlan, PARTITIONS, runSetup } from './common.ts';
+import { makePlan, MODEL_OPTIONS, PARTITIONS, runSetup } from './common.ts';
 
 export const exportCommand: Command = {
   name: 'export',
   summary: 'write the stage ONNX models (one per segment) and plan.json for a split',
   usage: 'export --config C.json --weights W.safetensors --stages N --partition sequential|folded|auto --out DIR',
   options: {
-    config: { type: 'string', value: 'C.json', required: true, help: 'model config JSON' },
-    weights: { type: 'string', value: 'W.safetensors', required: true, help: 'weights (official names)' },
+    ...MODEL_OPTIONS,
     stages: { type: 'string', value: 'N', required: true, help: 'number of pipeline stages' },
     partition: { type: 'string', value: 'P', required: true, choices: PARTITIONS, help: 'split kind' },
     out: { type: 'string', value: 'DIR', required: true, help: 'output directory (created if missing)' },

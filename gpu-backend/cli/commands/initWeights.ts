@@ -1,13 +1,14 @@
 // uvit init-weights: seeded random weights with the official names (random demo weights, not trained ones).
 import { intValue, numberValue, str, type Command } from '../command.ts';
 import { readConfigFlag, requireOutputDir } from '../io.ts';
+import { MODEL_OPTIONS } from './common.ts';
 
 export const initWeightsCommand: Command = {
   name: 'init-weights',
   summary: 'write seeded random weights (official init + N(0, perturb^2)) as safetensors with the official names',
   usage: 'init-weights --config C.json --seed N --out W.safetensors [--dtype F32|F16|BF16] [--perturb P]',
   options: {
-    config: { type: 'string', value: 'C.json', required: true, help: 'model config JSON' },
+    config: MODEL_OPTIONS.config,
     seed: { type: 'string', value: 'N', required: true, help: 'random seed (integer >= 0); same seed, same weights' },
     out: { type: 'string', value: 'W.safetensors', required: true, help: 'output file' },
     dtype: { type: 'string', value: 'D', choices: ['F32', 'F16', 'BF16'], default: 'F32', help: 'stored dtype' },
