@@ -87,7 +87,8 @@ describe('worker (fake edge, in-process engine)', () => {
     const outcomes: JobOutcome[] = [];
     const w = worker({}, outcomes);
     w.start();
-    edge.push(job({ id: 'video_shutdown', steps: 300 }));
+    // Long enough that the job cannot finish between the progress heartbeat and stop(), even on a loaded machine.
+    edge.push(job({ id: 'video_shutdown', steps: 20_000 }));
     await edge.until((r) => r.heartbeats.some((b) => edge.jobOf.get(b.lease) === 'video_shutdown' && b.progress > 2));
     await w.stop();
     expect(outcomes[0]).toMatchObject({ jobId: 'video_shutdown', status: 'failed', retryable: true });
