@@ -26,10 +26,6 @@ export async function openSession(path: string | Uint8Array, ep: EpConfig | unde
   }
 }
 
-export function toOrt(t: Tensor): ort.Tensor {
-  return new ort.Tensor(t.dtype as 'float32', t.data as Float32Array, t.dims);
-}
-
 export function fromOrtF32(t: ort.Tensor, what: string): Tensor<'float32'> {
   if (t.type !== 'float32') throw new Error(`${what}: expected float32 output, got ${t.type}`);
   return { dtype: 'float32', dims: [...t.dims], data: t.data as Float32Array };

@@ -107,11 +107,6 @@ function parse(argv: string[]): Values {
   return values as Values;
 }
 
-/** `uvit stage ...` as a plain function (argv without the subcommand) */
-export async function runStage(argv: string[]): Promise<StageServer> {
-  return startStage(parse(argv));
-}
-
 /** process entry used by spawnStages (gpu-backend/runtime/stageMain.ts) */
 export async function stageMain(argv: string[]): Promise<void> {
   try {
