@@ -299,8 +299,9 @@ export class StageServer {
     }
     if (this.failed.has(st.jobId)) return;
     const base = { jobId: st.jobId, origin: st.origin, step: st.step, microBatch: st.microBatch };
-    // local hand-overs now (so the next unit can start at once); network sends (skips, then the stream) right after
-    // the next unit's compute has been dispatched to ONNX Runtime's thread, so encoding and writing overlap it
+    // network sends now, before the next unit: onnxruntime-node runs a session synchronously on this thread, so
+    // nothing is written while a unit computes; socket.write() hands the frames to the kernel at once (its buffers
+    // hold several MB on loopback), and the peer reads them between its own units. Local hand-overs after.
     const net: (() => void)[] = [];
     const local: [string, Tensor][] = [];
     for (const s of u.skipsOut) {
@@ -324,7 +325,7 @@ export class StageServer {
       if (o.toStage === this.index) local.push([o.name, h]);
       else net.push(() => this.send(o.toStage, this.meta('data', { ...base, segment: o.toSegment, role: 'stream' }), h, `h_out of segment ${u.segment}`));
     }
-    if (net.length) setImmediate(() => net.forEach((f) => f()));
+    for (const f of net) f();
     try {
       for (const [name, t] of local) this.put(base, name, t);
     } catch (e) {
