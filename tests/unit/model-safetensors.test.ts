@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import {
-  SafetensorsFile, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, writeSafetensors, type WriteTensor,
-} from '../../gpu-backend/model/safetensors.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../gpu-backend/model/halfFloat.ts';
+import { SafetensorsFile, writeSafetensors, type WriteTensor } from '../../gpu-backend/model/safetensors.ts';
 
 const GOLDEN = '/work/shared/golden/a_cls_conv/weights.safetensors';
 const dir = join(tmpdir(), `a1-st-${process.pid}`);
