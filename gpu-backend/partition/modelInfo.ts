@@ -77,7 +77,7 @@ export function modelInfoFromShapes(dims: ModelDims, shapes: Map<string, readonl
     blockParams: (c) => names.filter((x) => x.startsWith(blockPrefix(c))),
     paramBytes(name) {
       const s = shapes.get(name);
-      if (!s) throw new Error(`unknown parameter '${name}'`);
+      if (!s) throw new Error(`model info: unknown parameter '${name}' (not one of this model's ${shapes.size} parameters)`);
       return 4 * s.reduce((a, b) => a * b, 1);
     },
   };

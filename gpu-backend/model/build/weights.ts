@@ -12,7 +12,9 @@ export function weightGetter(src: WeightSource): WeightGetter {
     const v = typeof src === 'function' ? src(name) : src.get(name);
     if (v === undefined) throw new Error(`graph builder: weight "${name}" is missing from the weight source`);
     const data = v instanceof Float32Array ? v : v.data;
-    if (!(data instanceof Float32Array)) throw new Error(`graph builder: weight "${name}" is not float32`);
+    if (!(data instanceof Float32Array)) {
+      throw new Error(`graph builder: weight "${name}" must be float32 data (Float32Array), got ${(data as object)?.constructor?.name ?? typeof data}`);
+    }
     if (data.length !== numel) {
       throw new Error(`graph builder: weight "${name}" has ${data.length} elements, expected ${numel}`);
     }
