@@ -50,8 +50,8 @@ export interface TrafficStats {
 }
 
 /**
- * What forward/sample need from a network executor. InProcessRunner is the default; a multi-process pipeline
- * (e.g. a `--spawn` mode) can implement the same interface and be returned by commands/common.ts openRunner().
+ * What forward/sample need from a network executor: InProcessRunner here, or with --spawn the stage-process
+ * SpawnedPipelineRunner (runtime/pipelineRunner.ts); commands/common.ts openRunner() picks one.
  */
 export interface NetworkRunner {
   readonly plan: Plan;

@@ -64,7 +64,7 @@ export async function makePlan(cfg: UViTConfig, setup: RunSetup): Promise<Plan> 
   }
 }
 
-/** Loads the network (in this process, stage by stage). A multi-process mode would return its own NetworkRunner here. */
+/** Loads the network: in this process stage by stage, or with --spawn one process per stage. */
 export async function openRunner(
   cfg: UViTConfig,
   weightsPath: string,
