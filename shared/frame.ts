@@ -436,13 +436,29 @@ export class FrameDecoder {
     return this.buffered;
   }
 
+  /** like push(), but frames decoded before a framing error are returned along with the error */
+  feed(chunk: Uint8Array): { frames: Frame[]; error: FrameError | null } {
+    const frames: Frame[] = [];
+    try {
+      this.pushInto(chunk, frames);
+      return { frames, error: null };
+    } catch (e) {
+      return { frames, error: e as FrameError };
+    }
+  }
+
   push(chunk: Uint8Array): Frame[] {
+    const out: Frame[] = [];
+    this.pushInto(chunk, out);
+    return out;
+  }
+
+  private pushInto(chunk: Uint8Array, out: Frame[]): void {
     if (this.failed) throw this.failed;
     if (chunk.length) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
     }
-    const out: Frame[] = [];
     try {
       for (;;) {
         if (!this.header) {
@@ -460,7 +476,6 @@ export class FrameDecoder {
       this.failed = e instanceof FrameError ? e : new FrameError('bad_header', String(e));
       throw this.failed;
     }
-    return out;
   }
 
   /** remove n bytes from the front (a view when they sit in one chunk, else a copy) */

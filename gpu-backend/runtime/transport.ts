@@ -82,24 +82,21 @@ export class FrameSocket {
   private onData(chunk: Buffer): void {
     if (this.closed || this.poisoned) return;
     this.bytesReceived += chunk.length;
-    let frames: Frame[];
-    try {
-      frames = this.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-    } catch (e) {
-      const err = e instanceof FrameError ? e : new FrameError('bad_header', String(e));
-      // stop reading (the stream cannot be resynchronised), let the owner answer (e.g. an error frame to the
-      // job's driver), flush that, then close; destroy if the peer does not let us finish
-      this.poisoned = true;
-      this.closedErr = new Error(`${this.name}: ${err.message}`);
-      this.socket.pause();
-      this.opts.onFrameError?.(err, this);
-      this.end();
-      setTimeout(() => this.destroy(), 2000).unref();
-      return;
-    }
+    // frames before a torn one are delivered first (a hello and a torn frame may share one read)
+    const { frames, error } = this.decoder.feed(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
     for (const f of frames) {
       if (this.closed) return;
       this.opts.onFrame(f, this);
+    }
+    if (error && !this.closed) {
+      // stop reading (the stream cannot be resynchronised), let the owner answer (e.g. an error frame to the
+      // job's driver), flush that, then close; destroy if the peer does not let us finish
+      this.poisoned = true;
+      this.closedErr = new Error(`${this.name}: ${error.message}`);
+      this.socket.pause();
+      this.opts.onFrameError?.(error, this);
+      this.end();
+      setTimeout(() => this.destroy(), 2000).unref();
     }
   }
 

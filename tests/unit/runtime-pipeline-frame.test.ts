@@ -166,6 +166,19 @@ describe('frame codec', () => {
     expect(() => dec.push(a)).toThrow(/torn frame/);
   });
 
+  it('feed() returns the frames before a torn one together with the error', () => {
+    const a = encodeFrameBytes(meta({ step: 1 }), { dtype: 'float32', dims: [4], data: rand(4) });
+    const b = encodeFrameBytes(meta({ step: 2 }), { dtype: 'float32', dims: [4], data: rand(4) });
+    b[HEADER_BYTES] ^= 1;
+    const both = new Uint8Array(a.length + b.length);
+    both.set(a);
+    both.set(b, a.length);
+    const { frames, error } = new FrameDecoder().feed(both);
+    expect(frames.map((f) => f.header.step)).toEqual([1]);
+    expect(error?.code).toBe('torn');
+    expect(error?.header?.step).toBe(2);
+  });
+
   it('job ids: uuid kept, other strings hashed stably', () => {
     expect(jobIdOf('123e4567-e89b-12d3-a456-426614174000')).toBe('123e4567e89b12d3a456426614174000');
     expect(jobIdOf('abc')).toMatch(/^[0-9a-f]{32}$/);
