@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDriver, type BuiltDriver } from '../../gpu-backend/runtime/demo.ts';
 import { probeMp4 } from '../../gpu-backend/runtime/ffmpeg.ts';
-import { parsePrometheusText } from '../../gpu-backend/runtime/metrics.ts';
+import { parsePrometheusText } from '../../gpu-backend/runtime/prometheus.ts';
 import { Worker, type JobOutcome } from '../../gpu-backend/runtime/worker.ts';
 import { startServe } from '../../gpu-backend/runtime/workerCli.ts';
 import { FakeEdge, job } from './runtime-driver-fakeEdge.ts';

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDriver, type BuiltDriver } from '../../gpu-backend/runtime/demo.ts';
 import type { ProgressEvent } from '../../gpu-backend/runtime/driver.ts';
 import { probeMp4 } from '../../gpu-backend/runtime/ffmpeg.ts';
-import { DriverMetrics, parsePrometheusText } from '../../gpu-backend/runtime/metrics.ts';
+import { DriverMetrics } from '../../gpu-backend/runtime/metrics.ts';
+import { parsePrometheusText } from '../../gpu-backend/runtime/prometheus.ts';
 import { writeTinyGroup } from './runtime-driver-fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'e2-driver-'));

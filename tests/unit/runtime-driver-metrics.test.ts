@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DriverMetrics, Registry, parsePrometheusText, serveMetrics } from '../../gpu-backend/runtime/metrics.ts';
+import { DriverMetrics, serveMetrics } from '../../gpu-backend/runtime/metrics.ts';
+import { Registry, parsePrometheusText } from '../../gpu-backend/runtime/prometheus.ts';
 
 describe('driver metrics (Prometheus text)', () => {
   it('renders counters, gauges, histograms and collectors that the parser reads back', () => {
