@@ -55,7 +55,12 @@ export class JobStore extends DurableObject<Env> {
   // ------------------------------------------------------------------ admin
 
   adminCreateKey(req: CreateKeyRequest) { return createKey(this.sql, req, Date.now()); }
-  adminRevokeKey(id: string) { return revokeKey(this.sql, id, Date.now()); }
+  adminRevokeKey(id: string) {
+    const k = revokeKey(this.sql, id, Date.now());
+    // a revocation also ends the key's open event streams at once (they would go on receiving its jobs' updates)
+    for (const r of this.sql.exec<{ id: string }>('SELECT id FROM jobs WHERE key_id = ?', id).toArray()) this.sse.end(r.id);
+    return k;
+  }
   adminListKeys() { return listKeys(this.sql); }
 
   // ------------------------------------------------------------------ public API
