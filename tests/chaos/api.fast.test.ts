@@ -300,6 +300,49 @@ describe('isolation and secrets', () => {
     }
   });
 
+  it('revoking a key also ends its open event streams: nothing after the revocation reaches it', async () => {
+    const k = await newKey('revoke-sse');
+    const c = await call(base, 'POST', '/v1/videos', { key: k.key, ...jsonBody({ prompt: 'revoke while streaming', model: FAKE_MODEL }) });
+    const id = (c.json as { id: string }).id;
+    const res = await fetch(`${base}/v1/videos/${id}/events`, { headers: { authorization: `Bearer ${k.key}` }, signal: AbortSignal.timeout(30_000) });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let text = '';
+    let ended = false;
+    // one read in flight at a time, kept across calls (a read abandoned on timeout would swallow its chunk)
+    let pending: ReturnType<typeof reader.read> | null = null;
+    const readFor = async (ms: number) => {
+      const until = Date.now() + ms;
+      while (!ended && Date.now() < until) {
+        pending ??= reader.read();
+        const r = await Promise.race([pending, new Promise<'t'>((ok) => setTimeout(() => ok('t'), Math.max(0, until - Date.now())))]);
+        if (r === 't') break;
+        pending = null;
+        if (r.done) ended = true;
+        else text += Buffer.from(r.value).toString('utf8');
+      }
+    };
+    await readFor(1000);
+    expect(text).toContain('event: video.queued');
+    const be = new FakeBackend(base, stack.secrets.BACKEND_SECRET);
+    let g = await be.lease(3000);
+    while (g && g.job.id !== id) { await be.fail(g.lease_id, 'chaos: other job', false); g = await be.lease(3000); }
+    await readFor(1000);
+    expect(text).toContain('event: video.in_progress'); // the stream works
+    await stack.revokeKey(k.id);
+    const before = text.length;
+    expect((await be.heartbeat(g!.lease_id, 50)).status).toBe(200);
+    expect((await be.upload(g!.lease_id, fakeClip('revoke while streaming'))).status).toBe(200);
+    await readFor(3000);
+    const after = text.slice(before);
+    try {
+      expect(after, 'events reached a revoked key').not.toMatch(/event: video\.|cdn_url/);
+      expect(ended, 'the revoked key\'s event stream is still open').toBe(true);
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  });
+
   it('no API key, admin token or backend/CDN secret appears in any log of the stack', async () => {
     // make sure some authenticated traffic with each key has happened, then read every log file
     expect(secrets.length).toBeGreaterThan(4);
