@@ -7,6 +7,7 @@ import { runInNewContext } from 'node:vm';
 import * as ort from 'onnxruntime-node';
 import { float32, type Tensor } from '../../shared/tensor.ts';
 import { derive, type Derived, type UViTConfig } from '../model/config.ts';
+import { runRoute } from '../engine/route.ts';
 import { makeSegmentWorkDir, openSegment } from '../engine/segmentLoader.ts';
 import { createSession, type ExecutionProvider } from '../engine/session.ts';
 import { GraphBuilder } from '../onnx/graph.ts';
@@ -161,43 +162,24 @@ export class InProcessRunner implements NetworkRunner {
     };
     if (inp.y) embedFeeds[TENSOR.y] = new ort.Tensor('int64', inp.y.data, [B]);
     if (inp.context) embedFeeds[TENSOR.context] = new ort.Tensor('float32', inp.context.data, inp.context.dims);
-    const skips = new Map<number, { t: ort.Tensor; stage: number }>();
-    let h: ort.Tensor | undefined;
-    let hStage = -1;
-    let eps: Tensor<'float32'> | undefined;
-    for (const { segment: s, session } of this.route) {
-      const feeds: Record<string, ort.Tensor> = {};
-      if (s.embed) Object.assign(feeds, embedFeeds);
-      else {
-        feeds[TENSOR.hIn] = h!;
-        if (hStage !== s.stage) {
-          this.traffic.activationBytes += byteLength(h!);
+    const out = await runRoute(this.route, embedFeeds, {
+      onHandOver: (kind, t, fromStage, to) => {
+        if (fromStage === to.stage) return;
+        if (kind === 'h') {
+          this.traffic.activationBytes += byteLength(t);
           this.traffic.activationHops++;
-        }
-      }
-      for (const i of s.skipsIn) {
-        const sk = skips.get(i);
-        if (!sk) throw new Error(`segment ${s.index}: skip_${i} was not produced by an earlier segment`);
-        feeds[TENSOR.skip(i)] = sk.t;
-        if (sk.stage !== s.stage) {
-          this.traffic.skipBytes += byteLength(sk.t);
+        } else {
+          this.traffic.skipBytes += byteLength(t);
           this.traffic.skipTransfers++;
         }
-        skips.delete(i);
-      }
-      const t0 = performance.now();
-      const out = await session.run(feeds);
-      const st = this.stages.find((x) => x.stage === s.stage)!;
-      st.computeMs += performance.now() - t0;
-      st.runs++;
-      for (const i of s.skipsOut) skips.set(i, { t: out[TENSOR.skip(i)], stage: s.stage });
-      if (s.head) eps = float32([...out[TENSOR.eps].dims], out[TENSOR.eps].data as Float32Array);
-      else {
-        h = out[TENSOR.hOut];
-        hStage = s.stage;
-      }
-    }
-    if (!eps) throw new Error('plan has no head segment: no eps produced');
+      },
+      onRun: ({ segment: s }, _out, ms) => {
+        const st = this.stages.find((x) => x.stage === s.stage)!;
+        st.computeMs += ms;
+        st.runs++;
+      },
+    });
+    const eps = float32([...out.dims], out.data as Float32Array);
     this.forwards++;
     return eps;
   }

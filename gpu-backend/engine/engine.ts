@@ -8,6 +8,7 @@ import type { WeightSource } from '../model/build/weights.ts';
 import { planSequential, validatePlan } from '../partition/index.ts';
 import { type Plan, type Segment, TENSOR } from '../partition/types.ts';
 import type { ExecutionProvider } from './session.ts';
+import { runRoute } from './route.ts';
 import { makeSegmentWorkDir, openSegment } from './segmentLoader.ts';
 
 export interface EngineOptions {
@@ -115,33 +116,18 @@ export class Engine {
   }
 
   async forwardDetailed(inputs: ForwardInputs): Promise<ForwardResult> {
-    const feedsIn = this.inputFeeds(inputs);
-    const skips = new Map<number, ort.Tensor>();
     const intermediates = new Map<string, Tensor<'float32'>>();
     const timings: SegmentTiming[] = [];
-    let h: ort.Tensor | undefined;
-    let eps: Tensor<'float32'> | undefined;
-    for (const { segment: s, session } of this.segments) {
-      const feeds: Record<string, ort.Tensor> = s.embed ? { ...feedsIn } : { [TENSOR.hIn]: h! };
-      for (const i of s.skipsIn) {
-        const t = skips.get(i);
-        if (!t) throw new Error(`segment ${s.index}: skip_${i} was not produced by an earlier segment`);
-        feeds[TENSOR.skip(i)] = t;
-        skips.delete(i);
-      }
-      const t0 = performance.now();
-      const out = await session.run(feeds);
-      timings.push({ segment: s.index, stage: s.stage, start: s.start, end: s.end, ms: performance.now() - t0 });
-      for (const i of s.skipsOut) skips.set(i, out[TENSOR.skip(i)]);
-      for (const name of session.outputNames) {
-        if (name === TENSOR.eps || name === TENSOR.hOut || name.startsWith('skip_')) continue;
-        intermediates.set(name, toTensor(out[name]));
-      }
-      if (s.head) eps = toTensor(out[TENSOR.eps]);
-      else h = out[TENSOR.hOut];
-    }
-    if (!eps) throw new Error('plan has no head segment: no eps produced');
-    return { eps, intermediates, timings };
+    const out = await runRoute(this.segments, this.inputFeeds(inputs), {
+      onRun: ({ segment: s, session }, outputs, ms) => {
+        timings.push({ segment: s.index, stage: s.stage, start: s.start, end: s.end, ms });
+        for (const name of session.outputNames) {
+          if (name === TENSOR.eps || name === TENSOR.hOut || name.startsWith('skip_')) continue;
+          intermediates.set(name, toTensor(outputs[name]));
+        }
+      },
+    });
+    return { eps: toTensor(out), intermediates, timings };
   }
 
   async release(): Promise<void> {
