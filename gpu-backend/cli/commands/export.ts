@@ -28,7 +28,7 @@ its weights as ONNX external data in <file>.data beside it.`,
     const weightsPath = resolve(requireFile('weights', str(v.weights)!));
     const dir = resolve(str(v.out)!);
     if (existsSync(dir) && !statSync(dir).isDirectory()) throw new Error(`--out: ${dir} exists and is not a directory`);
-    const plan = await makePlan(cfg, setup); // checks --stages/--partition with the CLI's wording
+    await makePlan(cfg, setup); // checks --stages/--partition first, with the CLI's wording
     const { loadWeights } = await import('../../model/weights.ts');
     const { exportPlan } = await import('../../partition/export.ts');
     loadWeights(weightsPath, cfg, []); // validate the weights against the config before creating anything
@@ -42,6 +42,6 @@ its weights as ONNX external data in <file>.data beside it.`,
       log: (line) => ctx.log(`export: ${line}`),
     });
     ctx.out(r.planPath);
-    ctx.log(`export: ${plan.segments.length} segment(s) on ${plan.numStages} stage(s), ${r.plan.partition} -> ${dir} (${(performance.now() - t0).toFixed(0)} ms)`);
+    ctx.log(`export: ${r.plan.segments.length} segment(s) on ${r.plan.numStages} stage(s), ${r.plan.partition} -> ${dir} (${(performance.now() - t0).toFixed(0)} ms)`);
   },
 };
