@@ -120,6 +120,7 @@ async function main(): Promise<void> {
     type Res = { one: number; many: number; skip: number; act: number; busy: number[]; cpuPerFwd: number; stageCpu: number[]; share: number[] };
     const best: (Res | null)[] = setups.map(() => null);
     const cpuRuns: number[][][] = setups.map(() => []);
+    const roundRes: Res[][] = setups.map(() => []);
     const sps = (r: { wallS: number; jobSteps: number }) => r.jobSteps / r.wallS;
     for (const s of setups) await runJobs(s.fwd, 1, 1, 'warm');
     for (let round = 0; round < ROUNDS; round++) {
@@ -151,6 +152,7 @@ async function main(): Promise<void> {
         const b = best[i];
         best[i] = b ? { ...r, one: Math.max(b.one, r.one), many: Math.max(b.many, r.many) } : r;
         cpuRuns[i].push(r.stageCpu);
+        roundRes[i].push(r);
         console.log(
           `  round ${round + 1}: ${s.name.padEnd(22)} 1 job ${r.one.toFixed(3)} steps/s, ${JOBS} jobs ${r.many.toFixed(3)} steps/s; ` +
             `compute CPU ${r.cpuPerFwd.toFixed(0)} ms/forward; CPU got per process ${r.share.map((x) => x.toFixed(2)).join('/')} of a core`,
@@ -164,6 +166,11 @@ async function main(): Promise<void> {
     const cpuMed = cpuRuns.map((runs) => runs[0].map((_, k) => med(runs.map((x) => x[k]))));
     cpuLines.push(`CPU ms per forward (median of rounds): ${setups.map((s, i) => `${s.name}: ${cpuMed[i].map((c) => c.toFixed(0)).join(' + ')}`).join('; ')}`);
     for (let i = 1; i < setups.length; i++) {
+      // same-round ratios: each pipeline round ran right after a baseline round, under similar load
+      const one = roundRes[i].map((r, k) => r.one / roundRes[0][k].one);
+      const many = roundRes[i].map((r, k) => r.many / roundRes[0][k].many);
+      cpuLines.push(`  ${setups[i].name}: same-round speedups 1 job ${one.map((x) => x.toFixed(2)).join('/')} (median ${med(one).toFixed(2)}), ` +
+        `${JOBS} jobs ${many.map((x) => x.toFixed(2)).join('/')} (median ${med(many).toFixed(2)})`);
       cpuLines.push(`  ${setups[i].name}: dedicated-core bound ${(cpuMed[0][0] / Math.max(...cpuMed[i])).toFixed(2)}x ` +
         `(baseline CPU/forward / busiest stage's CPU/forward; includes transport and per-block overheads)`);
     }
