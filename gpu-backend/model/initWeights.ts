@@ -13,21 +13,11 @@ import { float32, type Tensor } from '../../shared/tensor.ts';
 import { derive, type UViTConfig } from './config.ts';
 import { SafetensorsWriter, type WriteDType } from './safetensors.ts';
 import { expectedParams } from './weights.ts';
+import { splitmix32, Xoshiro128ss } from './xoshiro.ts';
 
 export interface InitOptions {
   /** std of the N(0, perturb^2) noise added to every parameter (default 0.05; 0 = plain official init) */
   perturb?: number;
-}
-
-/** splitmix32 step, used to seed the generator */
-function splitmix32(a: number): () => number {
-  return () => {
-    a = (a + 0x9e3779b9) | 0;
-    let z = a;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
 }
 
 function fnv1a(s: string): number {
@@ -36,37 +26,25 @@ function fnv1a(s: string): number {
   return h >>> 0;
 }
 
+/** The four xoshiro state words for (seed, stream): SplitMix32 seeded from the seed's two halves and the stream's hash. */
+function seedState(seed: number, stream: string): [number, number, number, number] {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
+  let x = (seed >>> 0) ^ Math.imul(Math.floor(seed / 2 ** 32), 0x27d4eb2d) ^ fnv1a(stream);
+  const next = () => {
+    const r = splitmix32(x);
+    x = (x + 0x9e3779b9) | 0;
+    return r;
+  };
+  return [next(), next(), next(), next()];
+}
+
 /** xoshiro128** uniform generator plus Marsaglia-polar normals, deterministic per (seed, stream name) */
-export class Rng {
-  // plain fields (not a typed array / #private) keep the hot loop fast
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
+export class Rng extends Xoshiro128ss {
   private spare = 0;
   private hasSpare = false;
 
   constructor(seed: number, stream = '') {
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
-    const sm = splitmix32((seed >>> 0) ^ Math.imul(Math.floor(seed / 2 ** 32), 0x27d4eb2d) ^ fnv1a(stream));
-    this.a = sm() | 0;
-    this.b = sm() | 0;
-    this.c = sm() | 0;
-    this.d = sm() | 0;
-    if (!(this.a | this.b | this.c | this.d)) this.a = 1;
-  }
-
-  nextU32(): number {
-    const m = Math.imul(this.b, 5);
-    const r = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
-    const t = this.b << 9;
-    this.c ^= this.a;
-    this.d ^= this.b;
-    this.b ^= this.c;
-    this.a ^= this.d;
-    this.c ^= t;
-    this.d = (this.d << 11) | (this.d >>> 21);
-    return r;
+    super(...seedState(seed, stream));
   }
 
   /** uniform in [0, 1) with 53 random bits */

@@ -6,43 +6,15 @@
 //            z0 = r cos(2π u2), z1 = r sin(2π u2), r = sqrt(-2 ln u1); then rounded to float32.
 // Values are filled in C order of the latent tensor [B, C, F, h, w]. Each job draws from its own generator, so what else
 // is in flight never changes a job's noise. For batch item b of a job the seed is (seed + b).
+import { splitmix32, Xoshiro128ss } from '../model/xoshiro.ts';
 
-function splitmix32(x: number): number {
-  x = (x + 0x9e3779b9) | 0;
-  let z = x;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
-}
-
-export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
-
+export class Rng extends Xoshiro128ss {
   constructor(seed: number) {
     if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`rng: seed must be a non-negative safe integer, got ${seed}`);
-    const lo = seed >>> 0;
-    const hi = Math.floor(seed / 2 ** 32) >>> 0;
-    this.s0 = splitmix32(lo);
-    this.s1 = splitmix32(hi ^ this.s0);
-    this.s2 = splitmix32(0x9e3779b9 ^ this.s1);
-    this.s3 = splitmix32(0x85ebca6b ^ this.s2);
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
-  }
-
-  /** next uint32 (xoshiro128**) */
-  nextU32(): number {
-    const r = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return r;
+    const s0 = splitmix32(seed >>> 0);
+    const s1 = splitmix32((Math.floor(seed / 2 ** 32) >>> 0) ^ s0);
+    const s2 = splitmix32(0x9e3779b9 ^ s1);
+    super(s0, s1, s2, splitmix32(0x85ebca6b ^ s2));
   }
 
   /** fill with N(0,1) samples (Box–Muller, both outputs used) */
@@ -56,10 +28,6 @@ export class Rng {
     }
     return out;
   }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
 }
 
 /** z_init for one job: `batch` items of shape `itemDims`, item b drawn from Rng(seed + b). */
