@@ -14,6 +14,10 @@ export interface EngineSessionOptions {
   deviceId?: number;
   /** let idle intra-op workers spin (ORT default, fastest on a dedicated host); false helps on oversubscribed CPUs */
   spin?: boolean;
+  /** ORT's CPU memory arena (default on). Each session keeps its own arena, sized by its largest activations, so a
+   *  stage holding many sessions turns it off: measured on a D512 depth-12 model split in 2 (7 sessions per stage),
+   *  stage RSS fell from 389 to 288 MB with the same compute time. */
+  memArena?: boolean;
 }
 
 export function sessionOptions(o: EngineSessionOptions = {}): ort.InferenceSession.SessionOptions {
@@ -26,6 +30,7 @@ export function sessionOptions(o: EngineSessionOptions = {}): ort.InferenceSessi
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     interOpNumThreads: 1,
+    ...(o.memArena === false ? { enableCpuMemArena: false } : {}),
     ...(o.threads !== undefined ? { intraOpNumThreads: o.threads } : {}),
     executionProviders: ep === 'cuda' ? [{ name: 'cuda', deviceId: o.deviceId ?? 0 }] : ['cpu'],
     ...(o.spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
