@@ -9,6 +9,7 @@
 //  76 payloadBytes u32   80 crc32 u32 over bytes [0,80) then the payload
 // A CRC mismatch means a torn or corrupted frame: the stream cannot be trusted any further.
 
+import { f16ToF32, f32ToF16 } from './halfFloat.ts';
 import type { Tensor } from './tensor.ts';
 
 export const FRAME_MAGIC = 0x46545655; // bytes 'U','V','T','F'
@@ -122,65 +123,6 @@ export function crc32(data: Uint8Array, init = 0): number {
   return ~c >>> 0;
 }
 
-// ---------- float16 conversion ----------
-const f32buf = new Float32Array(1);
-const u32buf = new Uint32Array(f32buf.buffer);
-
-/** float32 -> IEEE binary16 bits, round to nearest even; overflow -> inf, NaN stays NaN */
-export function f32ToF16Bits(v: number): number {
-  f32buf[0] = v;
-  const x = u32buf[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 | (mant >>> 13) : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign; // below half the smallest subnormal: rounds to zero
-    const m = mant | 0x800000; // implicit leading 1
-    const shift = 14 - e; // 14..24
-    const half = 1 << (shift - 1);
-    const rest = m & ((1 << shift) - 1);
-    let h = m >>> shift;
-    if (rest > half || (rest === half && h & 1)) h++;
-    return sign | h; // may carry into the smallest normal, which is the right encoding
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // carry may overflow to inf: correct
-  return sign | h;
-}
-
-/** IEEE binary16 bits -> number (exact) */
-export function f16BitsToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
-
-export function f32ArrayToF16(src: Float32Array): Uint16Array {
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
-  return out;
-}
-
-let F16_LUT: Float32Array | null = null; // built on first use (256 KiB)
-
-export function f16ArrayToF32(src: Uint16Array): Float32Array {
-  if (!F16_LUT) {
-    F16_LUT = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) F16_LUT[h] = f16BitsToF32(h);
-  }
-  const lut = F16_LUT;
-  const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = lut[src[i]];
-  return out;
-}
-
 // ---------- job ids ----------
 /** 16-byte job id as 32 hex chars: a UUID or 32-hex string is kept; anything else is hashed (FNV-1a 128-bit) */
 export function jobIdOf(id: string): string {
@@ -216,7 +158,7 @@ export function encodeFrame(meta: FrameMeta, tensor: Tensor, opts: EncodeOptions
   const f16Wire = !!opts.f16 && dtype === 'float32' && meta.kind === 'data';
   let payload: Uint8Array;
   if (f16Wire) {
-    const h = f32ArrayToF16(tensor.data as Float32Array);
+    const h = f32ToF16(tensor.data as Float32Array);
     payload = new Uint8Array(h.buffer);
     dtype = 'float16';
   } else {
@@ -390,7 +332,7 @@ export function decodeBody(header: FrameHeader, headerBytes: Uint8Array, payload
     case 'float16': {
       const h = new Uint16Array(buf);
       tensor = header.f16Wire
-        ? { dtype: 'float32', dims: header.dims, data: f16ArrayToF32(h) }
+        ? { dtype: 'float32', dims: header.dims, data: f16ToF32(h) }
         : { dtype: 'float16', dims: header.dims, data: h };
       break;
     }

@@ -2,7 +2,7 @@
 // (fs.readSync at an offset), so a pipeline stage holds only the tensors it asks for (memory ≈ its shard).
 // Layout: u64 LE header length N, N bytes of JSON header, then the data section; data_offsets are relative to it.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './halfFloat.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../shared/halfFloat.ts';
 
 export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 export const ST_DTYPE_SIZE: Record<StDType, number> = {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../gpu-backend/model/halfFloat.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../shared/halfFloat.ts';
 import { SafetensorsFile, writeSafetensors, type WriteTensor } from '../../gpu-backend/model/safetensors.ts';
 
 const GOLDEN = '/work/shared/golden/a_cls_conv/weights.safetensors';

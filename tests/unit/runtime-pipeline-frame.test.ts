@@ -7,11 +7,10 @@ import {
   crc32,
   decodeFrame,
   encodeFrameBytes,
-  f16BitsToF32,
-  f32ToF16Bits,
   jobIdOf,
   type FrameMeta,
 } from '../../shared/frame.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../shared/halfFloat.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 
 const meta = (over: Partial<FrameMeta> = {}): FrameMeta => ({
