@@ -15,10 +15,11 @@ import { readPlanFile } from '../../gpu-backend/partition/planFile.ts';
 import { main } from '../../gpu-backend/cli/main.ts';
 import { lazy } from '../../gpu-backend/cli/command.ts';
 import { guidedEps, nullClassLabels, sample, zerosContext, type ModelFn } from '../../gpu-backend/sampler/index.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/uvit.js');
-const G = resolve(ROOT, '../shared/golden/a_cls_conv');
+const G = GOLDEN_DIR;
 const run = promisify(execFile);
 
 interface Result {

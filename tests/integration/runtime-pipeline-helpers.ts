@@ -9,8 +9,9 @@ import { planFolded, planSequential } from '../../gpu-backend/partition/index.ts
 import { makePlanFile, writePlanFile } from '../../gpu-backend/partition/planFile.ts';
 import type { PartitionKind } from '../../gpu-backend/partition/types.ts';
 import type { ModelInputs } from '../../gpu-backend/sampler/guidance.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
-export const GOLDEN = '/work/shared/golden/a_cls_conv';
+export const GOLDEN = GOLDEN_DIR;
 
 export function goldenConfig(): UViTConfig {
   const c = JSON.parse(readFileSync(join(GOLDEN, 'case.json'), 'utf8')) as { config: unknown };

@@ -6,8 +6,9 @@ import type { Tensor } from '../../shared/tensor.ts';
 import { Engine, type ForwardResult } from '../../gpu-backend/engine/engine.ts';
 import { parseConfig } from '../../gpu-backend/model/config.ts';
 import { readNpy } from '../../gpu-backend/model/npy.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
-const dir = join(import.meta.dirname, '../../../shared/golden/a_cls_conv');
+const dir = GOLDEN_DIR;
 const caseJson = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8'));
 const cfg = parseConfig(caseJson.config);
 

@@ -5,8 +5,9 @@ import { parseConfig, type UViTConfig } from '../../gpu-backend/model/config.ts'
 import { readNpy } from '../../gpu-backend/model/npy.ts';
 import { loadWeights } from '../../gpu-backend/model/weights.ts';
 import type { ReferenceInputs } from '../../gpu-backend/model/reference.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
-export const GOLDEN = '/work/shared/golden/a_cls_conv';
+export const GOLDEN = GOLDEN_DIR;
 
 export function maxAbsDiff(a: Tensor, b: Tensor): number {
   if (a.dims.join(',') !== b.dims.join(',')) throw new Error(`shape [${a.dims}] vs [${b.dims}]`);

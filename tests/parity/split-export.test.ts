@@ -16,8 +16,9 @@ import { readPlanFile } from '../../gpu-backend/partition/planFile.ts';
 import { segmentParams } from '../../gpu-backend/partition/plan.ts';
 import { modelInfoFromConfig } from '../../gpu-backend/partition/configInfo.ts';
 import { TENSOR } from '../../gpu-backend/partition/types.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
-const gdir = join(import.meta.dirname, '../../../shared/golden/a_cls_conv');
+const gdir = GOLDEN_DIR;
 const cfg = parseConfig(JSON.parse(readFileSync(join(gdir, 'case.json'), 'utf8')).config);
 const x = readNpy(join(gdir, 'input_x.npy')) as Tensor<'float32'>;
 const t = readNpy(join(gdir, 'input_timesteps.npy')) as Tensor<'float32'>;

@@ -10,6 +10,7 @@ import { readNpy } from '../../gpu-backend/model/npy.ts';
 import { expectedParams } from '../../gpu-backend/model/weights.ts';
 import { planFor } from '../../gpu-backend/partition/index.ts';
 import type { Plan } from '../../gpu-backend/partition/types.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
 function maxAbs(a: Tensor, b: Tensor): number {
   expect(a.dims).toEqual(b.dims);
@@ -97,7 +98,7 @@ function describeSplits(
 }
 
 // Golden a_cls_conv (depth 7: n = 3), weights read per segment from the safetensors file.
-const gdir = join(import.meta.dirname, '../../../shared/golden/a_cls_conv');
+const gdir = GOLDEN_DIR;
 const gcase = JSON.parse(readFileSync(join(gdir, 'case.json'), 'utf8'));
 const gcfg = parseConfig(gcase.config);
 const gIntermediates = new Map<string, Tensor>(

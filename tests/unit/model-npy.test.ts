@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeNpy, parseNpy, readNpy, writeNpy } from '../../gpu-backend/model/npy.ts';
 import type { Tensor } from '../../shared/tensor.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
-const G = '/work/shared/golden/a_cls_conv';
+const G = GOLDEN_DIR;
 const dir = join(tmpdir(), `a1-npy-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,8 +5,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../shared/halfFloat.ts';
 import { SafetensorsFile, writeSafetensors, type WriteTensor } from '../../gpu-backend/model/safetensors.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
-const GOLDEN = '/work/shared/golden/a_cls_conv/weights.safetensors';
+const GOLDEN = `${GOLDEN_DIR}/weights.safetensors`;
 const dir = join(tmpdir(), `a1-st-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,8 +7,9 @@ import { SafetensorsFile, writeSafetensors, type WriteTensor } from '../../gpu-b
 import {
   embedParams, expectedParams, headParams, loadWeights, paramsOfChainBlock, validateWeightsFile,
 } from '../../gpu-backend/model/weights.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
-const G = '/work/shared/golden/a_cls_conv';
+const G = GOLDEN_DIR;
 const golden = parseConfig(JSON.parse(readFileSync(`${G}/case.json`, 'utf8')).config);
 const dir = join(tmpdir(), `a1-w-${process.pid}`);
 mkdirSync(dir, { recursive: true });

@@ -27,8 +27,9 @@ import {
 } from '../../gpu-backend/partition/flops.ts';
 import { specParamShapes } from '../../gpu-backend/partition/modelInfo.ts';
 import { makePlanFile, readPlanFile, writePlanFile } from '../../gpu-backend/partition/planFile.ts';
+import { GOLDEN_DIR } from '../golden.ts';
 
-const golden = parseConfig(JSON.parse(readFileSync('/work/shared/golden/a_cls_conv/case.json', 'utf8')).config);
+const golden = parseConfig(JSON.parse(readFileSync(`${GOLDEN_DIR}/case.json`, 'utf8')).config);
 const CONFIGS: Record<string, UViTConfig> = {
   a_cls_conv: golden, // depth 7 -> n = 3
   text13: parseConfig({ img_size: 8, patch_size: 2, in_chans: 4, embed_dim: 32, depth: 13, num_heads: 2, clip_dim: 16, num_clip_token: 5 }),
@@ -300,7 +301,7 @@ describe('shard reader', () => {
   it('reads only the tensors of its shard and refuses others', async () => {
     const { openShard } = await import('../../gpu-backend/partition/shard.ts');
     const plan = planFolded(golden, 2);
-    const shard = openShard('/work/shared/golden/a_cls_conv/weights.safetensors', golden, plan.stages[1].params);
+    const shard = openShard(`${GOLDEN_DIR}/weights.safetensors`, golden, plan.stages[1].params);
     try {
       expect(shard.get('mid_block.attn.qkv.weight').length).toBe(192 * 64);
       expect(() => shard.get('label_emb.weight')).toThrow(/tensor "label_emb.weight" is not in this shard/);
@@ -309,6 +310,6 @@ describe('shard reader', () => {
       shard.close();
     }
     const bad = parseConfig({ ...golden, depth: 9 });
-    expect(() => openShard('/work/shared/golden/a_cls_conv/weights.safetensors', bad, [])).toThrow(/do not match the config/);
+    expect(() => openShard(`${GOLDEN_DIR}/weights.safetensors`, bad, [])).toThrow(/do not match the config/);
   });
 });
