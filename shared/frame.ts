@@ -9,6 +9,7 @@
 //  76 payloadBytes u32   80 crc32 u32 over bytes [0,80) then the payload
 // A CRC mismatch means a torn or corrupted frame: the stream cannot be trusted any further.
 
+import { type Crc32Fn, crc32 } from './crc32.ts';
 import { f16ToF32, f32ToF16 } from './halfFloat.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -35,7 +36,7 @@ export type InputName = (typeof INPUT_SLOTS)[number];
 
 export interface FrameMeta {
   kind: FrameKind;
-  /** 32 lowercase hex chars (16 bytes); see jobIdOf */
+  /** 32 lowercase hex chars (16 bytes); see jobIdOf (jobId.ts) */
   jobId: string;
   origin: number;
   step: number;
@@ -69,8 +70,6 @@ export interface FrameLimits {
   maxDim?: number;
 }
 
-export type Crc32Fn = (data: Uint8Array, init: number) => number;
-
 export type FrameErrorCode = 'bad_magic' | 'bad_version' | 'bad_header' | 'oversized' | 'torn' | 'dtype';
 
 export class FrameError extends Error {
@@ -87,52 +86,6 @@ export class FrameError extends Error {
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('shared/frame.ts assumes a little-endian host (typed arrays are sent as raw bytes)');
-}
-
-// ---------- CRC-32 (IEEE 802.3, as zlib), slicing-by-8 ----------
-const CRC_TABLES: Uint32Array[] = (() => {
-  const t: Uint32Array[] = [];
-  const t0 = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t0[n] = c >>> 0;
-  }
-  t.push(t0);
-  for (let k = 1; k < 8; k++) {
-    const tk = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) tk[n] = (t[k - 1][n] >>> 8) ^ t0[t[k - 1][n] & 0xff];
-    t.push(tk);
-  }
-  return t;
-})();
-
-/** CRC-32 of `data` continuing from `init` (0 to start), same values as zlib.crc32 */
-export function crc32(data: Uint8Array, init = 0): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC_TABLES;
-  let c = ~init >>> 0;
-  let i = 0;
-  const n = data.length;
-  for (; i + 8 <= n; i += 8) {
-    const a = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) ^ c;
-    c =
-      t7[a & 0xff] ^ t6[(a >>> 8) & 0xff] ^ t5[(a >>> 16) & 0xff] ^ t4[a >>> 24] ^
-      t3[data[i + 4]] ^ t2[data[i + 5]] ^ t1[data[i + 6]] ^ t0[data[i + 7]];
-  }
-  for (; i < n; i++) c = t0[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-// ---------- job ids ----------
-/** 16-byte job id as 32 hex chars: a UUID or 32-hex string is kept; anything else is hashed (FNV-1a 128-bit) */
-export function jobIdOf(id: string): string {
-  const hex = id.replace(/-/g, '').toLowerCase();
-  if (/^[0-9a-f]{32}$/.test(hex)) return hex;
-  let h = 0x6c62272e07bb014262b821756295c58dn;
-  const prime = 0x0000000001000000000000000000013bn;
-  const mask = (1n << 128n) - 1n;
-  for (const b of new TextEncoder().encode(id)) h = ((h ^ BigInt(b)) * prime) & mask;
-  return h.toString(16).padStart(32, '0');
 }
 
 // ---------- encode ----------
@@ -356,90 +309,4 @@ export function decodeFrame(bytes: Uint8Array, opts: DecodeOptions = {}): Frame 
     throw new FrameError('bad_header', `frame: ${bytes.length - end} trailing bytes after the payload (${describe(header)})`, header);
   }
   return decodeBody(header, bytes, bytes.subarray(HEADER_BYTES, end), opts);
-}
-
-/**
- * Reassembles frames from a byte stream cut at arbitrary points. push() returns the complete frames; a framing error
- * throws, and the decoder is then poisoned (a torn stream cannot be resynchronised).
- */
-export class FrameDecoder {
-  private chunks: Uint8Array[] = [];
-  private buffered = 0;
-  private header: FrameHeader | null = null;
-  private headerBytes: Uint8Array | null = null;
-  private failed: FrameError | null = null;
-  private readonly opts: DecodeOptions;
-
-  constructor(opts: DecodeOptions = {}) {
-    this.opts = opts;
-  }
-
-  get bufferedBytes(): number {
-    return this.buffered;
-  }
-
-  /** like push(), but frames decoded before a framing error are returned along with the error */
-  feed(chunk: Uint8Array): { frames: Frame[]; error: FrameError | null } {
-    const frames: Frame[] = [];
-    try {
-      this.pushInto(chunk, frames);
-      return { frames, error: null };
-    } catch (e) {
-      return { frames, error: e as FrameError };
-    }
-  }
-
-  push(chunk: Uint8Array): Frame[] {
-    const out: Frame[] = [];
-    this.pushInto(chunk, out);
-    return out;
-  }
-
-  private pushInto(chunk: Uint8Array, out: Frame[]): void {
-    if (this.failed) throw this.failed;
-    if (chunk.length) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
-    try {
-      for (;;) {
-        if (!this.header) {
-          if (this.buffered < HEADER_BYTES) break;
-          this.headerBytes = this.take(HEADER_BYTES);
-          this.header = decodeHeader(this.headerBytes, this.opts);
-        }
-        if (this.buffered < this.header.payloadBytes) break;
-        const payload = this.take(this.header.payloadBytes);
-        const h = this.header;
-        this.header = null;
-        out.push(decodeBody(h, this.headerBytes!, payload, this.opts));
-      }
-    } catch (e) {
-      this.failed = e instanceof FrameError ? e : new FrameError('bad_header', String(e));
-      throw this.failed;
-    }
-  }
-
-  /** remove n bytes from the front (a view when they sit in one chunk, else a copy) */
-  private take(n: number): Uint8Array {
-    this.buffered -= n;
-    const first = this.chunks[0];
-    if (n === 0) return new Uint8Array(0);
-    if (first.length >= n) {
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.chunks[0];
-      const k = Math.min(c.length, n - off);
-      out.set(c.subarray(0, k), off);
-      off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    return out;
-  }
 }

@@ -3,7 +3,8 @@
 // eps comes back from the stage of the head segment. Errors from any stage fail only the job they name; a lost stage
 // connection fails everything in flight (the group must be restarted).
 import { randomInt } from 'node:crypto';
-import { type Frame, type FrameMeta, INPUT_SLOTS, type InputName, NO_SEGMENT, frameText, jobIdOf } from '../../shared/frame.ts';
+import { type Frame, type FrameMeta, INPUT_SLOTS, type InputName, NO_SEGMENT, frameText } from '../../shared/frame.ts';
+import { jobIdOf } from '../../shared/jobId.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 import type { Plan } from '../partition/types.ts';
 import type { ModelFn, ModelInputs } from '../sampler/guidance.ts';

@@ -2,20 +2,20 @@
 // surfaced to the owner. One FrameSocket per TCP connection; the frame format is shared/frame.ts.
 import net from 'node:net';
 import { crc32 as zlibCrc32 } from 'node:zlib';
+import type { Crc32Fn } from '../../shared/crc32.ts';
 import {
-  type Crc32Fn,
   type EncodedFrame,
   type Frame,
-  FrameDecoder,
   FrameError,
   type FrameLimits,
   type FrameMeta,
   encodeFrame,
   textFrame,
 } from '../../shared/frame.ts';
+import { FrameDecoder } from '../../shared/frameDecoder.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 
-/** zlib's native CRC-32 (same values as shared/frame.ts crc32, several times faster) */
+/** zlib's native CRC-32 (same values as shared/crc32.ts, several times faster) */
 export const nativeCrc32: Crc32Fn = (data, init) => (data.length ? zlibCrc32(data, init) : init); // zlib returns 0 for some empty views
 
 export interface FrameSocketOptions {

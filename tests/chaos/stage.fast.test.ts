@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  FrameDecoder, FrameError, HEADER_BYTES, NO_SEGMENT, decodeFrame, encodeFrameBytes, frameText, textFrame,
+  FrameError, HEADER_BYTES, NO_SEGMENT, decodeFrame, encodeFrameBytes, frameText, textFrame,
   type Frame, type FrameMeta,
 } from '../../shared/frame.ts';
+import { FrameDecoder } from '../../shared/frameDecoder.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 import { prepareModel } from '../../scripts/startModel.ts';
 import { Proc, freePort } from '../../scripts/startProcs.ts';

@@ -1,15 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import {
-  FrameDecoder,
-  FrameError,
-  HEADER_BYTES,
-  crc32,
-  decodeFrame,
-  encodeFrameBytes,
-  jobIdOf,
-  type FrameMeta,
-} from '../../shared/frame.ts';
+import { crc32 } from '../../shared/crc32.ts';
+import { FrameError, HEADER_BYTES, decodeFrame, encodeFrameBytes, type FrameMeta } from '../../shared/frame.ts';
+import { FrameDecoder } from '../../shared/frameDecoder.ts';
+import { jobIdOf } from '../../shared/jobId.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../shared/halfFloat.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 
