@@ -41,12 +41,25 @@ export class SseHub {
         this.drop(current.id, sub);
       });
     }, SSE_KEEPALIVE_MS);
-    writer.closed.then(() => clearInterval(ping), () => clearInterval(ping));
+    // A client that goes away cancels the readable, which errors the writable: drop the subscriber then, not at the
+    // job's next update (a job that stays queued would otherwise keep every disconnected stream in `subs`).
+    const stop = () => {
+      clearInterval(ping);
+      this.drop(current.id, sub);
+    };
+    writer.closed.then(stop, stop);
     return readable;
   }
 
   has(jobId: string): boolean {
     return this.subs.has(jobId);
+  }
+
+  /** Open subscriber streams over all jobs (for leak checks). */
+  size(): number {
+    let n = 0;
+    for (const set of this.subs.values()) n += set.size;
+    return n;
   }
 
   publish(v: Video): void {

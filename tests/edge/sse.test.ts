@@ -1,5 +1,8 @@
 // SSE progress: GET /v1/videos/:id/events pushes queued → in_progress → progress → completed, then closes.
+import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import type { JobStore } from '../../edge/jobs/JobStore.ts';
+import type { SseHub } from '../../edge/jobs/sse.ts';
 import { LEASE_PATHS } from '../../shared/lease.ts';
 import { api, createVideo, expectProblem, fakeMp4, lease, newKey, signed, uploadResult } from './helpers.ts';
 
@@ -53,5 +56,28 @@ describe('SSE', () => {
     expect(all).toEqual(['video.cancelled']);
     const other = await newKey('w3');
     await expectProblem(await api(other.key, `/v1/videos/${v.id}/events`), 404, 'video_not_found');
+  });
+});
+
+describe('SSE subscribers', () => {
+  const stub = () => env.JOBS.get(env.JOBS.idFromName('global')) as DurableObjectStub<JobStore>;
+  const open = () => runInDurableObject(stub(), (o) => (o as unknown as { sse: SseHub }).sse.size());
+
+  it('are dropped when the client disconnects while the job stays queued', async () => {
+    const k = await newKey('leaver');
+    const v = await createVideo(k.key, { prompt: 'nobody waits for me', size: '64x64' });
+    const before = await open();
+    const streams = await Promise.all([0, 1, 2].map(() => api(k.key, `/v1/videos/${v.id}/events`)));
+    const readers = streams.map((r) => r.body!.getReader());
+    for (const r of readers) expect((await r.read()).done).toBe(false); // the opening frame
+    expect(await open()).toBe(before + 3);
+    for (const r of readers) await r.cancel();
+    let n = await open();
+    for (let i = 0; i < 50 && n > before; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      n = await open();
+    }
+    expect(n).toBe(before);
+    await api(k.key, `/v1/videos/${v.id}/cancel`, { method: 'POST' });
   });
 });
