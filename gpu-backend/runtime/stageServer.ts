@@ -3,14 +3,18 @@
 // first. h_out goes to the next unit (here or on the next segment's stage); a crossing skip goes point-to-point to
 // the consuming stage the moment its block finishes, so the send overlaps the following blocks; same-stage skips stay
 // in memory keyed by (job, step, micro-batch); eps goes back to the driver. A failure fails only the affected job.
+// This file: connections, frame dispatch, running units and routing their outputs; scheduling is stageUnitQueue.ts,
+// links to other stages stagePeerLinks.ts.
 import net from 'node:net';
 import { type Frame, FrameError, type FrameLimits, type FrameMeta, INPUT_SLOTS, NO_SEGMENT, frameText } from '../../shared/frame.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 import { TENSOR, type Plan } from '../partition/types.ts';
 import type { UnitExecutor } from './stageExecutor.ts';
-import { streamName, type Unit } from './stageUnits.ts';
-import { connectFrames, FrameSocket } from './transport.ts';
+import { PeerLinks } from './stagePeerLinks.ts';
 import type { DriverHello, PeerHello, StageHello, StageStats } from './stageProtocol.ts';
+import { type MbKey, type Ready, UnitQueue } from './stageUnitQueue.ts';
+import { streamName } from './stageUnits.ts';
+import { FrameSocket } from './transport.ts';
 
 export interface StageServerOptions {
   plan: Plan;
@@ -25,25 +29,6 @@ export interface StageServerOptions {
   /** drop state of jobs idle this long (a driver that vanished mid-job), ms */
   jobTtlMs?: number;
   log?: (msg: string) => void;
-}
-
-/** the tensors of one micro-batch of one job on this stage, until all its units have run */
-interface MbState {
-  key: string;
-  jobId: string;
-  origin: number;
-  step: number;
-  microBatch: number;
-  tensors: Map<string, Tensor>;
-  started: Set<string>;
-  touched: number;
-}
-
-interface Ready {
-  unit: Unit;
-  st: MbState;
-  feeds: Record<string, Tensor>;
-  readyAt: number;
 }
 
 /** UVIT_STAGE_TRACE=1: one stderr line per segment run (input assembly, queue wait, compute), for tuning */
@@ -61,13 +46,10 @@ export class StageServer {
   /** drivers (by origin) that asked for the float16 transport of their jobs' tensors */
   private readonly f16Origins = new Set<number>();
   private readonly drivers = new Map<number, FrameSocket>();
-  private readonly peerConns = new Map<number, Promise<FrameSocket>>();
-  /** connected peer links, for sends without a promise hop (keeps frames in order) */
-  private readonly peerReady = new Map<number, FrameSocket>();
+  private readonly links: PeerLinks;
   private readonly conns = new Set<FrameSocket>();
-  private readonly mbs = new Map<string, MbState>();
+  private readonly queue: UnitQueue;
   private readonly failed = new Map<string, number>();
-  private readonly queue: Ready[] = [];
   private running = false;
   private readonly started = Date.now();
   private readonly stats_ = {
@@ -77,11 +59,6 @@ export class StageServer {
   /** shard load time, reported in stats */
   loadMs = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
-  private readonly units: readonly Unit[];
-  /** input names per unit (model inputs, stream, skips) */
-  private readonly needs = new Map<string, string[]>();
-  /** every tensor name this stage accepts into a micro-batch state */
-  private readonly accepted = new Set<string>();
 
   constructor(opts: StageServerOptions) {
     this.opts = opts;
@@ -90,14 +67,8 @@ export class StageServer {
     this.exec = opts.executor;
     this.peers = opts.peers;
     if (!this.plan.stages[this.index]) throw new Error(`stage index ${this.index} out of range: the plan has ${this.plan.stages.length} stages`);
-    this.units = this.exec.units;
-    for (const u of this.units) {
-      const need = u.streamIn
-        ? [u.streamIn, ...u.graph.skipsIn.map((i) => TENSOR.skip(i))]
-        : [...this.exec.inputNames(u.key)];
-      this.needs.set(u.key, need);
-      for (const n of need) this.accepted.add(n);
-    }
+    this.queue = new UnitQueue(this.exec.units, (key) => this.exec.inputNames(key));
+    this.links = new PeerLinks({ index: this.index, peers: () => this.peers, limits: opts.limits });
   }
 
   private log(msg: string): void {
@@ -121,7 +92,7 @@ export class StageServer {
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const c of this.conns) c.destroy();
-    for (const p of this.peerConns.values()) p.then((c) => c.destroy(), () => {});
+    this.links.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.exec.close();
   }
@@ -132,7 +103,7 @@ export class StageServer {
     this.stats_.peakRssBytes = Math.max(this.stats_.peakRssBytes, rssBytes);
     const cpu = process.cpuUsage();
     const cpuMs = (cpu.user + cpu.system) / 1000;
-    return { stage: this.index, uptimeMs, queueDepth: this.queue.length, rssBytes, cpuMs, loadMs: this.loadMs, ...structuredClone(this.stats_) };
+    return { stage: this.index, uptimeMs, queueDepth: this.queue.depth, rssBytes, cpuMs, loadMs: this.loadMs, ...structuredClone(this.stats_) };
   }
 
   private accept(socket: net.Socket): void {
@@ -146,7 +117,7 @@ export class StageServer {
         const origin = c.info.driver as number | undefined;
         if (origin !== undefined && this.drivers.get(origin) === c) {
           this.drivers.delete(origin);
-          this.dropOrigin(origin);
+          this.queue.dropOrigin(origin);
         }
       },
     });
@@ -161,7 +132,7 @@ export class StageServer {
       case 'data':
         return this.deliver(f);
       case 'cancel':
-        this.dropJob(h.jobId);
+        this.queue.dropJob(h.jobId);
         this.failed.delete(h.jobId);
         return;
       case 'stats':
@@ -196,7 +167,7 @@ export class StageServer {
         stage: this.index,
         partition: this.plan.partition,
         segments: Object.fromEntries(
-          this.units.filter((u) => u.piece === 0).map((u) => [u.segment, this.needs.get(u.key)!.filter((n) => !n.startsWith('skip_'))]),
+          this.queue.units.filter((u) => u.piece === 0).map((u) => [u.segment, this.queue.inputsOf(u.key).filter((n) => !n.startsWith('skip_'))]),
         ),
       };
       void conn.sendText(this.meta('hello', { ...f.header, segment: NO_SEGMENT }), JSON.stringify(reply)).catch(() => {});
@@ -222,8 +193,8 @@ export class StageServer {
     if (this.failed.has(h.jobId)) return;
     try {
       const name = this.tensorName(f);
-      if (!this.accepted.has(name)) {
-        throw new Error(`stage ${this.index} takes no tensor ${name} (segment ${h.segment}); it takes ${[...this.accepted].join(', ')}`);
+      if (!this.queue.accepts(name)) {
+        throw new Error(`stage ${this.index} takes no tensor ${name} (segment ${h.segment}); it takes ${this.queue.acceptedNames().join(', ')}`);
       }
       if (f.tensor.dtype === 'float16') throw new Error(`${name}: native float16 tensors are not accepted (use the f16 transport flag)`);
       this.stats_.received[h.role as 'stream'] += f.tensor.data.byteLength;
@@ -233,33 +204,10 @@ export class StageServer {
     }
   }
 
-  /** add a tensor to its micro-batch and queue every unit whose inputs are now complete */
-  private put(h: Pick<FrameMeta, 'jobId' | 'origin' | 'step' | 'microBatch'>, name: string, t: Tensor): void {
-    const key = `${h.jobId}:${h.step}:${h.microBatch}`;
-    let st = this.mbs.get(key);
-    if (!st) {
-      st = { key, jobId: h.jobId, origin: h.origin, step: h.step, microBatch: h.microBatch, tensors: new Map(), started: new Set(), touched: 0 };
-      this.mbs.set(key, st);
-    }
-    if (st.tensors.has(name)) throw new Error(`duplicate ${name}`);
-    st.tensors.set(name, t);
-    st.touched = Date.now();
-    for (const u of this.units) {
-      if (st.started.has(u.key)) continue;
-      const need = this.needs.get(u.key)!;
-      if (!need.every((n) => st.tensors.has(n))) continue;
-      st.started.add(u.key);
-      const feeds: Record<string, Tensor> = {};
-      for (const n of need) {
-        // stream and skip names become the ONNX input names; model inputs keep theirs
-        const onnx = n === u.streamIn ? TENSOR.hIn : n;
-        feeds[onnx] = st.tensors.get(n)!;
-        st.tensors.delete(n);
-      }
-      this.queue.push({ unit: u, st, feeds, readyAt: performance.now() });
-      this.stats_.maxQueueDepth = Math.max(this.stats_.maxQueueDepth, this.queue.length);
-    }
-    if (st.started.size === this.units.length) this.mbs.delete(key);
+  /** add a tensor to its micro-batch, queueing every unit whose inputs are now complete */
+  private put(h: MbKey, name: string, t: Tensor): void {
+    this.queue.put(h, name, t);
+    this.stats_.maxQueueDepth = Math.max(this.stats_.maxQueueDepth, this.queue.depth);
     void this.pump();
   }
 
@@ -267,14 +215,10 @@ export class StageServer {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.queue.length) {
-        // later route positions first (work closest to returning eps keeps every job's loop moving); FIFO among equals
-        let pick = 0;
-        for (let i = 1; i < this.queue.length; i++) if (this.queue[i].unit.rank > this.queue[pick].unit.rank) pick = i;
-        const r = this.queue.splice(pick, 1)[0];
+      for (let r = this.queue.next(); r; r = this.queue.next()) {
         if (this.failed.has(r.st.jobId)) continue;
         // bounded in-flight queue: do not start more work while a peer link is backed up
-        for (const c of this.linkConns) if (c.backedUp) await c.writable();
+        await this.links.drain();
         await this.run(r);
       }
     } finally {
@@ -333,54 +277,15 @@ export class StageServer {
     }
   }
 
-  /** open peer links (for backpressure) */
-  private readonly linkConns = new Set<FrameSocket>();
-
   /** send a tensor to another stage; a failure fails its job */
   private send(stage: number, m: FrameMeta, t: Tensor, what: string): void {
     const role = m.role as 'stream' | 'skip';
     const f16 = this.f16Origins.has(m.origin) && t.dtype === 'float32';
     this.stats_.sent[role] += t.data.byteLength / (f16 ? 2 : 1); // bytes on the wire
     this.stats_.sentCount[role]++;
-    const fail = (e: unknown) => {
-      this.failJob(m.jobId, m.origin, `stage ${this.index}: cannot send ${what} of job ${m.jobId} step ${m.step} micro-batch ${m.microBatch} to stage ${stage}: ${(e as Error).message}`);
-      return null;
-    };
-    const cached = this.peerReady.get(stage);
-    if (cached && !cached.isClosed) {
-      cached.send(m, t, f16).catch(fail);
-      return;
-    }
-    void this.peer(stage).then((c) => {
-      this.peerReady.set(stage, c);
-      this.linkConns.add(c);
-      c.send(m, t, f16).catch(fail);
-    }, fail);
-  }
-
-  private peer(stage: number): Promise<FrameSocket> {
-    const cached = this.peerConns.get(stage);
-    if (cached) return cached;
-    const addr = this.peers?.[stage];
-    if (!addr) return Promise.reject(new Error(`no address for stage ${stage} (no --peers and no driver hello with peers)`));
-    const p = connectFrames(addr, {
-      name: `stage ${this.index} -> stage ${stage} at ${addr}`,
-      timeoutMs: 2000,
-      limits: this.opts.limits,
-      onFrame: () => {},
-      onClose: (_e, c) => {
-        if (this.peerConns.get(stage) === p) this.peerConns.delete(stage);
-        if (this.peerReady.get(stage) === c) this.peerReady.delete(stage);
-        this.linkConns.delete(c);
-      },
-    }).then(async (c) => {
-      const hello: PeerHello = { role: 'peer', stage: this.index };
-      await c.sendText(this.meta('hello', { jobId: '0'.repeat(32), origin: 0, step: 0, microBatch: 0, segment: NO_SEGMENT }), JSON.stringify(hello));
-      return c;
-    });
-    p.catch(() => this.peerConns.delete(stage));
-    this.peerConns.set(stage, p);
-    return p;
+    this.links.send(stage, m, t, f16, (e) =>
+      this.failJob(m.jobId, m.origin, `stage ${this.index}: cannot send ${what} of job ${m.jobId} step ${m.step} micro-batch ${m.microBatch} to stage ${stage}: ${(e as Error).message}`),
+    );
   }
 
   private onFrameError(err: FrameError, conn: FrameSocket): void {
@@ -390,16 +295,14 @@ export class StageServer {
     if (err.header && err.header.kind === 'data') this.failJob(err.header.jobId, err.header.origin, msg);
     if (conn.info.peerStage === undefined) return; // a driver's jobs fail when its connection drops
     // a peer link is dropped (cannot resynchronise): jobs with partial inputs may have lost frames on it
-    const jobs = new Map<string, number>();
-    for (const st of this.mbs.values()) jobs.set(st.jobId, st.origin);
-    for (const [j, o] of jobs) this.failJob(j, o, `${msg} (job had inputs in flight)`);
+    for (const [j, o] of this.queue.partialJobs()) this.failJob(j, o, `${msg} (job had inputs in flight)`);
   }
 
   private failJob(jobId: string, origin: number, message: string): void {
     if (this.failed.has(jobId)) return;
     this.failed.set(jobId, Date.now());
     this.stats_.failedJobs++;
-    this.dropJob(jobId);
+    this.queue.dropJob(jobId);
     this.log(message);
     const m = this.meta('error', { jobId, origin, step: 0, microBatch: 0, segment: NO_SEGMENT });
     const drv = this.drivers.get(origin);
@@ -407,19 +310,9 @@ export class StageServer {
     for (const d of targets) d.sendText(m, message).catch(() => {});
   }
 
-  private dropJob(jobId: string): void {
-    for (const [k, st] of this.mbs) if (st.jobId === jobId) this.mbs.delete(k);
-    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].st.jobId === jobId) this.queue.splice(i, 1);
-  }
-
-  private dropOrigin(origin: number): void {
-    const jobs = new Set([...this.mbs.values(), ...this.queue.map((r) => r.st)].filter((st) => st.origin === origin).map((st) => st.jobId));
-    for (const j of jobs) this.dropJob(j);
-  }
-
   private sweep(ttl: number): void {
     const old = Date.now() - ttl;
-    for (const [k, st] of this.mbs) if (st.touched < old) this.mbs.delete(k);
+    this.queue.sweep(old);
     for (const [j, t] of this.failed) if (t < old) this.failed.delete(j);
   }
 }
