@@ -48,8 +48,12 @@ export class JobStore extends DurableObject<Env> {
     return this.sql.exec<JobRow>('SELECT * FROM jobs WHERE id = ? AND key_id = ?', id, keyId).toArray()[0];
   }
 
-  private notFound(id: string) {
-    return fail(404, 'video_not_found', `No video with id ${JSON.stringify(id)} for this API key.`);
+  /** The presented key's own video `id` (auth and rate limit first); 404 for any other key's. */
+  private owned(p: PresentedKey, scope: string, id: string): Result<JobRow> {
+    const a = this.auth(p, scope);
+    if (!a.ok) return a;
+    const r = this.own(a.value.id, id);
+    return r ? { ok: true, value: r } : fail(404, 'video_not_found', `No video with id ${JSON.stringify(id)} for this API key.`);
   }
 
   // ------------------------------------------------------------------ admin
@@ -75,10 +79,8 @@ export class JobStore extends DurableObject<Env> {
   }
 
   getVideo(p: PresentedKey, id: string): Result<Video> {
-    const a = this.auth(p, 'videos:read');
-    if (!a.ok) return a;
-    const r = this.own(a.value.id, id);
-    return r ? { ok: true, value: toVideo(r) } : this.notFound(id);
+    const o = this.owned(p, 'videos:read', id);
+    return o.ok ? { ok: true, value: toVideo(o.value) } : o;
   }
 
   listVideos(p: PresentedKey, q: ListQuery): Result<VideoList> {
@@ -98,10 +100,9 @@ export class JobStore extends DurableObject<Env> {
   }
 
   cancelVideo(p: PresentedKey, id: string): Result<Video> {
-    const a = this.auth(p, 'videos:write');
-    if (!a.ok) return a;
-    const r = this.own(a.value.id, id);
-    if (!r) return this.notFound(id);
+    const o = this.owned(p, 'videos:write', id);
+    if (!o.ok) return o;
+    const r = o.value;
     if (TERMINAL.has(r.status)) return fail(409, 'video_not_cancellable', `Video ${id} is already ${r.status}.`);
     this.cancelRow(r);
     return { ok: true, value: toVideo(this.row(id)) };
@@ -109,10 +110,9 @@ export class JobStore extends DurableObject<Env> {
 
   /** `purge`: the CDN path whose content is gone now (no other video references it), for the route to evict. */
   async deleteVideo(p: PresentedKey, id: string): Promise<Result<{ id: string; purge: string | null }>> {
-    const a = this.auth(p, 'videos:write');
-    if (!a.ok) return a;
-    const r = this.own(a.value.id, id);
-    if (!r) return this.notFound(id);
+    const o = this.owned(p, 'videos:write', id);
+    if (!o.ok) return o;
+    const r = o.value;
     if (!TERMINAL.has(r.status)) this.cancelRow(r);
     this.sql.exec('DELETE FROM jobs WHERE id = ?', id);
     this.sql.exec('DELETE FROM webhooks WHERE job_id = ?', id);
@@ -122,10 +122,9 @@ export class JobStore extends DurableObject<Env> {
   }
 
   contentOf(p: PresentedKey, id: string): Result<{ sha256: string; bytes: number }> {
-    const a = this.auth(p, 'videos:read');
-    if (!a.ok) return a;
-    const r = this.own(a.value.id, id);
-    if (!r) return this.notFound(id);
+    const o = this.owned(p, 'videos:read', id);
+    if (!o.ok) return o;
+    const r = o.value;
     if (r.status !== 'completed' || !r.content_sha256)
       return fail(409, 'video_not_ready', `Video ${id} is ${r.status}; its content exists only once it is completed.`);
     return { ok: true, value: { sha256: r.content_sha256, bytes: r.bytes ?? 0 } };
@@ -142,11 +141,9 @@ export class JobStore extends DurableObject<Env> {
   override async fetch(req: Request): Promise<Response> {
     const id = new URL(req.url).pathname.split('/')[2] ?? '';
     const p: PresentedKey = { keyId: req.headers.get('x-key-id') ?? '', keyHash: req.headers.get('x-key-hash') ?? '' };
-    const a = this.auth(p, 'videos:read');
-    if (!a.ok) return Response.json(a.problem, { status: 299 }); // route turns it into problem+json
-    const r = this.own(a.value.id, id);
-    if (!r) return Response.json(this.notFound(id).problem, { status: 299 });
-    const stream = this.sse.open(toVideo(r), req.headers.get('x-origin') ?? '');
+    const o = this.owned(p, 'videos:read', id);
+    if (!o.ok) return Response.json(o.problem, { status: 299 }); // route turns it into problem+json
+    const stream = this.sse.open(toVideo(o.value), req.headers.get('x-origin') ?? '');
     return new Response(stream, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' } });
   }
 
@@ -220,18 +217,24 @@ export class JobStore extends DurableObject<Env> {
 
   /** Pre-upload check, so a stale or cancelled lease's bytes are refused before they are streamed. */
   checkLease(leaseId: string): Result<{ id: string }> {
+    const h = this.held(leaseId);
+    return h.ok ? { ok: true, value: { id: h.value.id } } : h;
+  }
+
+  /** The row of a lease that is still in progress. */
+  private held(leaseId: string): Result<JobRow> {
     const l = this.leased(leaseId);
     if (!l.ok) return l;
     if (l.value.status !== 'in_progress') return fail(409, 'lease_lost', `Video ${l.value.id} is ${l.value.status}; result refused.`);
-    return { ok: true, value: { id: l.value.id } };
+    return l;
   }
 
   async complete(leaseId: string, sha256: string, bytes: number, cdnPath: string | null): Promise<Result<{ id: string }>> {
-    const c = this.checkLease(leaseId);
+    const h = this.held(leaseId);
     // A stale lease's upload may leave an unreferenced object; it is not deleted here because a concurrent valid
     // lease may be completing with the same bytes.
-    if (!c.ok) return c;
-    const r = this.row(c.value.id);
+    if (!h.ok) return h;
+    const r = h.value;
     const now = Date.now();
     this.sql.exec(
       "UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?, lease_expires = NULL, content_sha256 = ?, bytes = ?, cdn_path = ? WHERE id = ?",
@@ -244,11 +247,11 @@ export class JobStore extends DurableObject<Env> {
   }
 
   async failLease(leaseId: string, f: FailRequest): Promise<Result<{ id: string; status: string }>> {
-    const c = this.checkLease(leaseId);
-    if (!c.ok) return c;
-    const status = this.requeueOrFail(this.row(c.value.id), f.reason, f.retryable, f.code);
-    if (status === 'failed') await this.terminal(c.value.id);
-    return { ok: true, value: { id: c.value.id, status } };
+    const h = this.held(leaseId);
+    if (!h.ok) return h;
+    const status = this.requeueOrFail(h.value, f.reason, f.retryable, f.code);
+    if (status === 'failed') await this.terminal(h.value.id);
+    return { ok: true, value: { id: h.value.id, status } };
   }
 
   // ------------------------------------------------------------------ alarms: lease expiry + webhook outbox
