@@ -16,7 +16,7 @@ import type { ModelInputs } from '../gpu-backend/sampler/guidance.ts';
 import { PipelineClient } from '../gpu-backend/runtime/pipeline.ts';
 import { MicroBatchWindow } from '../gpu-backend/runtime/scheduler.ts';
 import { spawnStages } from '../gpu-backend/runtime/spawn.ts';
-import { det, writePlan } from '../tests/integration/runtime-pipeline-helpers.ts';
+import { det, writePlan } from '../gpu-backend/runtime/pipelineSetup.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: a } = parseArgs({

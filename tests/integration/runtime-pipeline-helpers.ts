@@ -1,13 +1,12 @@
-// Shared set-up for the stage-pipeline integration tests and bench:pipeline: configs, weights, plan files, inputs.
+// Set-up for the stage-pipeline integration tests: golden and small video configs, weights, inputs (plan files and
+// the deterministic filler: gpu-backend/runtime/pipelineSetup.ts, shared with bench:pipeline).
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../../shared/tensor.ts';
 import { parseConfig, derive, type UViTConfig } from '../../gpu-backend/model/config.ts';
 import { initWeightsToFile } from '../../gpu-backend/model/initWeights.ts';
 import { readNpy } from '../../gpu-backend/model/npy.ts';
-import { planFolded, planSequential } from '../../gpu-backend/partition/index.ts';
-import { makePlanFile, writePlanFile } from '../../gpu-backend/partition/planFile.ts';
-import type { PartitionKind } from '../../gpu-backend/partition/types.ts';
+import { det } from '../../gpu-backend/runtime/pipelineSetup.ts';
 import type { ModelInputs } from '../../gpu-backend/sampler/guidance.ts';
 import { GOLDEN_DIR } from '../golden.ts';
 
@@ -33,16 +32,6 @@ export const SMALL_VIDEO = {
   clip_dim: 16, num_clip_token: 4, num_frames: 4, temporal_patch_size: 2,
 };
 
-export function det(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
-  }
-  return a;
-}
-
 /** deterministic inputs for any config: x [B,C,(F,)S,S], timesteps [B], y or context */
 export function inputsFor(cfg: UViTConfig, B: number, seed: number, t = 500): ModelInputs {
   const d = derive(cfg);
@@ -59,15 +48,6 @@ export function inputsFor(cfg: UViTConfig, B: number, seed: number, t = 500): Mo
     inp.y = { dtype: 'int64', dims: [B], data: BigInt64Array.from({ length: B }, (_, i) => BigInt((seed + i) % cfg.num_classes!)) };
   }
   return inp;
-}
-
-/** write a plan file (segments built from the shard at stage start-up) for a partition */
-export function writePlan(dir: string, cfg: UViTConfig, weights: string, kind: PartitionKind, S = 2): string {
-  mkdirSync(dir, { recursive: true });
-  const plan = kind === 'folded' ? planFolded(cfg, S) : planSequential(cfg, S);
-  const path = join(dir, `plan-${kind}-${S}.json`);
-  writePlanFile(path, makePlanFile({ config: cfg, weights, plan, segmentFiles: plan.segments.map((s) => `unbuilt-${kind}-${s.index}.onnx`) }));
-  return path;
 }
 
 export function videoSetup(dir: string, cfgJson: object = SMALL_VIDEO, seed = 7): { cfg: UViTConfig; weights: string } {

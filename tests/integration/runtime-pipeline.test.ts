@@ -13,9 +13,8 @@ import type { UViTConfig } from '../../gpu-backend/model/config.ts';
 import type { PartitionKind } from '../../gpu-backend/partition/types.ts';
 import { PipelineClient } from '../../gpu-backend/runtime/pipeline.ts';
 import { spawnStages, type StageGroup } from '../../gpu-backend/runtime/spawn.ts';
-import {
-  GOLDEN, goldenConfig, goldenInputs, inputsFor, maxAbsDiff, videoSetup, writePlan,
-} from './runtime-pipeline-helpers.ts';
+import { writePlan } from '../../gpu-backend/runtime/pipelineSetup.ts';
+import { GOLDEN, goldenConfig, goldenInputs, inputsFor, maxAbsDiff, videoSetup } from './runtime-pipeline-helpers.ts';
 
 let dir: string;
 beforeAll(() => {
