@@ -16,13 +16,14 @@ import { DDL, type JobRow, type KeyRow } from './schema.ts';
 import { SseHub } from './sse.ts';
 import { fail, type CreateInput, type QueueStats, type Result } from './types.ts';
 import { TERMINAL, toVideo } from './videoRow.ts';
+import { Waiters } from './waiters.ts';
 import { deliverDue, enqueueWebhook } from './webhooks.ts';
 
 export class JobStore extends DurableObject<Env> {
   private sql: SqlStorage;
   private limiter = new RateLimiter();
   private sse = new SseHub();
-  private waiters = new Map<string, Set<() => void>>();
+  private waiters = new Waiters();
   private nonceCalls = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -176,17 +177,7 @@ export class JobStore extends DurableObject<Env> {
       }
       const left = deadline - Date.now();
       if (left <= 0) return null;
-      await new Promise<void>((resolve) => {
-        let set = this.waiters.get(req.model);
-        if (!set) this.waiters.set(req.model, (set = new Set()));
-        const done = () => {
-          clearTimeout(timer);
-          set.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, left);
-        set.add(done);
-      });
+      await this.waiters.wait(req.model, left);
     }
   }
 
@@ -318,7 +309,7 @@ export class JobStore extends DurableObject<Env> {
   }
 
   private wake(model: string): void {
-    for (const w of this.waiters.get(model) ?? []) w();
+    this.waiters.wake(model);
   }
 
   /** Drops the R2 object (and its dedup entries) once no job references the content any more. */

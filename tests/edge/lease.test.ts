@@ -4,6 +4,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { beforeEach, describe, expect, it } from 'vitest';
 import { LEASE_PATHS, SIG_HEADERS, signRequest } from '../../shared/lease.ts';
 import type { JobStore } from '../../edge/jobs/JobStore.ts';
+import type { Waiters } from '../../edge/jobs/waiters.ts';
 import type { CreatedKey } from '../../shared/api/keys.ts';
 import { BACKEND_SECRET, MODEL, api, call, createVideo, expectProblem, fakeMp4, lease, newKey, signed, uploadResult } from './helpers.ts';
 
@@ -72,6 +73,19 @@ describe('leases', () => {
     expect(g?.job).toMatchObject({ id: v.id, model: MODEL, prompt: 'wake up', seed: 5, width: 64, height: 64, fps: 8, num_frames: 32, steps: 10 });
     expect(g?.attempt).toBe(1);
     expect((await status(k.key, v.id)).status).toBe('in_progress');
+  });
+
+  it('long-poll waiters leave no state behind once their requests end (timed out or woken)', async () => {
+    const counts = () => runInDurableObject(stub(), (o) => (o as unknown as { waiters: Waiters }).waiters.counts());
+    const polls = [lease(400, 'w1'), lease(400, 'w2'), lease(10_000, 'w3')];
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await counts()).toEqual({ models: 1, waiters: 3 });
+    expect(await polls[0]).toBeNull();
+    expect(await polls[1]).toBeNull();
+    expect(await counts()).toEqual({ models: 1, waiters: 1 });
+    const v = await createVideo(k.key, { prompt: 'last waiter', size: '64x64' });
+    expect((await polls[2])?.job.id).toBe(v.id);
+    expect(await counts()).toEqual({ models: 0, waiters: 0 });
   });
 
   it('heartbeats carry progress and extend the lease; the alarm is set at lease expiry', async () => {
