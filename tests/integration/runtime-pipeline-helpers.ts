@@ -10,6 +10,8 @@ import { det } from '../../gpu-backend/runtime/pipelineSetup.ts';
 import type { ModelInputs } from '../../gpu-backend/sampler/guidance.ts';
 import { GOLDEN_DIR } from '../golden.ts';
 
+export { maxAbsDiff } from '../parity/referenceUtil.ts';
+
 export const GOLDEN = GOLDEN_DIR;
 
 export function goldenConfig(): UViTConfig {
@@ -56,13 +58,4 @@ export function videoSetup(dir: string, cfgJson: object = SMALL_VIDEO, seed = 7)
   const weights = join(dir, 'weights.safetensors');
   initWeightsToFile(cfg, seed, weights);
   return { cfg, weights };
-}
-
-export function maxAbsDiff(a: Tensor, b: Tensor): number {
-  if (a.dims.join(',') !== b.dims.join(',')) throw new Error(`shape mismatch [${a.dims}] vs [${b.dims}]`);
-  let m = 0;
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
-  return m;
 }

@@ -4,6 +4,7 @@ import { crc32 } from '../../shared/crc32.ts';
 import { FrameError, HEADER_BYTES, decodeFrame, encodeFrameBytes, type FrameMeta } from '../../shared/frame.ts';
 import { FrameDecoder } from '../../shared/frameDecoder.ts';
 import { jobIdOf } from '../../shared/jobId.ts';
+import { det } from '../../gpu-backend/runtime/pipelineSetup.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../shared/halfFloat.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 
@@ -19,15 +20,7 @@ const meta = (over: Partial<FrameMeta> = {}): FrameMeta => ({
   ...over,
 });
 
-function rand(n: number, seed = 1): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = (s / 2 ** 32 - 0.5) * 8;
-  }
-  return a;
-}
+const rand = (n: number, seed = 1): Float32Array => det(n, seed, 4);
 
 function expectFrameError(fn: () => unknown, code: string, msg: RegExp): void {
   try {
