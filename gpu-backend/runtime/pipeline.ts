@@ -226,6 +226,10 @@ export class PipelineClient {
     if (this.pending.has(key)) return Promise.reject(new Error(`pipeline: job ${job} step ${step} micro-batch ${microBatch} is already in flight`));
     const first = this.plan.segments[0];
     const conn = this.conns[first.stage];
+    // resolve input slots before registering the forward: an unknown input must not leave a pending entry behind
+    const slots = this.inputNames.map((name) => INPUT_SLOTS.indexOf(name as InputName));
+    const bad = this.inputNames.find((_, i) => slots[i] < 0);
+    if (bad !== undefined) return Promise.reject(new Error(`pipeline: unknown model input ${bad}`));
     const result = new Promise<Tensor<'float32'>>((resolve, reject) => {
       const ms = this.opts.timeoutMs ?? 600_000;
       const timer = setTimeout(() => {
@@ -236,15 +240,14 @@ export class PipelineClient {
     });
     this.metrics.forwards++;
     const rec = inputs as unknown as Record<InputName, Tensor | undefined>;
-    for (const name of this.inputNames) {
-      const slot = INPUT_SLOTS.indexOf(name as InputName);
+    this.inputNames.forEach((name, i) => {
+      const slot = slots[i];
       const t = rec[name as InputName]!;
-      if (slot < 0) return Promise.reject(new Error(`pipeline: unknown model input ${name}`));
       this.metrics.inputBytes += t.data.byteLength;
       const m = this.meta('data', job, step, microBatch, { segment: first.index, role: 'input', roleIndex: slot });
       // x is float32 (f16 transport applies); timesteps/labels must stay exact
       conn.send(m, t, !!this.opts.f16 && name !== 'timesteps').catch((e) => this.failJob(job, e as Error));
-    }
+    });
     return result;
   }
 
