@@ -16,7 +16,7 @@ export type WebhookRow = {
   last_error: string | null;
 };
 
-export function enqueueWebhook(sql: SqlStorage, keyId: string, url: string, video: Video, now: number): number {
+export function enqueueWebhook(sql: SqlStorage, keyId: string, url: string, video: Video, now: number): void {
   const id = `evt_${randomHex(16)}`;
   const event: WebhookEvent = {
     id,
@@ -29,7 +29,6 @@ export function enqueueWebhook(sql: SqlStorage, keyId: string, url: string, vide
     "INSERT INTO webhooks (id, job_id, key_id, url, body, attempts, next_at, status) VALUES (?,?,?,?,?,0,?,'pending')",
     id, video.id, keyId, url, JSON.stringify(event), now,
   );
-  return now;
 }
 
 /** Delivers every due webhook once; returns nothing, rows carry the outcome and the next attempt time. */
