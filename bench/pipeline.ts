@@ -16,6 +16,7 @@ import type { ModelInputs } from '../gpu-backend/sampler/guidance.ts';
 import { PipelineClient } from '../gpu-backend/runtime/pipeline.ts';
 import { MicroBatchWindow } from '../gpu-backend/runtime/scheduler.ts';
 import { spawnStages } from '../gpu-backend/runtime/spawn.ts';
+import type { Granularity } from '../gpu-backend/runtime/stageUnits.ts';
 import { det, writePlan } from '../gpu-backend/runtime/pipelineSetup.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
     { name: '1 process x 1 thread', fwd: (_j, _s, _m, inp) => lock.run(() => engine.forward(inp)), close: () => engine.release() },
   ];
   try {
-    for (const kind of partitions) for (const gran of a.granularity!.split(',') as ('auto' | 'block' | 'segment')[]) {
+    for (const kind of partitions) for (const gran of a.granularity!.split(',') as Granularity[]) {
       const g = await spawnStages(writePlan(join(work, 'plans'), cfg, weights, kind, S), { threads: 1, granularity: gran });
       const c = await PipelineClient.connect(g.plan, g.addresses).catch(async (e) => {
         await g.close();

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type PlanFile, readPlanFile, writePlanFile } from '../partition/planFile.ts';
 import type { Plan } from '../partition/types.ts';
+import type { Granularity } from './stageUnits.ts';
 
 const STAGE_MAIN = join(dirname(fileURLToPath(import.meta.url)), 'stageMain.ts');
 
@@ -28,7 +29,7 @@ export interface SpawnOptions {
    */
   ownSession?: boolean;
   /** ONNX sessions per stage segment: 'auto' (default), 'block' or 'segment' (see stageUnits.ts) */
-  granularity?: 'auto' | 'block' | 'segment';
+  granularity?: Granularity;
 }
 
 export interface StageGroup {

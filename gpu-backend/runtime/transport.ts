@@ -42,9 +42,8 @@ export class FrameSocket {
   readonly name: string;
   /** free slot for the owner (e.g. the peer's hello) */
   info: Record<string, unknown> = {};
-  bytesSent = 0;
-  bytesReceived = 0;
   private readonly opts: FrameSocketOptions;
+  private readonly maxQueuedBytes: number;
   private readonly decoder: FrameDecoder;
   private readonly queue: Pending[] = [];
   private queuedBytes = 0;
@@ -59,6 +58,7 @@ export class FrameSocket {
     this.socket = socket;
     this.name = opts.name;
     this.opts = opts;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 2 ** 20;
     this.decoder = new FrameDecoder({ ...opts.limits, crc: nativeCrc32 });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -81,7 +81,6 @@ export class FrameSocket {
 
   private onData(chunk: Buffer): void {
     if (this.closed || this.poisoned) return;
-    this.bytesReceived += chunk.length;
     // frames before a torn one are delivered first (a hello and a torn frame may share one read)
     const { frames, error } = this.decoder.feed(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
     for (const f of frames) {
@@ -120,13 +119,12 @@ export class FrameSocket {
 
   /** more than maxQueuedBytes wait to be written */
   get backedUp(): boolean {
-    return !this.closed && this.queuedBytes >= (this.opts.maxQueuedBytes ?? 64 * 2 ** 20);
+    return !this.closed && this.queuedBytes >= this.maxQueuedBytes;
   }
 
   /** resolves when fewer than maxQueuedBytes wait to be written (bounded in-flight queue) */
   writable(): Promise<void> {
-    const max = this.opts.maxQueuedBytes ?? 64 * 2 ** 20;
-    if (this.closed || this.queuedBytes < max) return Promise.resolve();
+    if (this.closed || this.queuedBytes < this.maxQueuedBytes) return Promise.resolve();
     return new Promise((r) => this.writableWaiters.push(r));
   }
 
@@ -138,13 +136,11 @@ export class FrameSocket {
       this.queuedBytes -= n;
       this.socket.write(p.frame.header);
       const ok = this.socket.write(p.frame.payload);
-      this.bytesSent += n;
       p.resolve();
       if (!ok) this.waitingDrain = true;
     }
     if (this.ending && !this.queue.length && !this.closed) this.socket.end();
-    const max = this.opts.maxQueuedBytes ?? 64 * 2 ** 20;
-    if (this.queuedBytes < max && this.writableWaiters.length) {
+    if (this.queuedBytes < this.maxQueuedBytes && this.writableWaiters.length) {
       const w = this.writableWaiters;
       this.writableWaiters = [];
       for (const f of w) f();
