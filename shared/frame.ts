@@ -18,6 +18,8 @@ export const FRAME_VERSION = 1;
 export const HEADER_BYTES = 84;
 export const MAX_RANK = 8;
 export const NO_SEGMENT = 0xffff;
+/** job id of control frames that concern no job (hello, stats) */
+export const NO_JOB = '0'.repeat(32);
 const CRC_OFFSET = 80;
 const FLAG_F16_WIRE = 1;
 

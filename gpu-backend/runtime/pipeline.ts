@@ -3,7 +3,7 @@
 // eps comes back from the stage of the head segment. Errors from any stage fail only the job they name; a lost stage
 // connection fails everything in flight (the group must be restarted).
 import { randomInt } from 'node:crypto';
-import { type Frame, type FrameMeta, INPUT_SLOTS, type InputName, NO_SEGMENT, frameText } from '../../shared/frame.ts';
+import { type Frame, type FrameMeta, INPUT_SLOTS, type InputName, NO_JOB, NO_SEGMENT, frameText } from '../../shared/frame.ts';
 import { jobIdOf } from '../../shared/jobId.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 import type { Plan } from '../partition/types.ts';
@@ -109,7 +109,7 @@ export class PipelineClient {
         this.conns.push(conn);
         hellos.push(new Promise<StageHello>((r) => (this.helloWaiters[k] = r)));
         const hello: DriverHello = { role: 'driver', peers: this.addresses, f16: !!this.opts.f16 };
-        await conn.sendText(this.meta('hello', '0'.repeat(32)), JSON.stringify(hello));
+        await conn.sendText(this.meta('hello', NO_JOB), JSON.stringify(hello));
       }
       const replies = await Promise.race([
         Promise.all(hellos),
@@ -259,7 +259,7 @@ export class PipelineClient {
           new Promise<StageStats>((resolve, reject) => {
             if (c.isClosed) return reject(new Error(`stage ${k} is not connected`));
             this.statsWaiters[k].push((s) => (s ? resolve(s) : reject(new Error(`stage ${k} closed`))));
-            c.sendText(this.meta('stats', '0'.repeat(32)), '').catch(reject);
+            c.sendText(this.meta('stats', NO_JOB), '').catch(reject);
           }),
       ),
     );

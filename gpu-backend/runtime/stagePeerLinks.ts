@@ -1,6 +1,6 @@
 // A stage's outgoing links to the other stages: one TCP connection per peer, opened on first use (addresses from
 // --peers or the driver's hello), announced with a PeerHello, reused while open; the server waits on backed-up links.
-import { type FrameLimits, type FrameMeta, NO_SEGMENT } from '../../shared/frame.ts';
+import { type FrameLimits, type FrameMeta, NO_JOB, NO_SEGMENT } from '../../shared/frame.ts';
 import type { Tensor } from '../../shared/tensor.ts';
 import type { PeerHello } from './stageProtocol.ts';
 import { connectFrames, type FrameSocket } from './transport.ts';
@@ -62,7 +62,7 @@ export class PeerLinks {
       },
     }).then(async (c) => {
       const hello: PeerHello = { role: 'peer', stage: index };
-      const meta: FrameMeta = { kind: 'hello', jobId: '0'.repeat(32), origin: 0, step: 0, microBatch: 0, segment: NO_SEGMENT, role: 'none', roleIndex: 0 };
+      const meta: FrameMeta = { kind: 'hello', jobId: NO_JOB, origin: 0, step: 0, microBatch: 0, segment: NO_SEGMENT, role: 'none', roleIndex: 0 };
       await c.sendText(meta, JSON.stringify(hello));
       return c;
     });
