@@ -11,8 +11,8 @@ describe('stage units', () => {
   it('sequential, 2 stages: one unit per block, each skip sent from its in-block straight to its consumer', () => {
     const plan = planSequential(cfg, 2);
     const all = [0, 1].flatMap((k) => stageUnits(plan, n, k, 'block'));
-    // auto: every in-block of stage 0 makes a crossing skip and every out-block of stage 1 takes one here
-    expect([0, 1].flatMap((k) => stageUnits(plan, n, k)).map((u) => u.key)).toEqual(all.map((u) => u.key));
+    // auto: every crossing skip goes to / comes from the adjacent segment, so no cut pays: one unit per segment
+    expect([0, 1].flatMap((k) => stageUnits(plan, n, k)).map((u) => u.key)).toEqual(['s0.0', 's1.0']);
     expect(all.map((u) => u.graph.end - u.graph.start)).toEqual(all.map(() => 1));
     expect(all.map((u) => u.graph.start)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     const s0 = stageUnits(plan, n, 0, 'block');
@@ -30,6 +30,35 @@ describe('stage units', () => {
     expect(last.graph.head).toBe(true);
     expect(last.streamOut).toBeNull();
     expect(s0.at(-1)!.streamOut).toEqual({ name: 'h@1', toSegment: 1, toStage: 1 });
+  });
+
+  it('auto cuts exactly around blocks whose skip crosses to a non-adjacent segment on another stage', () => {
+    const big = parseConfig({ img_size: 16, patch_size: 2, in_chans: 4, embed_dim: 64, depth: 13, num_heads: 4, num_classes: 10 });
+    const bn = derive(big).n;
+    let cutsSeen = 0;
+    for (const S of [2, 3, 4]) {
+      for (const plan of [planSequential(big, S), planFolded(big, S)]) {
+        const segOf = (c: number) => plan.segments.find((x) => x.start <= c && c < x.end)!;
+        // a block whose skip's other end is on another stage, in a segment that is not a route neighbour
+        const far = (c: number) => {
+          if (c === bn) return false;
+          const me = segOf(c);
+          const other = segOf(2 * bn - c);
+          return other.stage !== me.stage && Math.abs(other.index - me.index) > 1;
+        };
+        const expected = new Set<number>();
+        for (const seg of plan.segments) {
+          for (let c = seg.start + 1; c < seg.end; c++) if ((c - 1 < bn && far(c - 1)) || (c > bn && far(c))) expected.add(c);
+        }
+        const cuts = new Set(
+          plan.stages.flatMap((_, k) => stageUnits(plan, bn, k)).filter((u) => u.piece > 0).map((u) => u.graph.start),
+        );
+        expect(cuts).toEqual(expected);
+        if (plan.partition === 'folded' || S === 2) expect(cuts.size).toBe(0);
+        cutsSeen += cuts.size;
+      }
+    }
+    expect(cutsSeen).toBeGreaterThan(0); // sequential S >= 3 has skips between non-adjacent segments
   });
 
   it('folded, 2 stages: skips stay on their stage; the stream goes out and back', () => {
