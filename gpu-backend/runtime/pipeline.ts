@@ -133,9 +133,17 @@ export class PipelineClient {
 
   private onFrame(k: number, f: Frame): void {
     const h = f.header;
-    if (h.kind === 'hello') return this.helloWaiters[k]?.(JSON.parse(frameText(f)) as StageHello);
-    if (h.kind === 'stats') {
-      this.statsWaiters[k].shift()?.(JSON.parse(frameText(f)) as StageStats);
+    if (h.kind === 'hello' || h.kind === 'stats') {
+      let body: unknown;
+      try {
+        body = JSON.parse(frameText(f));
+      } catch (e) {
+        // a stage that speaks garbage is treated as lost (its jobs fail, retryable), not allowed to crash the driver
+        this.conns[k]?.destroy(new Error(`stage ${k} sent a ${h.kind} frame that is not JSON: ${(e as Error).message}`));
+        return;
+      }
+      if (h.kind === 'hello') this.helloWaiters[k]?.(body as StageHello);
+      else this.statsWaiters[k].shift()?.(body as StageStats);
       return;
     }
     if (h.kind === 'error') return this.failJob(h.jobId, new Error(frameText(f)));
