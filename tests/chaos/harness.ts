@@ -12,6 +12,7 @@ import { LEASE_PATHS, LeaseGrant, SIG_HEADERS, signRequest, signedJsonFetch } fr
 import { Stack, defaultOptions, edgeCatalogEntry } from '../../scripts/startStack.ts';
 import type { StackOptions } from '../../scripts/startStack.ts';
 import { freePort, freePortRange } from '../../scripts/startProcs.ts';
+import { TINY_MODEL, tinyGroup } from '../integration/runtime-driver-fixtures.ts';
 
 /** A model id in the edge catalog that no real backend serves: the tests lease its jobs themselves. */
 export const FAKE_MODEL = 'chaos-fake';
@@ -24,20 +25,13 @@ export const FUZZ_MODEL = 'chaos-fuzz';
 export function tinyGroupConfig(): string {
   const dir = join(tmpdir(), 'uvit-chaos-model');
   mkdirSync(join(dir, 'data'), { recursive: true });
-  const model = JSON.stringify({
-    img_size: 8, patch_size: 2, in_chans: 4, embed_dim: 32, depth: 2, num_heads: 2, mlp_ratio: 4, qkv_bias: false,
-    mlp_time_embed: false, conv: true, skip: true, clip_dim: 16, num_clip_token: 4, num_frames: 4, temporal_patch_size: 2,
-  });
-  const group = JSON.stringify({
-    model_id: 'uvit-chaos-tiny', model: 'model.json', weights: 'data/w.safetensors',
+  const model = JSON.stringify(TINY_MODEL);
+  const group = JSON.stringify(tinyGroup({
+    model_id: 'uvit-chaos-tiny',
     video: { fps: 4, seconds: 1 },
     sampler: { solver: 'dpmpp-fast3', steps: 2, guidance: 1, cfg_mode: 'batch' },
-    text_encoder: { onnx: 'data/te.onnx', tokenizer: { type: 'bytes' }, num_tokens: 4, dim: 16 },
-    decoder: { onnx: 'data/dec.onnx', temporal: 2, spatial: 4 },
-    engine: { ep: 'cpu', threads: 1 },
     stages: [{ ep: 'cpu', threads: 1 }, { ep: 'cpu', threads: 1 }],
-    demo: { weights_seed: 0, text_encoder_seed: 1, decoder_seed: 2, decoder_hidden: 4 },
-  });
+  }));
   // rewrite only on change, so the cached weights / export (keyed on mtime) stay valid
   const put = (f: string, s: string) => { if (!existsSync(f) || readFileSync(f, 'utf8') !== s) writeFileSync(f, s); };
   put(join(dir, 'model.json'), model);
