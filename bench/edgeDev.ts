@@ -11,6 +11,7 @@ export interface EdgeOptions {
   persistTo?: string; // default: a fresh dir under /tmp
   vars?: Record<string, string>; // ADMIN_TOKEN, BACKEND_SECRET, CDN_SECRET, LEASE_TTL_MS, …
   cwd?: string; // repo root (default process.cwd())
+  config?: string; // another worker's wrangler.toml (default: the repo's, i.e. this edge)
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -19,6 +20,8 @@ export interface EdgeHandle {
   url: string;
   port: number;
   persistTo: string;
+  /** wrangler's inspector proxy (DevTools protocol of the app's isolate) */
+  inspectorPort: number;
   child: ChildProcess;
   stop(): Promise<void>;
 }
@@ -41,6 +44,7 @@ export async function startEdge(o: EdgeOptions = {}): Promise<EdgeHandle> {
   const cwd = o.cwd ?? process.cwd();
   const args = [join(cwd, 'node_modules/wrangler/bin/wrangler.js'), 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
     '--persist-to', persistTo, '--show-interactive-dev-session=false', '--log-level', 'warn'];
+  if (o.config) args.push('--config', o.config);
   for (const [k, v] of Object.entries(o.vars ?? {})) args.push('--var', `${k}:${v}`);
   const child = spawn(process.execPath, args, {
     cwd,
@@ -76,5 +80,5 @@ export async function startEdge(o: EdgeOptions = {}): Promise<EdgeHandle> {
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { url, port, persistTo, child, stop };
+  return { url, port, persistTo, inspectorPort: inspector, child, stop };
 }
