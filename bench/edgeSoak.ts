@@ -3,8 +3,8 @@
 //   1. workerd alone (`workerd serve`, a hello-world module, no wrangler): the runtime with nothing else
 //   2. `wrangler dev` running a hello-world worker: + wrangler's proxy workerd and its dev tooling
 //   3. `wrangler dev` running this edge under an API mix (authenticated GET, list, create until the queue bound → 429)
-// For 2 and 3 also the app isolate's JS heap (DevTools protocol via wrangler's inspector proxy): an app leak shows there,
-// allocator caches of the runtime do not. Prints each series, and per process the peak of the middle third vs the last
+// For 2 and 3 also the app isolate's live JS heap from a heap snapshot (DevTools protocol via wrangler's inspector
+// proxy), objects and V8 code apart: an app leak shows there, allocator caches of the runtime do not. Prints each series, and per process the peak of the middle third vs the last
 // third (levelled off or still climbing).
 // Env: SOAK_SECONDS (per phase, default 120), SOAK_SAMPLE_S (default 10), BENCH_CONCURRENCY (default 8).
 import { spawn } from 'node:child_process';
@@ -80,15 +80,16 @@ const w :Workerd.Worker = (modules = [(name = "index.js", esModule = embed "inde
   }
 }
 
-/** RSS of wrangler's two workerd processes and the app isolate's used JS heap. */
+/** RSS of wrangler's two workerd processes and the app isolate's live JS heap. */
 function wranglerProbe(pgid: number, inspector: IsolateInspector): () => Promise<Map<string, number>> {
   return async () => {
     const w = wranglerWorkerds(pgid);
-    const heap = await inspector.heapUsage();
+    const heap = await inspector.liveHeap();
     return new Map([
       ['proxy workerd RSS', w.proxy ? rssOf(w.proxy) : 0],
       ['app workerd RSS', w.user ? rssOf(w.user) : 0],
-      ['app isolate JS heap used', heap.usedBytes],
+      ['app live JS objects', heap.totalBytes - heap.codeBytes],
+      ['app V8 code', heap.codeBytes],
     ]);
   };
 }
@@ -150,7 +151,7 @@ function report(r: PhaseResult): void {
     if (xs.length < 3) continue;
     const p = plateau(xs);
     console.log(`  ${s.name.padEnd(26)} ${(xs[0] / MiB).toFixed(1)} → peak ${(Math.max(...xs) / MiB).toFixed(1)} MiB; middle-third peak ${(p.head / MiB).toFixed(1)} → last-third peak ${(p.tail / MiB).toFixed(1)} (${p.grew >= 0 ? '+' : ''}${(p.grew / MiB).toFixed(1)} MiB)`);
-    console.log(`    series MiB: ${xs.map((x) => (x / MiB).toFixed(s.name.includes('heap') ? 1 : 0)).join(' ')}`);
+    console.log(`    series MiB: ${xs.map((x) => (x / MiB).toFixed(s.name.startsWith('app live') || s.name.includes('code') ? 2 : 0)).join(' ')}`);
   }
 }
 

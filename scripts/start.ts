@@ -1,4 +1,4 @@
-// `npm start [-- --edge-port N --stage-port N --metrics-port N --stages N --config FILE --data-dir DIR --quiet]`:
+// `npm start [-- --edge-port N --stage-port N --metrics-port N --inspector-port N --stages N --config FILE --data-dir DIR --quiet]`:
 // the whole stack on this machine. Prepares the demo model, starts the edge (wrangler dev) and one backend group
 // (stage processes + driver), creates a local API key, prints UVIT_API_KEY / UVIT_BASE_URL and how to make a clip,
 // and runs until Ctrl-C, which stops everything it started.
@@ -11,6 +11,7 @@ const HELP = `usage: npm start -- [options]      (each also as an environment va
   --edge-port N      edge (wrangler dev) port            UVIT_EDGE_PORT     default 8787
   --stage-port N     first stage port (stage k: N+k)     UVIT_STAGE_PORT    default 7101
   --metrics-port N   driver /metrics port                UVIT_METRICS_PORT  default 9464
+  --inspector-port N edge isolate DevTools (wrangler)    UVIT_INSPECTOR_PORT default 0: any free port
   --host H           bind address                        UVIT_HOST          default 127.0.0.1
   --stages N         stage processes in the group        UVIT_STAGES        default 2
   --config FILE      backend group config                UVIT_CONFIG        default gpu-backend/demo/demo.json
@@ -21,7 +22,7 @@ async function main(): Promise<number> {
   const { values: v } = parseArgs({
     options: {
       'edge-port': { type: 'string' }, 'stage-port': { type: 'string' }, 'metrics-port': { type: 'string' },
-      host: { type: 'string' }, stages: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+      'inspector-port': { type: 'string' }, host: { type: 'string' }, stages: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
       quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -30,11 +31,15 @@ async function main(): Promise<number> {
   const env = { ...process.env };
   const set = (flag: string | undefined, name: string) => { if (flag !== undefined) env[name] = flag; };
   set(v['edge-port'], 'UVIT_EDGE_PORT'); set(v['stage-port'], 'UVIT_STAGE_PORT'); set(v['metrics-port'], 'UVIT_METRICS_PORT');
+  set(v['inspector-port'], 'UVIT_INSPECTOR_PORT');
   set(v.host, 'UVIT_HOST'); set(v.stages, 'UVIT_STAGES'); set(v.config, 'UVIT_CONFIG');
   if (v['data-dir'] !== undefined) env.UVIT_DATA_DIR = resolve(v['data-dir']);
   const opts = defaultOptions(env);
   for (const [k, n] of Object.entries({ edgePort: opts.edgePort, stagePort: opts.stagePort, metricsPort: opts.metricsPort, stages: opts.stages })) {
-    if (!Number.isInteger(n) || n < (k === 'stages' ? 1 : 1) || n > 65535) throw new Error(`${k} must be a positive integer (port ≤ 65535), got ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${k} must be a positive integer (port ≤ 65535), got ${n}`);
+  }
+  if (!Number.isInteger(opts.inspectorPort) || opts.inspectorPort < 0 || opts.inspectorPort > 65535) {
+    throw new Error(`inspectorPort must be 0 (any free port) or a port ≤ 65535, got ${opts.inspectorPort}`);
   }
   const log = (s: string) => process.stderr.write(`[start] ${s}\n`);
   const stack = new Stack({ ...opts, log, echo: v.quiet ? undefined : process.stderr });

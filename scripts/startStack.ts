@@ -20,6 +20,8 @@ export type StackOptions = {
   /** stage k listens on stagePort + k */
   stagePort: number;
   metricsPort: number;
+  /** wrangler's inspector (DevTools) port for the edge isolate; 0: any free one */
+  inspectorPort: number;
   stages: number;
   /** group config of the backend (model, sampler, text encoder, decoder) */
   config: string;
@@ -45,6 +47,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): StackOptio
     edgePort: Number(env.UVIT_EDGE_PORT ?? 8787),
     stagePort: Number(env.UVIT_STAGE_PORT ?? 7101),
     metricsPort: Number(env.UVIT_METRICS_PORT ?? 9464),
+    inspectorPort: Number(env.UVIT_INSPECTOR_PORT ?? 0),
     stages: Number(env.UVIT_STAGES ?? 2),
     config: resolve(ROOT, env.UVIT_CONFIG ?? 'gpu-backend/demo/demo.json'),
     modelDir: join(data, 'model'),
@@ -158,7 +161,7 @@ export class Stack {
     if (models.length) vars.MODELS_JSON = JSON.stringify(models);
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}='${v}'\n`).join(''), { mode: 0o600 });
     const args = [WRANGLER, 'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', o.host, '--port', String(o.edgePort),
-      '--persist-to', join(o.stateDir, 'wrangler'), '--show-interactive-dev-session=false', '--inspector-port', '0',
+      '--persist-to', join(o.stateDir, 'wrangler'), '--show-interactive-dev-session=false', '--inspector-port', String(o.inspectorPort),
       '--env-file', envFile, ...Object.entries(o.edgeVars).flatMap(([k, v]) => ['--var', `${k}:${v}`])];
     const t = performance.now();
     this.edge = this.launch({

@@ -12,6 +12,8 @@ import { LEASE_PATHS, LeaseGrant, SIG_HEADERS, signRequest, signedJsonFetch } fr
 import { Stack, defaultOptions, edgeCatalogEntry } from '../../scripts/startStack.ts';
 import type { StackOptions } from '../../scripts/startStack.ts';
 import { freePort, freePortRange } from '../../scripts/startProcs.ts';
+import { commOf, groupPids, rssOf } from '../../scripts/procMem.ts';
+import { connectIsolate, type IsolateInspector } from '../../scripts/workerdInspector.ts';
 import { TINY_MODEL, tinyGroup } from '../integration/runtime-driver-fixtures.ts';
 
 /** A model id in the edge catalog that no real backend serves: the tests lease its jobs themselves. */
@@ -59,6 +61,7 @@ export async function startChaosStack(o: ChaosStackOptions): Promise<{ stack: St
     edgePort: await freePort(),
     stagePort: await freePortRange(2),
     metricsPort: await freePort(),
+    inspectorPort: await freePort(),
     stages: 2,
     backend: o.backend,
     edgeVars: { LEASE_TTL_MS: '3000', MAX_ATTEMPTS: '3', ...o.edgeVars },
@@ -242,32 +245,6 @@ export function allLogs(stack: Stack): { file: string; text: string }[] {
   return readdirSync(dir).map((f) => ({ file: f, text: readFileSync(join(dir, f), 'latin1') }));
 }
 
-/** Live pids in process group `pgid` (a stack part and its children, e.g. wrangler + workerd). */
-export function groupPids(pgid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[2]) === pgid && f[0] !== 'Z') out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
-/** VmRSS of a process in bytes (0 when it is gone). */
-export function rssOf(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch { return 0; }
-}
-
-function commOf(pid: number): string {
-  try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return '?'; }
-}
-
 /** RSS per process of the stack (name/pid → bytes), children of each part included separately. */
 export function sampleRss(stack: Stack): Map<string, number> {
   const out = new Map<string, number>();
@@ -276,6 +253,11 @@ export function sampleRss(stack: Stack): Map<string, number> {
     for (const pid of groupPids(p.pid)) out.set(`${p.spec.name}/${commOf(pid)}/${pid}`, rssOf(pid));
   }
   return out;
+}
+
+/** The edge isolate's DevTools connection (its JS heap), through wrangler's inspector proxy. */
+export function inspectEdge(stack: Stack): Promise<IsolateInspector> {
+  return connectIsolate(stack.opts.inspectorPort);
 }
 
 /** Bytes of a fake "clip": deterministic per label, so tests can compare what they download. */
