@@ -50,7 +50,8 @@ export async function startEdge(o: EdgeOptions = {}): Promise<EdgeHandle> {
     cwd,
     detached: true, // own process group, so stop() also ends workerd
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: '1', NO_UPDATE_NOTIFIER: '1' },
+    // no debug log file: it would land in ~/.config and record DevTools traffic (bench:soak's heap snapshots)
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: '1', NO_UPDATE_NOTIFIER: '1', WRANGLER_WRITE_LOGS: 'false' },
   });
   let output = '';
   const onData = (b: Buffer) => {

@@ -22,6 +22,11 @@ export type StackOptions = {
   metricsPort: number;
   /** wrangler's inspector (DevTools) port for the edge isolate; 0: any free one */
   inspectorPort: number;
+  /**
+   * wrangler's debug log file in stateDir/logs (default on). Off where a test takes heap snapshots over the inspector:
+   * wrangler logs DevTools traffic there, and a snapshot holds the isolate's secrets.
+   */
+  wranglerDebugLog?: boolean;
   stages: number;
   /** group config of the backend (model, sampler, text encoder, decoder) */
   config: string;
@@ -166,7 +171,8 @@ export class Stack {
     const t = performance.now();
     this.edge = this.launch({
       name: 'edge', command: process.execPath, args, cwd: ROOT, logFile: this.logFile('edge'), echo: o.echo,
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG_PATH: join(o.stateDir, 'logs'), NO_UPDATE_NOTIFIER: '1', CI: '1' },
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG_PATH: join(o.stateDir, 'logs'), NO_UPDATE_NOTIFIER: '1', CI: '1',
+        ...(o.wranglerDebugLog === false ? { WRANGLER_WRITE_LOGS: 'false' } : {}) },
     });
     await poll('the edge /healthz', async () => {
       if (!this.edge!.alive) throw new Error(`wrangler dev exited:\n${this.edge!.tail()}`);

@@ -7,11 +7,10 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../scripts/startStack.ts';
-import { FAKE_MODEL, FakeBackend, HungRequest, allLogs, inspectEdge, queueProbe, call, getVideo, fakeClip, jsonBody, sampleRss, sha256, sleep, startChaosStack, waitVideo, type VideoObj } from './harness.ts';
+import { FAKE_MODEL, FakeBackend, HungRequest, allLogs, queueProbe, call, getVideo, fakeClip, jsonBody, sampleRss, sha256, sleep, startChaosStack, waitVideo, type VideoObj } from './harness.ts';
 import { Prng, chaosSeed } from './prng.ts';
 import { Tally } from './stats.ts';
 import { plateau } from '../../scripts/procMem.ts';
-import type { LiveHeap } from '../../scripts/workerdInspector.ts';
 
 const MAX_QUEUE = 8;
 const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 50);
@@ -61,12 +60,7 @@ describe('load: 50 concurrent clients', () => {
     let queueSamples = 0;
     const errors: string[] = [];
     const rss: Map<string, number>[] = [];
-    // the edge app's own memory: its isolate's live JS objects (a heap snapshot) a third into the load and once it is
-    // over; workerd's RSS is mostly the runtime's (below)
-    const inspector = await inspectEdge(stack);
-    const objects = (h: LiveHeap) => h.totalBytes - h.codeBytes;
     const until = Date.now() + LOAD_MS;
-    const heapMid = sleep(LOAD_MS / 3).then(() => inspector.liveHeap());
     const sampler = setInterval(() => rss.push(sampleRss(stack)), 2000);
     const queueSampler = setInterval(() => {
       try {
@@ -128,10 +122,6 @@ describe('load: 50 concurrent clients', () => {
     clearInterval(sampler);
     clearInterval(queueSampler);
     probe.close();
-    const heapLoad = await heapMid;
-    await sleep(5000); // idle keep-alive connections close after 4 s
-    const heapIdle = await inspector.liveHeap();
-    inspector.close();
 
     const lost = [...accepted.keys()].filter((id) => !completed.has(id));
     tally.add('requests_accepted', accepted.size);
@@ -150,9 +140,6 @@ describe('load: 50 concurrent clients', () => {
     console.log(`load RSS MiB (middle-third max -> last-third max): ${growth.map((g) => `${g.n} ${mb(g.head)}->${mb(g.tail)}`).join(', ')}`);
     tally.note(`load: ${CLIENTS} clients ${LOAD_MS / 1000} s: accepted ${accepted.size}, completed ${completed.size}, rejected ${rejected} (429/503 + Retry-After), lost ${lost.length}; max queued ${maxQueuedSeen} (bound ${MAX_QUEUE}, sampled from the JobStore)`);
     tally.note(`load RSS MiB middle->last third: ${growth.filter((g) => g.xs.length >= 9).map((g) => `${g.n} ${mb(g.head)}->${mb(g.tail)}`).join(', ')}`);
-    const heapNote = `edge isolate live JS objects ${(objects(heapLoad) / 2 ** 20).toFixed(2)} MiB a third into the load (requests in flight) -> ${(objects(heapIdle) / 2 ** 20).toFixed(2)} MiB after it (idle); V8 code ${(heapLoad.codeBytes / 2 ** 20).toFixed(2)} -> ${(heapIdle.codeBytes / 2 ** 20).toFixed(2)} MiB`;
-    console.log(`load: ${heapNote}`);
-    tally.note(`load: ${heapNote}`);
 
     expect(errors, errors.slice(0, 10).join('\n')).toEqual([]);
     expect(failed, failed.slice(0, 5).join('\n')).toEqual([]);
@@ -170,16 +157,14 @@ describe('load: 50 concurrent clients', () => {
       if (g.n.includes('/workerd/')) {
         // workerd's RSS is the runtime's, not the app's: under `wrangler dev` a hello-world worker gains as much (each of
         // the two workerd processes 90–130 → 600–690 MiB over its first ~50 000 requests, then level; workerd alone
-        // 50 → 330 MiB, then flat for 700 000 requests: `npm run bench:soak`), while the app's live JS objects are
-        // checked below. Here a ceiling above the runtime's own plateau.
+        // 50 → 330 MiB, then flat for 700 000 requests: `npm run bench:soak`); the app's own memory, its isolate's live
+        // JS objects, is bounded per request by tests/chaos/edgeHeap.fast.test.ts (heap snapshots are not taken here:
+        // wrangler's debug log, scanned below, would record them). Here a ceiling above the runtime's own plateau.
         expect(g.tail, series).toBeLessThanOrEqual(1024 * 2 ** 20);
       } else {
         expect(g.tail, series).toBeLessThanOrEqual(g.head * 1.1 + 16 * 2 ** 20);
       }
     }
-    // the edge app's memory proper: the last two thirds of the load left no more live objects than were in flight a third
-    // in (tests/chaos/edgeHeap.fast.test.ts bounds it per request, idle, to < 16 bytes)
-    expect(objects(heapIdle), heapNote).toBeLessThanOrEqual(objects(heapLoad) * 1.05 + 2 ** 19);
     // no errors in any log written during the load
     for (const { file, text } of allLogs(stack)) {
       const fresh = text.slice(logStart.get(file) ?? 0);

@@ -9,7 +9,7 @@ import { LEASE_PATHS, signedJsonFetch } from '../../shared/lease.ts';
 import type { Stack } from '../../scripts/startStack.ts';
 import type { IsolateInspector, LiveHeap } from '../../scripts/workerdInspector.ts';
 import { fuzzCase } from './fuzz.ts';
-import { FAKE_MODEL, FUZZ_MODEL, FakeBackend, IDLE_MODEL, call, fakeClip, inspectEdge, jsonBody, sleep, startChaosStack, waitVideo } from './harness.ts';
+import { FAKE_MODEL, FUZZ_MODEL, FakeBackend, IDLE_MODEL, allLogs, call, fakeClip, inspectEdge, jsonBody, sleep, startChaosStack, waitVideo } from './harness.ts';
 import { Prng, chaosSeed } from './prng.ts';
 
 const ROUNDS = 4; // the first warms up (JIT code, lazily built schemas, SQLite statements); the next three are compared
@@ -21,7 +21,8 @@ let stop: () => Promise<void>;
 let inspector: IsolateInspector;
 
 beforeAll(async () => {
-  ({ stack, stop } = await startChaosStack({ backend: false, edgeVars: { MAX_QUEUE: '100000' } }));
+  // no wrangler debug log: it would record the heap snapshots' DevTools traffic, secrets included
+  ({ stack, stop } = await startChaosStack({ backend: false, edgeVars: { MAX_QUEUE: '100000' }, wranglerDebugLog: false }));
   inspector = await inspectEdge(stack);
 }, 180_000);
 
@@ -105,4 +106,8 @@ it('the edge isolate\'s live JS heap returns to the same level after each round 
   // than 16 bytes per request over the last rounds (measured here: a few; a leaked string, Response, stream or closure
   // per request costs hundreds)
   expect(perRequest, `live heap per round: ${series} MiB`).toBeLessThan(16);
+  // the snapshots held every secret of the isolate: none may have reached a log
+  for (const { file, text } of allLogs(stack)) {
+    for (const [name, secret] of [...Object.entries(stack.secrets), ['API key', key]]) expect(text.includes(secret), `${name} in ${file}`).toBe(false);
+  }
 }, 240_000);

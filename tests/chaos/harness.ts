@@ -48,7 +48,7 @@ export function fakeCatalogEntry(id = FAKE_MODEL): Record<string, unknown> {
   };
 }
 
-export type ChaosStackOptions = { backend: boolean; edgeVars?: Record<string, string> };
+export type ChaosStackOptions = { backend: boolean; edgeVars?: Record<string, string>; wranglerDebugLog?: boolean };
 
 /** Starts the stack (edge only, or edge + 2 stages + driver) on free ports; `stop()` removes its state dir. */
 export async function startChaosStack(o: ChaosStackOptions): Promise<{ stack: Stack; dir: string; stop: () => Promise<void> }> {
@@ -62,6 +62,7 @@ export async function startChaosStack(o: ChaosStackOptions): Promise<{ stack: St
     stagePort: await freePortRange(2),
     metricsPort: await freePort(),
     inspectorPort: await freePort(),
+    wranglerDebugLog: o.wranglerDebugLog,
     stages: 2,
     backend: o.backend,
     edgeVars: { LEASE_TTL_MS: '3000', MAX_ATTEMPTS: '3', ...o.edgeVars },
