@@ -4,8 +4,8 @@
 //   2. `wrangler dev` running a hello-world worker: + wrangler's proxy workerd and its dev tooling
 //   3. `wrangler dev` running this edge under an API mix (authenticated GET, list, create until the queue bound → 429)
 // For 2 and 3 also the app isolate's live JS heap from a heap snapshot (DevTools protocol via wrangler's inspector
-// proxy), objects and V8 code apart: an app leak shows there, allocator caches of the runtime do not. Prints each series, and per process the peak of the middle third vs the last
-// third (levelled off or still climbing).
+// proxy), objects and V8 code apart: an app leak shows there, allocator caches of the runtime do not. Prints each
+// series, and per process the peak of the middle third vs the last third (levelled off or still climbing).
 // Env: SOAK_SECONDS (per phase, default 120), SOAK_SAMPLE_S (default 10), BENCH_CONCURRENCY (default 8).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,10 +47,10 @@ async function drive(next: () => Promise<void>, probe: () => Promise<Map<string,
   return { requests, rps: requests / ((performance.now() - t0) / 1000), series: names.map((name) => ({ name, bytes: samples.map((m) => m.get(name) ?? 0) })) };
 }
 
-async function get(url: string, headers: Record<string, string> = {}, ok = [200]): Promise<void> {
+async function get(url: string, headers: Record<string, string> = {}): Promise<void> {
   const r = await fetch(url, { headers });
   await r.arrayBuffer();
-  if (!ok.includes(r.status)) throw new Error(`GET ${url} → ${r.status}`);
+  if (r.status !== 200) throw new Error(`GET ${url} → ${r.status}`);
 }
 
 async function workerdAlone(): Promise<PhaseResult> {

@@ -47,14 +47,12 @@ export function wranglerWorkerds(pgid: number): { proxy?: number; user?: number 
 }
 
 /**
- * Grew and levelled off, or still climbing? Compares the last third of a series with its middle third, by their peaks
- * (RSS: allocator caches fill during warm-up and then plateau; a leak keeps climbing) or by their medians (a noisy series
- * such as a live heap sampled while requests are in flight).
+ * Grew and levelled off, or still climbing? Compares the peak of the last third of a series with the peak of its
+ * middle third: allocator caches and V8 heaps fill during warm-up and then plateau; a leak keeps climbing.
  */
-export function plateau(xs: number[], by: 'peak' | 'median' = 'peak'): { head: number; tail: number; grew: number } {
+export function plateau(xs: number[]): { head: number; tail: number; grew: number } {
   const third = Math.floor(xs.length / 3);
-  const pick = (ys: number[]) => (by === 'peak' ? Math.max(...ys) : [...ys].sort((a, b) => a - b)[Math.floor(ys.length / 2)]);
-  const head = pick(xs.slice(third, 2 * third));
-  const tail = pick(xs.slice(2 * third));
+  const head = Math.max(...xs.slice(third, 2 * third));
+  const tail = Math.max(...xs.slice(2 * third));
   return { head, tail, grew: tail - head };
 }

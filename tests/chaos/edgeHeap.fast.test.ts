@@ -1,9 +1,9 @@
-// The edge app's own memory stays flat: its isolate's live JS heap (after a full GC, read over the DevTools protocol
-// from the real workerd under `wrangler dev`) returns to the same level after every round of traffic that walks each
-// kind of request a client or backend makes: create, poll, list, an SSE stream dropped mid-way, lease + heartbeat +
-// upload, ranged /content, /cdn twice, cancel, delete, fuzzed bad requests, and long-polls abandoned by the backend.
-// Measured idle (nothing in flight) from a heap snapshot, so a leak of even ~16 bytes per request shows. workerd's own RSS is the runtime's
-// (allocator warm-up, as much with a hello-world worker: `npm run bench:soak`) and is not asserted here.
+// The edge app's own memory stays flat: its isolate's live JS heap (counted from V8 heap snapshots, taken over the
+// DevTools protocol from the real workerd under `wrangler dev`) returns to the same level after every round of traffic
+// that walks each kind of request a client or backend makes: create, poll, list, an SSE stream dropped mid-way, lease +
+// heartbeat + upload, ranged /content, /cdn twice, cancel, delete, fuzzed bad requests, and long-polls abandoned by the
+// backend. Measured idle (nothing in flight), so a leak of even ~16 bytes per request shows. workerd's own RSS is the
+// runtime's (allocator warm-up, as much with a hello-world worker: `npm run bench:soak`) and is not asserted here.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LEASE_PATHS, signedJsonFetch } from '../../shared/lease.ts';
 import type { Stack } from '../../scripts/startStack.ts';
