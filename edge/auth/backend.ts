@@ -1,5 +1,7 @@
 // HMAC verification for /internal/v1 (backend groups). Signature over method, path+query, timestamp, nonce and the
-// body hash (for PUT result: the declared X-Content-SHA256); ±60 s window; every nonce usable once (JobStore).
+// body hash (for PUT result: the declared X-Content-SHA256); ±60 s window; every nonce usable once (JobStore): it is
+// remembered until its timestamp has left the window, plus one more window for clocks that differ between edge
+// instances and the JobStore. Keeping it a fixed time after arrival let a request stamped in the future be replayed.
 import { SIG_HEADERS, SIGNATURE_WINDOW_S, sha256Hex, verifySignature } from '../../shared/lease.ts';
 import type { ProblemInit } from '../../shared/api/problem.ts';
 import type { Env } from '../env.ts';
@@ -29,7 +31,8 @@ export async function verifyBackend(req: Request, env: Env, streamed = false): P
   const url = new URL(req.url);
   const v = await verifySignature(secret, req.method, url.pathname + url.search, req.headers, bodySha);
   if (!v.ok) return { ok: false, problem: { status: 401, code: 'invalid_signature', detail: `Backend signature rejected: ${v.reason}.` } };
-  const fresh = await jobStore(env).useNonce(v.nonce, 2 * SIGNATURE_WINDOW_S * 1000);
+  const keepMs = (v.timestamp + 2 * SIGNATURE_WINDOW_S + 1) * 1000 - Date.now();
+  const fresh = await jobStore(env).useNonce(v.nonce, keepMs);
   if (!fresh) return { ok: false, problem: { status: 401, code: 'replayed_request', detail: `Nonce ${v.nonce} was already used: replayed request refused.` } };
   return { ok: true, body };
 }
