@@ -1,0 +1,44 @@
+// The one way weights files are opened: safetensors, or an official PyTorch checkpoint (.pth, torch.save zip) read
+// directly, told apart by their first bytes rather than their names. Both give the same read-on-demand surface.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { PthFile } from './pth.ts';
+import { SafetensorsFile, type StDType } from './safetensors.ts';
+
+export interface TensorReader {
+  readonly path: string;
+  /** tensor names, sorted */
+  readonly names: string[];
+  has(name: string): boolean;
+  info(name: string): { dtype: StDType; shape: number[] };
+  /** the tensor as float32, contiguous row-major */
+  readFloat32(name: string): Float32Array;
+  close(): void;
+}
+
+export type TensorFileFormat = 'safetensors' | 'pth';
+
+/** 'pth' for a zip archive (torch.save), 'safetensors' otherwise; a legacy (pre-zip) torch file is refused. */
+export function sniffFormat(path: string): TensorFileFormat {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new Error(`cannot open weights file ${path}: ${(e as Error).message}`);
+  }
+  const head = new Uint8Array(4);
+  try {
+    readSync(fd, head, 0, 4, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04) return 'pth';
+  if (head[0] === 0x80) {
+    throw new Error(`weights file ${path} is a legacy (non-zip) torch pickle, which is not read: re-save it with ` +
+      'torch >= 1.6 (torch.save(torch.load(f), f2)) or convert it to safetensors');
+  }
+  return 'safetensors';
+}
+
+export function openTensorFile(path: string): TensorReader {
+  return sniffFormat(path) === 'pth' ? PthFile.open(path) : SafetensorsFile.open(path);
+}
