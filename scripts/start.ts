@@ -1,18 +1,28 @@
-// `npm start [-- --edge-port N --stage-port N --metrics-port N --inspector-port N --stages N --config FILE --data-dir DIR --quiet]`:
+// `npm start [-- --edge-port N --stage-port N --metrics-port N --inspector-port N --host H --expose --stages N --config FILE --data-dir DIR --quiet]`:
 // the whole stack on this machine. Prepares the demo model, starts the edge (wrangler dev) and one backend group
 // (stage processes + driver), creates a local API key, prints UVIT_API_KEY / UVIT_BASE_URL and how to make a clip,
 // and runs until Ctrl-C, which stops everything it started.
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Stack, defaultOptions, ROOT } from './startStack.ts';
+
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host === '[::1]') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
 
 const HELP = `usage: npm start -- [options]      (each also as an environment variable)
   --edge-port N      edge (wrangler dev) port            UVIT_EDGE_PORT     default 8787
   --stage-port N     first stage port (stage k: N+k)     UVIT_STAGE_PORT    default 7101
   --metrics-port N   driver /metrics port                UVIT_METRICS_PORT  default 9464
-  --inspector-port N edge isolate DevTools (wrangler)    UVIT_INSPECTOR_PORT default 0: any free port
+  --inspector-port N turn on the edge isolate's DevTools  UVIT_INSPECTOR_PORT default off
+                     inspector on 127.0.0.1:N (0: any free port); anyone who can connect runs code
+                     in the edge and reads its secrets
   --host H           bind address                        UVIT_HOST          default 127.0.0.1
+  --expose           allow a --host beyond loopback      UVIT_EXPOSE=1      default off
   --stages N         stage processes in the group        UVIT_STAGES        default 2
   --config FILE      backend group config                UVIT_CONFIG        default gpu-backend/demo/demo.json
   --data-dir DIR     model cache, edge state, logs       UVIT_DATA_DIR      default .data
@@ -22,7 +32,7 @@ async function main(): Promise<number> {
   const { values: v } = parseArgs({
     options: {
       'edge-port': { type: 'string' }, 'stage-port': { type: 'string' }, 'metrics-port': { type: 'string' },
-      'inspector-port': { type: 'string' }, host: { type: 'string' }, stages: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+      'inspector-port': { type: 'string' }, host: { type: 'string' }, expose: { type: 'boolean', default: false }, stages: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
       quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -38,10 +48,21 @@ async function main(): Promise<number> {
   for (const [k, n] of Object.entries({ edgePort: opts.edgePort, stagePort: opts.stagePort, metricsPort: opts.metricsPort, stages: opts.stages })) {
     if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${k} must be a positive integer (port ≤ 65535), got ${n}`);
   }
-  if (!Number.isInteger(opts.inspectorPort) || opts.inspectorPort < 0 || opts.inspectorPort > 65535) {
+  if (opts.inspectorPort !== undefined && (!Number.isInteger(opts.inspectorPort) || opts.inspectorPort < 0 || opts.inspectorPort > 65535)) {
     throw new Error(`inspectorPort must be 0 (any free port) or a port ≤ 65535, got ${opts.inspectorPort}`);
   }
+  const exposed = !isLoopback(opts.host);
+  if (exposed && !v.expose && env.UVIT_EXPOSE !== '1') {
+    throw new Error(`--host ${opts.host} is not a loopback address: the edge API, the stage ports and the driver metrics would be reachable from the network. Add --expose (UVIT_EXPOSE=1) if that is meant.`);
+  }
   const log = (s: string) => process.stderr.write(`[start] ${s}\n`);
+  if (exposed) {
+    log(`WARNING: binding ${opts.host}: reachable from the network are the edge API (http://${opts.host}:${opts.edgePort}, API keys and the admin token guard it, plain HTTP), ` +
+      `${opts.stages} stage ports (${opts.host}:${opts.stagePort}…${opts.stagePort + opts.stages - 1}) and the driver metrics (http://${opts.host}:${opts.metricsPort}/metrics). Put TLS in front for anything but a trusted network.`);
+  }
+  if (opts.inspectorPort !== undefined) {
+    log(`WARNING: the edge isolate's inspector is on at 127.0.0.1:${opts.inspectorPort || '(a free port)'}: any local process that connects can run code in the edge and read ADMIN_TOKEN, BACKEND_SECRET and CDN_SECRET from its heap.`);
+  }
   const stack = new Stack({ ...opts, log, echo: v.quiet ? undefined : process.stderr });
 
   let stopping: Promise<void> | undefined;

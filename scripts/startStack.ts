@@ -1,6 +1,6 @@
-// The local stack as a library: demo model files, the edge under `wrangler dev`, one backend group (S stage
-// processes + the driver/worker that leases jobs from the edge), a local API key. Used by `npm start`, tests/e2e
-// and tests/chaos, so what the tests exercise is exactly what a user starts.
+// The local stack as a library: demo model files, the edge under wrangler's dev server (scripts/startEdge.ts), one backend
+// group (S stage processes + the driver/worker that leases jobs from the edge), a local API key. Used by `npm start`,
+// tests/e2e and tests/chaos, so what the tests exercise is exactly what a user starts.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +11,7 @@ import { prepareModel } from './startModel.ts';
 import type { PreparedModel } from './startModel.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const WRANGLER = join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
+const EDGE = join(ROOT, 'scripts/startEdge.ts');
 const UVIT = join(ROOT, 'bin/uvit.js');
 
 export type StackOptions = {
@@ -20,8 +20,11 @@ export type StackOptions = {
   /** stage k listens on stagePort + k */
   stagePort: number;
   metricsPort: number;
-  /** wrangler's inspector (DevTools) port for the edge isolate; 0: any free one */
-  inspectorPort: number;
+  /**
+   * The edge isolate's V8 inspector (DevTools: runs code, heap snapshots hold the secrets): off when undefined;
+   * otherwise bound to 127.0.0.1 on this port (0: any free one).
+   */
+  inspectorPort?: number;
   /**
    * wrangler's debug log file in stateDir/logs (default on). Off where a test takes heap snapshots over the inspector:
    * wrangler logs DevTools traffic there, and a snapshot holds the isolate's secrets.
@@ -52,7 +55,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): StackOptio
     edgePort: Number(env.UVIT_EDGE_PORT ?? 8787),
     stagePort: Number(env.UVIT_STAGE_PORT ?? 7101),
     metricsPort: Number(env.UVIT_METRICS_PORT ?? 9464),
-    inspectorPort: Number(env.UVIT_INSPECTOR_PORT ?? 0),
+    inspectorPort: env.UVIT_INSPECTOR_PORT === undefined || env.UVIT_INSPECTOR_PORT === '' ? undefined : Number(env.UVIT_INSPECTOR_PORT),
     stages: Number(env.UVIT_STAGES ?? 2),
     config: resolve(ROOT, env.UVIT_CONFIG ?? 'gpu-backend/demo/demo.json'),
     modelDir: join(data, 'model'),
@@ -165,13 +168,14 @@ export class Stack {
     const models = [...(this.model ? [edgeCatalogEntry(this.model)] : []), ...o.extraModels];
     if (models.length) vars.MODELS_JSON = JSON.stringify(models);
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}='${v}'\n`).join(''), { mode: 0o600 });
-    const args = [WRANGLER, 'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', o.host, '--port', String(o.edgePort),
-      '--persist-to', join(o.stateDir, 'wrangler'), '--show-interactive-dev-session=false', '--inspector-port', String(o.inspectorPort),
-      '--env-file', envFile, ...Object.entries(o.edgeVars).flatMap(([k, v]) => ['--var', `${k}:${v}`])];
+    const args = [EDGE, '--config', join(ROOT, 'wrangler.toml'), '--ip', o.host, '--port', String(o.edgePort),
+      '--persist-to', join(o.stateDir, 'wrangler'), '--env-file', envFile,
+      ...(o.inspectorPort === undefined ? [] : ['--inspector-port', String(o.inspectorPort)]),
+      ...Object.entries(o.edgeVars).flatMap(([k, v]) => ['--var', `${k}:${v}`])];
     const t = performance.now();
     this.edge = this.launch({
       name: 'edge', command: process.execPath, args, cwd: ROOT, logFile: this.logFile('edge'), echo: o.echo,
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG_PATH: join(o.stateDir, 'logs'), NO_UPDATE_NOTIFIER: '1', CI: '1',
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_LOG_PATH: join(o.stateDir, 'logs'), NO_UPDATE_NOTIFIER: '1', CI: '1',
         ...(o.wranglerDebugLog === false ? { WRANGLER_WRITE_LOGS: 'false' } : {}) },
     });
     await poll('the edge /healthz', async () => {

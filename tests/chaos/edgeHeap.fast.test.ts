@@ -22,7 +22,7 @@ let inspector: IsolateInspector;
 
 beforeAll(async () => {
   // no wrangler debug log: it would record the heap snapshots' DevTools traffic, secrets included
-  ({ stack, stop } = await startChaosStack({ backend: false, edgeVars: { MAX_QUEUE: '100000' }, wranglerDebugLog: false }));
+  ({ stack, stop } = await startChaosStack({ backend: false, edgeVars: { MAX_QUEUE: '100000' }, wranglerDebugLog: false, inspector: true }));
   inspector = await inspectEdge(stack);
 }, 180_000);
 

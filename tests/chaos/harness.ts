@@ -48,7 +48,8 @@ export function fakeCatalogEntry(id = FAKE_MODEL): Record<string, unknown> {
   };
 }
 
-export type ChaosStackOptions = { backend: boolean; edgeVars?: Record<string, string>; wranglerDebugLog?: boolean };
+/** `inspector`: open the edge isolate's DevTools inspector on a free loopback port (heap tests only; off otherwise). */
+export type ChaosStackOptions = { backend: boolean; edgeVars?: Record<string, string>; wranglerDebugLog?: boolean; inspector?: boolean };
 
 /** Starts the stack (edge only, or edge + 2 stages + driver) on free ports; `stop()` removes its state dir. */
 export async function startChaosStack(o: ChaosStackOptions): Promise<{ stack: Stack; dir: string; stop: () => Promise<void> }> {
@@ -61,7 +62,7 @@ export async function startChaosStack(o: ChaosStackOptions): Promise<{ stack: St
     edgePort: await freePort(),
     stagePort: await freePortRange(2),
     metricsPort: await freePort(),
-    inspectorPort: await freePort(),
+    inspectorPort: o.inspector ? await freePort() : undefined,
     wranglerDebugLog: o.wranglerDebugLog,
     stages: 2,
     backend: o.backend,
@@ -258,6 +259,7 @@ export function sampleRss(stack: Stack): Map<string, number> {
 
 /** The edge isolate's DevTools connection (its JS heap), through wrangler's inspector proxy. */
 export function inspectEdge(stack: Stack): Promise<IsolateInspector> {
+  if (stack.opts.inspectorPort === undefined) throw new Error('this stack was started without the inspector (startChaosStack({ inspector: true }))');
   return connectIsolate(stack.opts.inspectorPort);
 }
 

@@ -1,4 +1,5 @@
-// `npm start` refuses clearly, before starting anything, when a port is taken or ffmpeg is missing.
+// `npm start` refuses clearly, before starting anything, when a port is taken, ffmpeg is missing or --host leaves
+// loopback without --expose.
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -49,6 +50,14 @@ describe('npm start preflight', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('ffmpeg is missing: UVIT_FFMPEG=/nonexistent/ffmpeg is not an executable file');
     expect(r.stderr).toContain('apt-get install ffmpeg');
+  });
+
+  it('a --host beyond loopback needs --expose, and says what would be exposed', async () => {
+    const r = start(['--host', '0.0.0.0', '--edge-port', String(await freePort())]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('--host 0.0.0.0 is not a loopback address: the edge API, the stage ports and the driver metrics would be reachable from the network');
+    expect(r.stderr).toContain('--expose');
+    expect(existsSync(join(r.dataDir, 'local', 'logs'))).toBe(false);
   });
 
   it('bad flags: exit 1 with the reason', () => {

@@ -1,0 +1,96 @@
+// Attacks on the local stack as `npm start` runs it (the same Stack, the edge under wrangler's dev server), from a
+// local process: wrangler's data explorer on the edge port, the edge isolate's V8 inspector. Each test is the attack
+// that worked before the fix (docs/security.md lists them with the finding they cover).
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { request } from 'node:http';
+import type { Stack } from '../../scripts/startStack.ts';
+import { groupPids } from '../../scripts/procMem.ts';
+import { startChaosStack } from './harness.ts';
+
+let stack: Stack;
+let stop: () => Promise<void>;
+
+beforeAll(async () => {
+  ({ stack, stop } = await startChaosStack({ backend: false }));
+}, 180_000);
+
+afterAll(async () => {
+  await stop?.();
+}, 60_000);
+
+type Raw = { status: number; headers: Record<string, string | string[] | undefined>; body: string };
+
+/** One request with any Host header (fetch does not let a client forge it). */
+function raw(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers, timeout: 5000 }, (res) => {
+      let text = '';
+      res.setEncoding('latin1');
+      res.on('data', (c: string) => (text += c.slice(0, 65536)));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} :${port}${path}: no answer in 5 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** TCP ports in LISTEN state owned by the processes of process group `pgid` (Linux /proc). */
+function listeningPorts(pgid: number): number[] {
+  const inodes = new Set<string>();
+  for (const pid of groupPids(pgid)) {
+    let fds: string[] = [];
+    try { fds = readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]);
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  const ports = new Set<number>();
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let lines: string[] = [];
+    try { lines = readFileSync(f, 'utf8').trim().split('\n').slice(1); } catch { continue; }
+    for (const l of lines) {
+      const c = l.trim().split(/\s+/);
+      if (c[3] === '0A' && inodes.has(c[9])) ports.add(parseInt(c[1].split(':').pop()!, 16));
+    }
+  }
+  return [...ports];
+}
+
+it('finding 1: wrangler\'s local explorer is not served (SQL over the Durable Objects, R2 reads): /cdn-cgi/local/* answers 404', async () => {
+  const port = stack.opts.edgePort;
+  const attacks: [string, string, string?][] = [
+    ['GET', '/cdn-cgi/local/explorer'],
+    ['GET', '/cdn-cgi/local/explorer/'],
+    ['GET', '/cdn-cgi/local/explorer/api'],
+    ['GET', '/cdn-cgi/local/explorer/api/workers'],
+    ['POST', '/cdn-cgi/local/explorer/api/workers/durable_objects/namespaces/uvit-edge-JobStore/query', JSON.stringify({ sql: 'SELECT * FROM keys' })],
+    ['GET', '/cdn-cgi/local/explorer/api/r2/buckets/uvit-results/objects'],
+    ['POST', '/cdn-cgi/local/explorer/api/local/observability/query', JSON.stringify({ sql: 'SELECT * FROM logs' })],
+    ['GET', '/cdn-cgi/local/r2/public/uvit-results/x'],
+    ['GET', '/cdn-cgi/local/r2/s3/uvit-results'],
+  ];
+  for (const host of [`127.0.0.1:${port}`, 'localhost']) {
+    for (const [method, path, body] of attacks) {
+      const r = await raw(port, method, path, { host, 'content-type': 'application/json' }, body);
+      expect(r.status, `${method} ${path} (Host: ${host}): ${r.body.slice(0, 200)}`).toBe(404);
+      expect(r.body).not.toMatch(/key_hash|webhook_secret|<html/i);
+    }
+  }
+});
+
+it('finding 3: no V8 inspector is open by default (no listening port of the edge speaks the DevTools protocol)', async () => {
+  const ports = listeningPorts(stack.edge!.pid!);
+  expect(ports, 'the edge listens').toContain(stack.opts.edgePort);
+  for (const port of ports) {
+    for (const path of ['/json', '/json/list', '/json/version']) {
+      // wrangler's inspector proxy only answers a DevTools-like Host / Origin
+      const r = await raw(port, 'GET', path, { host: 'localhost', origin: 'http://localhost' }).catch((e: Error) => ({ status: 0, headers: {}, body: e.message }));
+      expect(r.body, `port ${port}${path}`).not.toMatch(/webSocketDebuggerUrl|devtoolsFrontendUrl|"Browser"|V8-Version/);
+    }
+  }
+});
