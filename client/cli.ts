@@ -2,8 +2,9 @@
 // Key and URL from --api-key / --base-url or UVIT_API_KEY / UVIT_BASE_URL (what `npm start` prints).
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { UvitClient, UvitApiError, TERMINAL } from './client.ts';
-import type { CreateVideoInput, Video } from './client.ts';
+import { UvitClient, TERMINAL } from './client.ts';
+import { UvitApiError } from './errors.ts';
+import type { CreateVideoInput, ListInput, Video } from './client.ts';
 import { ProgressView, fmtSeconds } from './progress.ts';
 
 const USAGE = `usage: uvit-client <command> [options]
@@ -13,13 +14,14 @@ commands:
       --duration S (alias --seconds)  --size WxH  --model ID  --seed N  --steps N  --guidance X  --fps N
       --out FILE (default video_<id>.mp4)  --no-wait (print the job and exit)  --idempotency-key K
   status ID         show one video
-  list              your videos   [--limit N] [--after ID] [--order asc|desc]
+  list              your videos   [--limit N] [--after ID] [--order asc|desc] [--all (every page)]
   cancel ID         cancel a queued or running video
   delete ID         delete a video (cancels it first when running)
   download ID       save a completed video   [--out FILE]
   models            the models on offer
 
-options: --base-url URL (env UVIT_BASE_URL)  --api-key KEY (env UVIT_API_KEY)  --json (machine-readable output)`;
+options: --base-url URL (env UVIT_BASE_URL)  --api-key KEY (env UVIT_API_KEY)  --json (machine-readable output)
+         --max-retries N (on 408/429/5xx and lost connections, default 2)`;
 
 class UsageError extends Error {}
 
@@ -41,6 +43,8 @@ const OPTIONS = {
   limit: { type: 'string' },
   after: { type: 'string' },
   order: { type: 'string' },
+  all: { type: 'boolean', default: false },
+  'max-retries': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -73,6 +77,7 @@ export async function main(argv: string[], io: CliIo = { stdout: (s) => process.
       baseUrl: o['base-url'] ?? io.env.UVIT_BASE_URL ?? '',
       apiKey: o['api-key'] ?? io.env.UVIT_API_KEY ?? '',
       fetch: io.fetch,
+      maxRetries: num('max-retries', o['max-retries']),
     }));
     const one = (what: string) => {
       if (rest.length !== 1) throw new UsageError(`${cmd} takes exactly one ${what}, got ${rest.length}`);
@@ -132,8 +137,16 @@ export async function main(argv: string[], io: CliIo = { stdout: (s) => process.
       case 'list': {
         const order = o.order;
         if (order !== undefined && order !== 'asc' && order !== 'desc') throw new UsageError(`--order must be asc or desc, got "${order}"`);
-        const l = await client().list({ limit: num('limit', o.limit), after: o.after, order });
-        show(l, l.data.length ? l.data.map((v) => `${v.id}  ${v.status.padEnd(11)} ${v.seconds.padStart(3)} s  ${new Date(v.created_at * 1000).toISOString()}  ${JSON.stringify(v.prompt.slice(0, 50))}`).join('\n') + (l.has_more ? `\n(more: --after ${l.last_id})` : '') : '(no videos)');
+        const q: ListInput = { limit: num('limit', o.limit), after: o.after, order };
+        const line = (v: Video) => `${v.id}  ${v.status.padEnd(11)} ${v.seconds.padStart(3)} s  ${new Date(v.created_at * 1000).toISOString()}  ${JSON.stringify(v.prompt.slice(0, 50))}`;
+        if (o.all) {
+          const all: Video[] = [];
+          for await (const v of client().list(q)) all.push(v);
+          show(all, all.length ? all.map(line).join('\n') : '(no videos)');
+          return 0;
+        }
+        const l = await client().list(q);
+        show(l, l.data.length ? l.data.map(line).join('\n') + (l.has_more ? `\n(more: --after ${l.last_id} or --all)` : '') : '(no videos)');
         return 0;
       }
       case 'cancel': { const v = await client().cancel(one('ID')); show(v, summary(v)); return 0; }

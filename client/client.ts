@@ -1,11 +1,16 @@
 // Typed client for the public API (/v1/videos*), built on the shared zod schemas: every response is validated, every
-// error comes back as a UvitApiError carrying the server's problem+json. Works in Node 22 and any fetch runtime.
-import { z } from 'zod';
+// error comes back as a typed UvitApiError carrying the server's problem+json. Like the openai SDK it retries
+// 408/429/5xx and broken connections with backoff (honouring Retry-After) and pages lists with `for await`.
+// Works in Node ≥ 20 and any fetch runtime.
+import * as z from 'zod';
 import { Video, VideoList, VideoDeleted, CreateVideoBody, VideoStatus } from '../shared/api/videos.ts';
 import type { ListQuery } from '../shared/api/videos.ts';
 import { Problem } from '../shared/api/problem.ts';
 import { ModelList } from '../shared/api/models.ts';
 import { readSse } from './sse.ts';
+import { UvitApiError, UvitConnectionError, UvitTimeoutError, UvitResponseError, apiError } from './errors.ts';
+import { retryableStatus, retryDelayMs } from './retry.ts';
+import { PagePromise, VideoPage } from './pagination.ts';
 
 export type { Video, VideoList, Problem };
 export type CreateVideoInput = z.input<typeof CreateVideoBody>;
@@ -16,25 +21,14 @@ export type ClientOptions = {
   baseUrl: string;
   apiKey: string;
   fetch?: typeof fetch;
-  /** Per-request timeout for non-streaming calls (default 30 s). */
+  /** Per-attempt timeout for non-streaming calls (default 30 s). */
   timeoutMs?: number;
+  /** Retries after a 408/429/5xx answer or a failed connection (default 2; 0 turns retrying off). */
+  maxRetries?: number;
   userAgent?: string;
 };
 
 export const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
-
-export class UvitApiError extends Error {
-  readonly status: number;
-  readonly problem: Problem | undefined;
-  readonly retryAfter: number | undefined;
-  constructor(status: number, message: string, problem?: Problem, retryAfter?: number) {
-    super(message);
-    this.name = 'UvitApiError';
-    this.status = status;
-    this.problem = problem;
-    this.retryAfter = retryAfter;
-  }
-}
 
 /** A readable one-paragraph message from a problem+json body: status, title, detail and each field error. */
 export function describeProblem(status: number, p: Problem | undefined, fallback: string): string {
@@ -43,20 +37,34 @@ export function describeProblem(status: number, p: Problem | undefined, fallback
   return `${p.status} ${p.title} (${p.code}): ${p.detail}${fields}`;
 }
 
+type RequestInit_ = { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; timeout?: boolean; auth?: boolean };
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
+    const onAbort = () => { clearTimeout(t); reject(signal?.reason); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
 export class UvitClient {
   readonly baseUrl: string;
   private readonly apiKey: string;
   private readonly fetchImpl: typeof fetch;
   private readonly timeoutMs: number;
+  private readonly maxRetries: number;
   private readonly userAgent: string;
 
   constructor(opts: ClientOptions) {
     if (!opts.baseUrl) throw new Error('UvitClient: baseUrl is required (flag --base-url or UVIT_BASE_URL)');
     if (!opts.apiKey) throw new Error('UvitClient: apiKey is required (flag --api-key or UVIT_API_KEY)');
+    const retries = opts.maxRetries ?? 2;
+    if (!Number.isInteger(retries) || retries < 0) throw new Error(`UvitClient: maxRetries must be an integer ≥ 0, got ${opts.maxRetries}`);
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.apiKey = opts.apiKey;
     this.fetchImpl = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.maxRetries = retries;
     this.userAgent = opts.userAgent ?? 'uvit-client/0.1';
   }
 
@@ -65,21 +73,41 @@ export class UvitClient {
     return new URL(pathOrUrl, this.baseUrl + '/').toString();
   }
 
-  private async request(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; timeout?: boolean } = {}): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.apiKey}`, 'user-agent': this.userAgent, ...init.headers };
+  /**
+   * One logical request: up to 1 + maxRetries attempts. A retryable status or a connection failure waits (Retry-After,
+   * else backoff) and tries again; the last failure is thrown as a typed error. Aborts by the caller are never retried.
+   */
+  private async request(method: string, path: string, init: RequestInit_ = {}): Promise<Response> {
+    const url = this.resolve(path);
+    const what = `${method} ${path}`;
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...init.headers };
+    if (init.auth !== false) headers.authorization = `Bearer ${this.apiKey}`;
     let body: string | undefined;
     if (init.body !== undefined) { headers['content-type'] = 'application/json'; body = JSON.stringify(init.body); }
-    const signals = [init.signal, init.timeout === false ? undefined : AbortSignal.timeout(this.timeoutMs)].filter((s): s is AbortSignal => !!s);
-    let res: Response;
-    try {
-      res = await this.fetchImpl(this.resolve(path), { method, headers, body, signal: signals.length ? AbortSignal.any(signals) : undefined });
-    } catch (e) {
-      const err = e as Error;
-      const why = err.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (err.cause as Error)?.message ?? err.message;
-      throw new Error(`${method} ${this.baseUrl}${path}: ${why} (is the server up? UVIT_BASE_URL=${this.baseUrl})`);
+    for (let attempt = 0; ; attempt++) {
+      const last = attempt >= this.maxRetries;
+      const timeout = init.timeout === false ? undefined : AbortSignal.timeout(this.timeoutMs);
+      const signals = [init.signal, timeout].filter((s): s is AbortSignal => !!s);
+      let res: Response;
+      try {
+        res = await this.fetchImpl(url, { method, headers, body, signal: signals.length ? AbortSignal.any(signals) : undefined });
+      } catch (e) {
+        if (init.signal?.aborted) throw e;
+        const err = e as Error;
+        const timedOut = !!timeout?.aborted;
+        const why = timedOut ? `no answer within ${this.timeoutMs} ms` : ((err.cause as Error)?.message ?? err.message);
+        if (last) {
+          const Cls = timedOut ? UvitTimeoutError : UvitConnectionError;
+          throw new Cls(`${method} ${url}: ${why} (is the server up? base URL ${this.baseUrl})`, { cause: e });
+        }
+        await sleep(retryDelayMs(attempt, undefined), init.signal);
+        continue;
+      }
+      if (res.ok) return res;
+      if (last || !retryableStatus(res.status)) throw await this.errorFrom(res, what);
+      await res.body?.cancel().catch(() => {});
+      await sleep(retryDelayMs(attempt, res.headers), init.signal);
     }
-    if (!res.ok) throw await this.errorFrom(res, `${method} ${path}`);
-    return res;
   }
 
   private async errorFrom(res: Response, what: string): Promise<UvitApiError> {
@@ -92,18 +120,23 @@ export class UvitClient {
     const ra = res.headers.get('retry-after');
     const retryAfter = ra !== null && /^\d+$/.test(ra) ? Number(ra) : problem?.retry_after;
     const fallback = `${what}: ${text.slice(0, 300) || res.statusText}`;
-    return new UvitApiError(res.status, describeProblem(res.status, problem, fallback), problem, retryAfter);
+    return apiError(res.status, describeProblem(res.status, problem, fallback), problem, retryAfter);
   }
 
   private async json<T>(res: Response, schema: z.ZodType<T>, what: string): Promise<T> {
-    const body = await res.json().catch((e: Error) => { throw new Error(`${what}: response is not JSON (${e.message})`); });
+    const body = await res.json().catch((e: Error) => { throw new UvitResponseError(`${what}: response is not JSON (${e.message})`); });
     const r = schema.safeParse(body);
-    if (!r.success) throw new Error(`${what}: response does not match the API schema: ${z.prettifyError(r.error)}`);
+    if (!r.success) throw new UvitResponseError(`${what}: response does not match the API schema: ${z.prettifyError(r.error)}`);
     return r.data;
   }
 
+  /**
+   * Submits a video job. With retries on, a request without an idempotency key gets one, so that a retry after a lost
+   * answer finds the job the first attempt created instead of making a second one.
+   */
   async create(input: CreateVideoInput, opts: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<Video> {
-    const headers: Record<string, string> = opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {};
+    const key = opts.idempotencyKey ?? (this.maxRetries > 0 ? `uvit-client-retry-${crypto.randomUUID()}` : undefined);
+    const headers: Record<string, string> = key ? { 'idempotency-key': key } : {};
     const res = await this.request('POST', '/v1/videos', { body: input, headers, signal: opts.signal });
     return this.json(res, Video, 'POST /v1/videos');
   }
@@ -112,13 +145,17 @@ export class UvitClient {
     return this.json(await this.request('GET', `/v1/videos/${encodeURIComponent(id)}`), Video, `GET /v1/videos/${id}`);
   }
 
-  async list(q: ListInput = {}): Promise<VideoList> {
-    const qs = new URLSearchParams();
-    if (q.after) qs.set('after', q.after);
-    if (q.limit !== undefined) qs.set('limit', String(q.limit));
-    if (q.order) qs.set('order', q.order);
-    const path = `/v1/videos${qs.size ? `?${qs}` : ''}`;
-    return this.json(await this.request('GET', path), VideoList, `GET ${path}`);
+  /** One page of your videos (`await`), or every video from there on (`for await (const v of client.list())`). */
+  list(q: ListInput = {}): PagePromise {
+    return new PagePromise(async () => {
+      const qs = new URLSearchParams();
+      if (q.after) qs.set('after', q.after);
+      if (q.limit !== undefined) qs.set('limit', String(q.limit));
+      if (q.order) qs.set('order', q.order);
+      const path = `/v1/videos${qs.size ? `?${qs}` : ''}`;
+      const body = await this.json(await this.request('GET', path), VideoList, `GET ${path}`);
+      return new VideoPage(body, (after) => this.list({ ...q, after }));
+    });
   }
 
   async cancel(id: string): Promise<Video> {
@@ -185,8 +222,8 @@ export class UvitClient {
     const cdn = video.cdn_url;
     const url = this.resolve(cdn ?? `/v1/videos/${encodeURIComponent(video.id)}/content`);
     // The CDN URL is a capability of its own: never send the API key there.
-    const res = await this.fetchImpl(url, cdn ? {} : { headers: { authorization: `Bearer ${this.apiKey}` } });
-    if (!res.ok || !res.body) throw await this.errorFrom(res, `GET ${url}`);
+    const res = await this.request('GET', url, { auth: !cdn, timeout: false });
+    if (!res.body) throw new UvitResponseError(`GET ${url}: empty body`);
     const hash = createHash('sha256');
     let bytes = 0;
     const part = `${path}.part`;

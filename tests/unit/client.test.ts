@@ -9,9 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { SseParser } from '../../client/sse.ts';
-import { UvitClient, UvitApiError } from '../../client/client.ts';
+import { UvitClient } from '../../client/client.ts';
+import { UvitApiError, RateLimitError, UnprocessableEntityError, AuthenticationError, InternalServerError, NotFoundError, UvitConnectionError } from '../../client/errors.ts';
 import { main } from '../../client/cli.ts';
 import { bar } from '../../client/progress.ts';
+import { retryDelayMs, retryableStatus } from '../../client/retry.ts';
 import { problemBody } from '../../shared/api/problem.ts';
 
 describe('SseParser', () => {
@@ -55,10 +57,12 @@ const DONE = video('completed', 100, { content_sha256: SHA, bytes: MP4.length, c
 let server: Server;
 let openClosed = false;
 let base = '';
-const seen: { url: string; auth?: string }[] = [];
+const seen: { url: string; auth?: string; idem?: string }[] = [];
+const hits = new Map<string, number>();
+const hit = (k: string) => { const n = (hits.get(k) ?? 0) + 1; hits.set(k, n); return n; };
 beforeAll(async () => {
   server = createServer((req, res) => {
-    seen.push({ url: req.url!, auth: req.headers.authorization });
+    seen.push({ url: req.url!, auth: req.headers.authorization, idem: req.headers['idempotency-key'] as string | undefined });
     const send = (status: number, body: unknown, type = 'application/json') => { res.writeHead(status, { 'content-type': type }); res.end(JSON.stringify(body)); };
     if (req.url === '/cdn/tok123') { res.writeHead(200, { 'content-type': 'video/mp4', 'cf-cache-status': 'HIT' }); res.end(MP4); return; }
     if (req.url === '/cdn/torn') { res.writeHead(200, { 'content-type': 'video/mp4' }); res.end(MP4.subarray(0, 10)); return; }
@@ -71,6 +75,7 @@ beforeAll(async () => {
         if (b.seconds > 16) send(422, problemBody({ status: 422, code: 'invalid_request', detail: 'invalid request body', errors: [{ path: 'seconds', message: 'seconds must be ≤ 16', code: 'too_big' }] }));
         else if (b.prompt === 'busy') { res.writeHead(429, { 'content-type': 'application/problem+json', 'retry-after': '7' }); res.end(JSON.stringify(problemBody({ status: 429, code: 'queue_full', detail: 'queue is full', retryAfter: 7 }))); }
         else if (b.prompt === 'malformed') send(200, { id: 'x' });
+        else if (b.prompt === 'flaky-create' && hit('flaky-create') === 1) { res.writeHead(503, { 'retry-after': '0' }); res.end(); }
         else send(200, video('queued', 0));
       });
       return;
@@ -90,6 +95,19 @@ beforeAll(async () => {
     }
     if (req.url === '/v1/videos/video_open') { send(200, { ...DONE, id: 'video_open' }); return; }
     if (req.url === `/v1/videos/${DONE.id}`) { send(200, DONE); return; }
+    if (req.url === '/v1/videos/video_flaky') {
+      const n = hit('flaky');
+      if (n === 1) { res.writeHead(503, { 'retry-after': '0' }); res.end('upstream gone'); }
+      else if (n === 2) { res.writeHead(429, { 'content-type': 'application/problem+json', 'retry-after-ms': '5' }); res.end(JSON.stringify(problemBody({ status: 429, code: 'rate_limited', detail: 'slow down' }))); }
+      else send(200, DONE);
+      return;
+    }
+    if (req.url === '/v1/videos/video_down') { hit('down'); res.writeHead(500, { 'retry-after': '0' }); res.end(); return; }
+    if (req.url === '/v1/videos?limit=2' || req.url === '/v1/videos?after=v2&limit=2') {
+      const [ids, more] = req.url.includes('after') ? [['v3'], false] : [['v1', 'v2'], true];
+      send(200, { object: 'list', data: ids.map((id) => ({ ...DONE, id })), has_more: more, first_id: ids[0], last_id: ids.at(-1) });
+      return;
+    }
     if (req.url === '/v1/videos' || req.url?.startsWith('/v1/videos?')) { send(200, { object: 'list', data: [DONE], has_more: false, first_id: DONE.id, last_id: DONE.id }); return; }
     send(404, problemBody({ status: 404, code: 'not_found', detail: `no video ${req.url}` }), 'application/problem+json');
   });
@@ -107,15 +125,18 @@ function capture() {
 
 describe('UvitClient', () => {
   it('surfaces problem+json as UvitApiError with status, code, field errors and Retry-After', async () => {
-    const c = new UvitClient({ baseUrl: base, apiKey: 'good' });
+    const c = new UvitClient({ baseUrl: base, apiKey: 'good', maxRetries: 0 });
     const e1 = await c.create({ prompt: 'x', seconds: 99 }).catch((e) => e);
+    expect(e1).toBeInstanceOf(UnprocessableEntityError);
     expect(e1).toBeInstanceOf(UvitApiError);
     expect(e1.status).toBe(422);
     expect(e1.message).toContain('seconds: seconds must be ≤ 16');
     const e2 = await c.create({ prompt: 'busy' }).catch((e) => e);
     expect([e2.status, e2.retryAfter, e2.problem.code]).toEqual([429, 7, 'queue_full']);
-    const e3 = await new UvitClient({ baseUrl: base, apiKey: 'bad' }).list().catch((e) => e);
-    expect([e3.status, e3.problem.code]).toEqual([401, 'invalid_api_key']);
+    expect(e2).toBeInstanceOf(RateLimitError);
+    const e3 = (await new UvitClient({ baseUrl: base, apiKey: 'bad' }).list().catch((e) => e)) as UvitApiError;
+    expect([e3.status, e3.problem?.code]).toEqual([401, 'invalid_api_key']);
+    expect(e3).toBeInstanceOf(AuthenticationError);
   });
 
   it('wait() returns on a terminal SSE event and hangs up a stream the server leaves open', async () => {
@@ -138,6 +159,60 @@ describe('UvitClient', () => {
     const c = new UvitClient({ baseUrl: base, apiKey: 'good' });
     await expect(c.download({ ...DONE, cdn_url: '/cdn/torn' } as never, join(dir, 'x.mp4'))).rejects.toThrow(/got 10 bytes/);
     expect(readdirSync(dir)).toEqual([]);
+  });
+  it('retries 503 and 429 after the server\'s Retry-After / retry-after-ms, then succeeds', async () => {
+    const c = new UvitClient({ baseUrl: base, apiKey: 'good' });
+    expect((await c.retrieve('video_flaky')).id).toBe(DONE.id);
+    expect(hits.get('flaky')).toBe(3);
+  });
+
+  it('gives up after maxRetries with the family\'s error class; 4xx and connection failures are typed too', async () => {
+    const c = new UvitClient({ baseUrl: base, apiKey: 'good', maxRetries: 1 });
+    await expect(c.retrieve('video_down')).rejects.toBeInstanceOf(InternalServerError);
+    expect(hits.get('down')).toBe(2);
+    const before = seen.filter((s) => s.url === '/v1/videos/video_nope').length;
+    await expect(c.retrieve('video_nope')).rejects.toBeInstanceOf(NotFoundError);
+    expect(seen.filter((s) => s.url === '/v1/videos/video_nope').length - before).toBe(1); // a 404 is not retried
+    const dead = new UvitClient({ baseUrl: 'http://127.0.0.1:1', apiKey: 'good', maxRetries: 0 });
+    await expect(dead.models()).rejects.toBeInstanceOf(UvitConnectionError);
+  });
+
+  it('a retried create sends one idempotency key on every attempt, so the server makes one job', async () => {
+    const c = new UvitClient({ baseUrl: base, apiKey: 'good' });
+    expect((await c.create({ prompt: 'flaky-create' })).status).toBe('queued');
+    const keys = seen.filter((s) => s.url === '/v1/videos').slice(-2).map((s) => s.idem);
+    expect(hits.get('flaky-create')).toBe(2);
+    expect(keys[0]).toMatch(/^uvit-client-retry-/);
+    expect(keys[1]).toBe(keys[0]);
+  });
+
+  it('list(): await gives one page, for await walks every page (after = last_id)', async () => {
+    const c = new UvitClient({ baseUrl: base, apiKey: 'good' });
+    const page = await c.list({ limit: 2 });
+    expect([page.data.map((v) => v.id), page.hasNextPage()]).toEqual([['v1', 'v2'], true]);
+    expect(JSON.parse(JSON.stringify(page))).toEqual({ object: 'list', data: page.data, has_more: true, first_id: 'v1', last_id: 'v2' });
+    const ids: string[] = [];
+    for await (const v of c.list({ limit: 2 })) ids.push(v.id);
+    expect(ids).toEqual(['v1', 'v2', 'v3']);
+    const last = await page.getNextPage();
+    expect(last.hasNextPage()).toBe(false);
+    await expect(last.getNextPage()).rejects.toThrow(/no next page/);
+  });
+});
+
+describe('retryDelayMs', () => {
+  const h = (o: Record<string, string>) => new Headers(o);
+  it('honours retry-after-ms, Retry-After seconds and dates within 60 s; else backs off 0.5 s · 2^n (≤ 8 s) with jitter', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(retryDelayMs(0, h({ 'retry-after-ms': '250' }), now)).toBe(250);
+    expect(retryDelayMs(0, h({ 'retry-after': '3' }), now)).toBe(3000);
+    expect(retryDelayMs(0, h({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' }), now)).toBe(5000);
+    expect(retryDelayMs(1, h({ 'retry-after': '3600' }), now, () => 0)).toBe(1000); // unreasonable hint: backoff
+    expect(retryDelayMs(0, undefined, now, () => 0)).toBe(500);
+    expect(retryDelayMs(2, undefined, now, () => 1)).toBe(1500);
+    expect(retryDelayMs(10, undefined, now, () => 0)).toBe(8000);
+    expect([408, 429, 500, 503].every(retryableStatus)).toBe(true);
+    expect([400, 401, 404, 409, 422].some(retryableStatus)).toBe(false);
   });
 });
 
@@ -169,7 +244,7 @@ describe('uvit-client CLI', () => {
     expect(await main(['status', 'video_nope'], c.io)).toBe(1);
     expect(c.err()).toMatch(/^error: 404 Not Found \(not_found\): no video/);
     c = capture();
-    expect(await main(['generate', 'busy'], c.io)).toBe(1);
+    expect(await main(['generate', 'busy', '--max-retries', '0'], c.io)).toBe(1);
     expect(c.err()).toContain('retry after 7 s');
     c = capture();
     expect(await main(['frobnicate'], c.io)).toBe(2);
