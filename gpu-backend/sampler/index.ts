@@ -1,15 +1,17 @@
 // Public surface of the samplers (pure TypeScript; no onnxruntime import anywhere under sampler/).
 import type { Tensor } from '../../shared/tensor.ts';
 import { dpmSolverPP2M } from './dpmSolverPP2M.ts';
+import { dpmSolverFastContinuous } from './continuous.ts';
 import { dpmSolverPPFast } from './dpmSolverPPFast.ts';
 import type { NoiseScheduleVP } from './schedule.ts';
-import type { EpsFn, SamplerOptions, SolverName } from './types.ts';
+import { type EpsFn, type SamplerOptions, type SolverName, SOLVERS } from './types.ts';
 
 export * from './types.ts';
 export { NoiseScheduleVP, defaultNoiseSchedule } from './schedule.ts';
 export { dpmSolverPPFast, fastOrders } from './dpmSolverPPFast.ts';
 export { timeUniformGrid } from './timeUniform.ts';
 export { dpmSolverPP2M, multistepOrders } from './dpmSolverPP2M.ts';
+export { dpmSolverFastContinuous } from './continuous.ts';
 export * from './guidance.ts';
 
 export function sample(
@@ -24,7 +26,9 @@ export function sample(
       return dpmSolverPPFast(epsFn, xT, opts, ns);
     case 'dpmpp-2m':
       return dpmSolverPP2M(epsFn, xT, opts, ns);
+    case 'dpm-solver-fast':
+      return dpmSolverFastContinuous(epsFn, xT, opts);
     default:
-      throw new Error(`unknown solver '${solver as string}' (expected dpmpp-fast3 | dpmpp-2m)`);
+      throw new Error(`unknown solver '${solver as string}' (expected ${SOLVERS.join(' | ')})`);
   }
 }

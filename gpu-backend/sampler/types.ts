@@ -19,5 +19,9 @@ export interface SamplerOptions {
   tEnd?: number;
 }
 
-export type SolverName = 'dpmpp-fast3' | 'dpmpp-2m';
-export const SOLVERS: readonly SolverName[] = ['dpmpp-fast3', 'dpmpp-2m'];
+/**
+ * dpmpp-fast3 / dpmpp-2m: DPM-Solver++ on the discrete-time schedule (dpm_solver_pp.py); dpm-solver-fast: DPM-Solver
+ * on the continuous-time linear VP SDE (dpm_solver_pytorch.py, continuous.ts), for the continuous-time checkpoints.
+ */
+export type SolverName = 'dpmpp-fast3' | 'dpmpp-2m' | 'dpm-solver-fast';
+export const SOLVERS: readonly SolverName[] = ['dpmpp-fast3', 'dpmpp-2m', 'dpm-solver-fast'];
