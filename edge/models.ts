@@ -1,10 +1,10 @@
 // The model catalog of this edge: MODELS_JSON when set (validated), else the default catalog.
 import { DEFAULT_MODELS, ModelConfigList, type ModelConfig } from '../shared/api/models.ts';
-import type { Env } from './env.ts';
+import type { Vars } from './vars.ts';
 
 let cached: { src: string | undefined; models: ModelConfig[] } | null = null;
 
-export function catalog(env: Env): ModelConfig[] {
+export function catalog(env: Vars): ModelConfig[] {
   if (cached && cached.src === env.MODELS_JSON) return cached.models;
   let models = DEFAULT_MODELS;
   if (env.MODELS_JSON) {
@@ -16,7 +16,7 @@ export function catalog(env: Env): ModelConfig[] {
   return models;
 }
 
-export function findModel(env: Env, id: string | undefined): ModelConfig | undefined {
+export function findModel(env: Vars, id: string | undefined): ModelConfig | undefined {
   const all = catalog(env);
   return id === undefined ? all[0] : all.find((m) => m.id === id);
 }

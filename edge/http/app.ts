@@ -2,7 +2,7 @@
 import type { PresentedKey } from '../auth/apiKey.ts';
 import type { Env } from '../env.ts';
 
-export type AppEnv = { Bindings: Env; Variables: { key: PresentedKey } };
+export type AppEnv = { Bindings: Env; Variables: { key: PresentedKey; requestId: string } };
 
 export function origin(url: string): string {
   return new URL(url).origin;

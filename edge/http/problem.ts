@@ -6,6 +6,9 @@ export function problem(p: ProblemInit): Response {
   const headers: Record<string, string> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' };
   if (p.retryAfter !== undefined) headers['retry-after'] = String(p.retryAfter);
   if (p.status === 401) headers['www-authenticate'] = 'Bearer realm="uvit"';
+  // A 409 is final (the state it names will not change by retrying), except a video that is not ready yet; the
+  // openai SDK retries 409s unless told not to.
+  if (p.status === 409 && p.code !== 'video_not_ready') headers['x-should-retry'] = 'false';
   return new Response(JSON.stringify(problemBody(p)), { status: p.status, headers });
 }
 

@@ -1,69 +1,115 @@
 // The JobStore Durable Object (SQLite): API keys, jobs (queued → in_progress → completed | failed | cancelled),
-// leases with alarm-driven expiry, dedup index by params hash, webhook outbox, SSE fan-out. One instance ("global")
-// so every read is strongly consistent and each public request costs a single RPC (auth + work together).
+// leases with alarm-driven expiry, dedup index by params hash, webhook outbox, SSE fan-out, retention. A key and
+// its jobs live in one store, so every read is strongly consistent and each public request costs a single RPC
+// (auth + work together).
 import { DurableObject } from 'cloudflare:workers';
 import type { CreateKeyRequest } from '../../shared/api/keys.ts';
 import type { Video, VideoList, ListQuery } from '../../shared/api/videos.ts';
 import type { FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
 import type { PresentedKey } from '../auth/apiKey.ts';
-import { intVar, type Env } from '../env.ts';
-import { r2Key } from '../cache/cdnToken.ts';
+import { egressPolicy } from '../auth/egress.ts';
+import { intVar, type Vars } from '../vars.ts';
+import { cdnPath, r2Key } from '../cache/cdnToken.ts';
+import { findModel } from '../models.ts';
 import { createKey, listKeys, revokeKey, verifyKey } from './keys.ts';
 import { RateLimiter } from './rateLimit.ts';
-import { createJob } from './create.ts';
+import { createJob, findResult, recordResult } from './create.ts';
 import { claim, expiredLeases, nextWakeup, queueStats, registerGroup, requeueOrFail } from './leases.ts';
-import { DDL, type JobRow, type KeyRow } from './schema.ts';
+import { sweepExpired } from './retention.ts';
+import { migrate, type JobRow, type KeyRow } from './schema.ts';
 import { SseHub } from './sse.ts';
-import { fail, type CreateInput, type QueueStats, type Result } from './types.ts';
+import { fail, type CreateInput, type QueueStats, type RateInfo, type Result } from './types.ts';
 import { TERMINAL, toVideo } from './videoRow.ts';
 import { Waiters } from './waiters.ts';
 import { deliverDue, enqueueWebhook } from './webhooks.ts';
 
-export class JobStore extends DurableObject<Env> {
+export class JobStore extends DurableObject<Vars> {
   private sql: SqlStorage;
   private limiter = new RateLimiter();
   private sse = new SseHub();
   private waiters = new Waiters();
   private nonceCalls = 0;
 
-  constructor(ctx: DurableObjectState, env: Env) {
+  constructor(ctx: DurableObjectState, env: Vars) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(DDL);
+    migrate(this.sql);
   }
 
   private get leaseTtl() { return intVar(this.env.LEASE_TTL_MS, 30_000); }
   private get maxAttempts() { return intVar(this.env.MAX_ATTEMPTS, 3); }
 
+  /** How long a finished video of this key and model is kept: the key's TTL, else the model's, else RESULT_TTL_S. */
+  private ttlMs(keyId: string, model: string): number {
+    const k = this.sql.exec<{ result_ttl_s: number | null }>('SELECT result_ttl_s FROM keys WHERE id = ?', keyId).toArray()[0];
+    const s = k?.result_ttl_s ?? findModel(this.env, model)?.result_ttl_seconds ?? intVar(this.env.RESULT_TTL_S, 7 * 86_400);
+    return s * 1000;
+  }
+
+  /** The CDN path of content kept until `expiresAt` (null without CDN_SECRET). */
+  private async cdnPathFor(sha256: string, expiresAt: number): Promise<string | null> {
+    return this.env.CDN_SECRET ? cdnPath(this.env.CDN_SECRET, sha256, Math.floor(expiresAt / 1000)) : null;
+  }
+
   // ------------------------------------------------------------------ auth
 
-  private auth(p: PresentedKey, scope: string): Result<KeyRow> {
+  private auth(p: PresentedKey, scope: string): Result<KeyRow> & { rate?: RateInfo } {
     const v = verifyKey(this.sql, p, scope);
     if (!v.ok) return v;
-    const wait = this.limiter.take(v.key.id, v.key.rate_per_min, Date.now());
-    if (wait > 0) return fail(429, 'rate_limited', `Rate limit of ${v.key.rate_per_min} requests/min exceeded; retry in ${wait} s.`, wait);
-    return { ok: true, value: v.key };
+    const { retryAfter, ...rate } = this.limiter.take(v.key.id, v.key.rate_per_min, Date.now());
+    if (retryAfter > 0)
+      return { ...fail(429, 'rate_limited', `Rate limit of ${v.key.rate_per_min} requests/min exceeded; retry in ${retryAfter} s.`, retryAfter), rate };
+    return { ok: true, value: v.key, rate };
+  }
+
+  /** Runs `fn` for an authenticated key; the answer carries the key's rate-limit state either way. */
+  private authed<T>(p: PresentedKey, scope: string, fn: (key: KeyRow) => Result<T>): Result<T> {
+    const a = this.auth(p, scope);
+    if (!a.ok) return a;
+    return { ...fn(a.value), rate: a.rate };
+  }
+
+  private async authedAsync<T>(p: PresentedKey, scope: string, fn: (key: KeyRow) => Promise<Result<T>>): Promise<Result<T>> {
+    const a = this.auth(p, scope);
+    if (!a.ok) return a;
+    return { ...(await fn(a.value)), rate: a.rate };
   }
 
   private own(keyId: string, id: string): JobRow | undefined {
     return this.sql.exec<JobRow>('SELECT * FROM jobs WHERE id = ? AND key_id = ?', id, keyId).toArray()[0];
   }
 
-  /** The presented key's own video `id` (auth and rate limit first); 404 for any other key's. */
-  private owned(p: PresentedKey, scope: string, id: string): Result<JobRow> {
-    const a = this.auth(p, scope);
-    if (!a.ok) return a;
-    const r = this.own(a.value.id, id);
+  /** The key's own video `id`; 404 for any other key's. */
+  private mine(key: KeyRow, id: string): Result<JobRow> {
+    const r = this.own(key.id, id);
     return r ? { ok: true, value: r } : fail(404, 'video_not_found', `No video with id ${JSON.stringify(id)} for this API key.`);
+  }
+
+  /** Runs `fn` on the presented key's own video `id` (auth and rate limit first). */
+  private owned<T>(p: PresentedKey, scope: string, id: string, fn: (row: JobRow, key: KeyRow) => Result<T>): Result<T> {
+    return this.authed(p, scope, (key) => {
+      const m = this.mine(key, id);
+      return m.ok ? fn(m.value, key) : m;
+    });
   }
 
   // ------------------------------------------------------------------ admin
 
   adminCreateKey(req: CreateKeyRequest) { return createKey(this.sql, req, Date.now()); }
-  adminRevokeKey(id: string) {
+
+  /**
+   * Revocation is immediate: the next request with the key gets 401, its open event streams end, its queued and
+   * running jobs are cancelled (a running job's driver is told so at its next heartbeat and stops), and its
+   * undelivered webhooks are dropped.
+   */
+  async adminRevokeKey(id: string) {
     const k = revokeKey(this.sql, id, Date.now());
-    // a revocation also ends the key's open event streams at once (they would go on receiving its jobs' updates)
+    if (!k) return k;
+    for (const r of this.sql.exec<JobRow>("SELECT * FROM jobs WHERE key_id = ? AND status IN ('queued', 'in_progress')", id).toArray())
+      this.cancelRow(r);
     for (const r of this.sql.exec<{ id: string }>('SELECT id FROM jobs WHERE key_id = ?', id).toArray()) this.sse.end(r.id);
+    this.sql.exec("UPDATE webhooks SET status = 'gave_up', last_error = 'key revoked' WHERE key_id = ? AND status = 'pending'", id);
+    await this.scheduleAlarm();
     return k;
   }
   adminListKeys() { return listKeys(this.sql); }
@@ -71,81 +117,91 @@ export class JobStore extends DurableObject<Env> {
   // ------------------------------------------------------------------ public API
 
   async createVideo(p: PresentedKey, input: CreateInput): Promise<Result<{ video: Video; replayed: boolean }>> {
-    const a = this.auth(p, 'videos:write');
-    if (!a.ok) return a;
-    const r = createJob(this.sql, a.value, input, intVar(this.env.MAX_QUEUE, 1000), Date.now());
-    if (!r.ok) return r;
-    if (r.value.queued) this.wake(r.value.row.model);
-    return { ok: true, value: { video: toVideo(r.value.row), replayed: r.value.replayed } };
+    return this.authedAsync(p, 'videos:write', async (key) => {
+      // A reusable result gets its own expiry and CDN path, signed before the synchronous create (which checks
+      // the result is still indexed).
+      const hit = input.seedGiven ? findResult(this.sql, key, input.spec.params_hash) : undefined;
+      let reuse = null;
+      if (hit) {
+        const expiresAt = Date.now() + this.ttlMs(key.id, input.spec.model);
+        reuse = { hit, expiresAt, cdnPath: await this.cdnPathFor(hit.sha256, expiresAt) };
+      }
+      const r = createJob(this.sql, key, input, intVar(this.env.MAX_QUEUE, 1000), Date.now(), reuse);
+      if (!r.ok) return r;
+      if (r.value.queued) this.wake(r.value.row.model);
+      if (r.value.row.status === 'completed' && !r.value.replayed) await this.scheduleAlarm();
+      return { ok: true, value: { video: toVideo(r.value.row), replayed: r.value.replayed } };
+    });
   }
 
   getVideo(p: PresentedKey, id: string): Result<Video> {
-    const o = this.owned(p, 'videos:read', id);
-    return o.ok ? { ok: true, value: toVideo(o.value) } : o;
+    return this.owned(p, 'videos:read', id, (r) => ({ ok: true, value: toVideo(r) }));
   }
 
   listVideos(p: PresentedKey, q: ListQuery): Result<VideoList> {
-    const a = this.auth(p, 'videos:read');
-    if (!a.ok) return a;
-    let cursor = q.order === 'desc' ? Number.MAX_SAFE_INTEGER : 0;
-    if (q.after) {
-      const r = this.own(a.value.id, q.after);
-      if (!r) return fail(400, 'invalid_cursor', `after=${JSON.stringify(q.after)} is not one of this key's videos.`);
-      cursor = r.seq;
-    }
-    const rows = this.sql.exec<JobRow>(
-      `SELECT * FROM jobs WHERE key_id = ? AND seq ${q.order === 'desc' ? '<' : '>'} ? ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
-      a.value.id, cursor, q.limit + 1).toArray();
-    const data = rows.slice(0, q.limit).map(toVideo);
-    return { ok: true, value: { object: 'list', data, has_more: rows.length > q.limit, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null } };
+    return this.authed(p, 'videos:read', (key) => {
+      let cursor = q.order === 'desc' ? Number.MAX_SAFE_INTEGER : 0;
+      if (q.after) {
+        const r = this.own(key.id, q.after);
+        if (!r) return fail(400, 'invalid_cursor', `after=${JSON.stringify(q.after)} is not one of this key's videos.`);
+        cursor = r.seq;
+      }
+      const rows = this.sql.exec<JobRow>(
+        `SELECT * FROM jobs WHERE key_id = ? AND seq ${q.order === 'desc' ? '<' : '>'} ? ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
+        key.id, cursor, q.limit + 1).toArray();
+      const data = rows.slice(0, q.limit).map(toVideo);
+      return { ok: true, value: { object: 'list', data, has_more: rows.length > q.limit, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null } };
+    });
   }
 
-  cancelVideo(p: PresentedKey, id: string): Result<Video> {
-    const o = this.owned(p, 'videos:write', id);
-    if (!o.ok) return o;
-    const r = o.value;
-    if (TERMINAL.has(r.status)) return fail(409, 'video_not_cancellable', `Video ${id} is already ${r.status}.`);
-    this.cancelRow(r);
-    return { ok: true, value: toVideo(this.row(id)) };
+  async cancelVideo(p: PresentedKey, id: string): Promise<Result<Video>> {
+    const r = this.owned<Video>(p, 'videos:write', id, (row) => {
+      if (TERMINAL.has(row.status)) return fail(409, 'video_not_cancellable', `Video ${id} is already ${row.status}.`);
+      this.cancelRow(row);
+      return { ok: true, value: toVideo(this.row(id)) };
+    });
+    if (r.ok) await this.scheduleAlarm();
+    return r;
   }
 
-  /** `purge`: the CDN path whose content is gone now (no other video references it), for the route to evict. */
+  /** `purge`: the video's CDN path, for the route to evict from the cache (its content is freed if unreferenced). */
   async deleteVideo(p: PresentedKey, id: string): Promise<Result<{ id: string; purge: string | null }>> {
-    const o = this.owned(p, 'videos:write', id);
-    if (!o.ok) return o;
-    const r = o.value;
-    if (!TERMINAL.has(r.status)) this.cancelRow(r);
-    this.sql.exec('DELETE FROM jobs WHERE id = ?', id);
-    this.sql.exec('DELETE FROM webhooks WHERE job_id = ?', id);
-    this.sse.end(id);
-    const released = r.content_sha256 ? await this.releaseContent(r.content_sha256) : false;
-    return { ok: true, value: { id, purge: released ? r.cdn_path : null } };
+    return this.authedAsync(p, 'videos:write', async (key) => {
+      const m = this.mine(key, id);
+      if (!m.ok) return m;
+      const r = m.value;
+      if (!TERMINAL.has(r.status)) this.cancelRow(r);
+      this.sql.exec('DELETE FROM jobs WHERE id = ?', id);
+      this.sql.exec('DELETE FROM webhooks WHERE job_id = ?', id);
+      this.sse.end(id);
+      if (r.content_sha256) await this.releaseContent(r.content_sha256);
+      return { ok: true, value: { id, purge: r.cdn_path } };
+    });
   }
 
-  contentOf(p: PresentedKey, id: string): Result<{ sha256: string; bytes: number }> {
-    const o = this.owned(p, 'videos:read', id);
-    if (!o.ok) return o;
-    const r = o.value;
-    if (r.status !== 'completed' || !r.content_sha256)
-      return fail(409, 'video_not_ready', `Video ${id} is ${r.status}; its content exists only once it is completed.`);
-    return { ok: true, value: { sha256: r.content_sha256, bytes: r.bytes ?? 0 } };
+  contentOf(p: PresentedKey, id: string): Result<{ sha256: string; bytes: number; expiresAt: number | null }> {
+    return this.owned(p, 'videos:read', id, (r) => {
+      if (r.status !== 'completed' || !r.content_sha256)
+        return fail(409, 'video_not_ready', `Video ${id} is ${r.status}; its content exists only once it is completed.`);
+      return { ok: true, value: { sha256: r.content_sha256, bytes: r.bytes ?? 0, expiresAt: r.expires_at } };
+    });
   }
 
   modelsView(p: PresentedKey): Result<Record<string, number>> {
-    const a = this.auth(p, 'videos:read');
-    if (!a.ok) return a;
-    const rows = this.sql.exec<{ model: string; n: number }>('SELECT model, count(*) AS n FROM groups WHERE last_seen > ? GROUP BY model', Date.now() - 60_000).toArray();
-    return { ok: true, value: Object.fromEntries(rows.map((r) => [r.model, r.n])) };
+    return this.authed(p, 'videos:read', () => {
+      const rows = this.sql.exec<{ model: string; n: number }>('SELECT model, count(*) AS n FROM groups WHERE last_seen > ? GROUP BY model', Date.now() - 60_000).toArray();
+      return { ok: true, value: Object.fromEntries(rows.map((r) => [r.model, r.n])) };
+    });
   }
 
   /** SSE: GET https://do/events/<id> with the presented key in x-key-id / x-key-hash and the public origin in x-origin. */
   override async fetch(req: Request): Promise<Response> {
     const id = new URL(req.url).pathname.split('/')[2] ?? '';
     const p: PresentedKey = { keyId: req.headers.get('x-key-id') ?? '', keyHash: req.headers.get('x-key-hash') ?? '' };
-    const o = this.owned(p, 'videos:read', id);
-    if (!o.ok) return Response.json(o.problem, { status: 299 }); // route turns it into problem+json
+    const o = this.owned(p, 'videos:read', id, (r) => ({ ok: true, value: r }));
+    if (!o.ok) return Response.json({ problem: o.problem, rate: o.rate }, { status: 299 }); // route turns it into problem+json
     const stream = this.sse.open(toVideo(o.value), req.headers.get('x-origin') ?? '');
-    return new Response(stream, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' } });
+    return new Response(stream, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-ratelimit': JSON.stringify(o.rate) } });
   }
 
   /** Queue depth per model (for autoscalers): queued / in_progress jobs and groups seen in the last minute. */
@@ -220,19 +276,24 @@ export class JobStore extends DurableObject<Env> {
     return l;
   }
 
-  async complete(leaseId: string, sha256: string, bytes: number, cdnPath: string | null): Promise<Result<{ id: string }>> {
-    const h = this.held(leaseId);
+  async complete(leaseId: string, sha256: string, bytes: number): Promise<Result<{ id: string }>> {
     // A stale lease's upload may leave an unreferenced object; it is not deleted here because a concurrent valid
     // lease may be completing with the same bytes.
+    const first = this.held(leaseId);
+    if (!first.ok) return first;
+    const expiresAt = Date.now() + this.ttlMs(first.value.key_id, first.value.model);
+    const cdn = await this.cdnPathFor(sha256, expiresAt);
+    // Checked again after the await: a second completion of the same lease (a retried PUT) may have run meanwhile.
+    const h = this.held(leaseId);
     if (!h.ok) return h;
     const r = h.value;
     const now = Date.now();
     this.sql.exec(
-      "UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?, lease_expires = NULL, content_sha256 = ?, bytes = ?, cdn_path = ? WHERE id = ?",
-      now, sha256, bytes, cdnPath, r.id);
-    this.sql.exec(
-      'INSERT INTO results (params_hash, sha256, bytes, created_at) VALUES (?,?,?,?) ON CONFLICT(params_hash) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes',
-      r.params_hash, sha256, bytes, now);
+      `UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?, lease_expires = NULL, content_sha256 = ?, bytes = ?,
+         cdn_path = ?, expires_at = ? WHERE id = ?`,
+      now, sha256, bytes, cdn, expiresAt, r.id);
+    const key = this.sql.exec<KeyRow>('SELECT * FROM keys WHERE id = ?', r.key_id).toArray()[0];
+    if (key) recordResult(this.sql, key, r.params_hash, { sha256, bytes }, now);
     await this.terminal(r.id);
     return { ok: true, value: { id: r.id } };
   }
@@ -245,7 +306,7 @@ export class JobStore extends DurableObject<Env> {
     return { ok: true, value: { id: h.value.id, status } };
   }
 
-  // ------------------------------------------------------------------ alarms: lease expiry + webhook outbox
+  // ------------------------------------------------------------------ alarms: lease expiry, webhook outbox, retention
 
   override async alarm(): Promise<void> {
     const now = Date.now();
@@ -253,16 +314,30 @@ export class JobStore extends DurableObject<Env> {
       const reason = `lease expired: group ${r.lease_group} sent no heartbeat for ${this.leaseTtl} ms (attempt ${r.attempts})`;
       if (this.requeueOrFail(r, reason, true, 'lease_expired') === 'failed') this.queueWebhook(r.id);
     }
-    // Settled outbox rows are kept a day for inspection, then dropped, so the table stays bounded.
-    this.sql.exec("DELETE FROM webhooks WHERE status != 'pending' AND next_at < ?", now - 86_400_000);
+    await this.retain(now);
     await deliverDue(this.sql, now, {
       maxAttempts: intVar(this.env.WEBHOOK_MAX_ATTEMPTS, 6),
       backoffMs: intVar(this.env.WEBHOOK_BACKOFF_MS, 2000),
+      egress: egressPolicy(this.env),
     });
-    await this.rescheduleAlarm();
+    await this.scheduleAlarm();
   }
 
-  private async rescheduleAlarm(): Promise<void> {
+  /**
+   * Retention as of `now`: rows past expires_at go, and with them the R2 objects nothing else references; spent
+   * nonces and old settled webhook rows are pruned. The alarm runs it; tests run it at simulated times. CDN copies
+   * need no purge: their URL is signed with the same expiry, and no cache lifetime goes past it.
+   */
+  async retain(now: number): Promise<{ jobs: number; objects: number; nonces: number; webhooks: number }> {
+    const swept = sweepExpired(this.sql, now);
+    for (const j of swept.jobs) this.sse.end(j.id);
+    let objects = 0;
+    for (const sha of new Set(swept.jobs.map((j) => j.content_sha256).filter((s): s is string => s !== null)))
+      if (await this.releaseContent(sha)) objects++;
+    return { jobs: swept.jobs.length, objects, nonces: swept.nonces, webhooks: swept.webhooks };
+  }
+
+  private async scheduleAlarm(): Promise<void> {
     const next = nextWakeup(this.sql);
     if (next === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(Math.max(next, Date.now() + 10));
@@ -280,20 +355,25 @@ export class JobStore extends DurableObject<Env> {
   }
 
   private requeueOrFail(r: JobRow, reason: string, retryable: boolean, code?: string): 'queued' | 'failed' {
-    const status = requeueOrFail(this.sql, r, reason, retryable, this.maxAttempts, Date.now(), code);
+    const now = Date.now();
+    const status = requeueOrFail(this.sql, r, reason, retryable, this.maxAttempts, now, now + this.ttlMs(r.key_id, r.model), code);
     this.publish(r.id);
     if (status === 'queued') this.wake(r.model);
     return status;
   }
 
+  /** The lease id stays, so the running driver's next heartbeat is answered `cancel: true`. */
   private cancelRow(r: JobRow): void {
-    this.sql.exec("UPDATE jobs SET status = 'cancelled', lease_expires = NULL, completed_at = ? WHERE id = ?", Date.now(), r.id);
+    const now = Date.now();
+    this.sql.exec("UPDATE jobs SET status = 'cancelled', lease_expires = NULL, completed_at = ?, expires_at = ? WHERE id = ?",
+      now, now + this.ttlMs(r.key_id, r.model), r.id);
     this.publish(r.id);
   }
 
   private async terminal(id: string): Promise<void> {
     this.publish(id);
     if (this.queueWebhook(id)) await this.ensureAlarm(Date.now());
+    else await this.scheduleAlarm();
   }
 
   private queueWebhook(id: string): boolean {
@@ -316,7 +396,7 @@ export class JobStore extends DurableObject<Env> {
   private async releaseContent(sha256: string): Promise<boolean> {
     const refs = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM jobs WHERE content_sha256 = ?', sha256).one().n;
     if (refs > 0) return false;
-    this.sql.exec('DELETE FROM results WHERE sha256 = ?', sha256);
+    this.sql.exec('DELETE FROM result_index WHERE sha256 = ?', sha256);
     await this.env.RESULTS.delete(r2Key(sha256));
     return true;
   }

@@ -14,6 +14,8 @@ export function keyInfo(r: KeyRow): ApiKeyInfo {
     scopes: JSON.parse(r.scopes),
     rate_limit_per_min: r.rate_per_min,
     max_active_jobs: r.max_active,
+    share_results: r.share_results === 1,
+    result_ttl_seconds: r.result_ttl_s,
     created_at: Math.floor(r.created_at / 1000),
     revoked_at: r.revoked_at === null ? null : Math.floor(r.revoked_at / 1000),
   };
@@ -37,8 +39,10 @@ export function verifyKey(sql: SqlStorage, p: PresentedKey, scope: string): { ok
 export async function createKey(sql: SqlStorage, req: CreateKeyRequest, now: number): Promise<CreatedKey> {
   const k = await newKey();
   sql.exec(
-    'INSERT INTO keys (id, hash, owner, scopes, rate_per_min, max_active, webhook_secret, created_at) VALUES (?,?,?,?,?,?,?,?)',
+    `INSERT INTO keys (id, hash, owner, scopes, rate_per_min, max_active, webhook_secret, created_at, share_results, result_ttl_s)
+     VALUES (?,?,?,?,?,?,?,?,?,?)`,
     k.id, k.hash, req.owner, JSON.stringify(req.scopes), req.rate_limit_per_min, req.max_active_jobs, k.webhookSecret, now,
+    req.share_results ? 1 : 0, req.result_ttl_seconds,
   );
   const row = sql.exec<KeyRow>('SELECT * FROM keys WHERE id = ?', k.id).one();
   return { ...keyInfo(row), key: k.key, webhook_secret: k.webhookSecret };

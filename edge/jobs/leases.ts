@@ -32,9 +32,9 @@ export function claim(sql: SqlStorage, req: LeaseRequest, ttlMs: number, now: nu
   };
 }
 
-/** Retryable and attempts left → queued again (lease dropped); otherwise failed with the reason. */
+/** Retryable and attempts left → queued again (lease dropped); otherwise failed with the reason, kept until `expiresAt`. */
 export function requeueOrFail(
-  sql: SqlStorage, r: JobRow, reason: string, retryable: boolean, maxAttempts: number, now: number, code?: string,
+  sql: SqlStorage, r: JobRow, reason: string, retryable: boolean, maxAttempts: number, now: number, expiresAt: number, code?: string,
 ): 'queued' | 'failed' {
   if (retryable && r.attempts < maxAttempts) {
     sql.exec("UPDATE jobs SET status = 'queued', lease_id = NULL, lease_group = NULL, lease_expires = NULL, progress = 0, error_message = ? WHERE id = ?", reason, r.id);
@@ -42,8 +42,8 @@ export function requeueOrFail(
   }
   const message = retryable ? `failed after ${r.attempts} attempts; last: ${reason}` : reason;
   sql.exec(
-    "UPDATE jobs SET status = 'failed', lease_expires = NULL, completed_at = ?, error_code = ?, error_message = ? WHERE id = ?",
-    now, code ?? (retryable ? 'max_attempts_exceeded' : 'generation_failed'), message, r.id);
+    "UPDATE jobs SET status = 'failed', lease_expires = NULL, completed_at = ?, expires_at = ?, error_code = ?, error_message = ? WHERE id = ?",
+    now, expiresAt, code ?? (retryable ? 'max_attempts_exceeded' : 'generation_failed'), message, r.id);
   return 'failed';
 }
 
@@ -51,11 +51,16 @@ export function expiredLeases(sql: SqlStorage, now: number): JobRow[] {
   return sql.exec<JobRow>("SELECT * FROM jobs WHERE status = 'in_progress' AND lease_expires <= ?", now).toArray();
 }
 
-/** When the alarm must next run: the earliest lease expiry or pending webhook; null when nothing waits. */
+/** Retention runs at most this often: expiry is not urgent, so rows that expire close together share one alarm. */
+export const RETENTION_TICK_MS = 60_000;
+
+/** When the alarm must next run: the earliest lease expiry, pending webhook or row expiry; null when nothing waits. */
 export function nextWakeup(sql: SqlStorage): number | null {
   const lease = sql.exec<{ t: number | null }>("SELECT min(lease_expires) AS t FROM jobs WHERE status = 'in_progress'").one().t;
   const hook = sql.exec<{ t: number | null }>("SELECT min(next_at) AS t FROM webhooks WHERE status = 'pending'").one().t;
-  const next = Math.min(lease ?? Infinity, hook ?? Infinity);
+  const expiry = sql.exec<{ t: number | null }>('SELECT min(expires_at) AS t FROM jobs WHERE expires_at IS NOT NULL').one().t;
+  const retention = expiry === null ? null : Math.ceil(expiry / RETENTION_TICK_MS) * RETENTION_TICK_MS;
+  const next = Math.min(lease ?? Infinity, hook ?? Infinity, retention ?? Infinity);
   return next === Infinity ? null : next;
 }
 

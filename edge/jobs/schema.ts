@@ -1,9 +1,25 @@
 // SQLite schema of the JobStore Durable Object (idempotent DDL, run in the constructor).
-export const DDL = `
+// Columns added after a table first shipped: ALTERed into stores created before them (CREATE IF NOT EXISTS keeps
+// an old table as it was).
+const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
+  ['keys', 'share_results', 'INTEGER NOT NULL DEFAULT 0'],
+  ['keys', 'result_ttl_s', 'INTEGER'],
+  ['jobs', 'expires_at', 'INTEGER'],
+];
+
+export function migrate(sql: SqlStorage): void {
+  for (const [table, column, decl] of ADDED_COLUMNS) {
+    const cols = sql.exec<{ name: string }>(`PRAGMA table_info(${table})`).toArray();
+    if (cols.length > 0 && !cols.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
+  }
+  sql.exec(DDL);
+}
+
+const DDL = `
 CREATE TABLE IF NOT EXISTS keys (
   id TEXT PRIMARY KEY, hash TEXT NOT NULL, owner TEXT NOT NULL, scopes TEXT NOT NULL,
   rate_per_min INTEGER NOT NULL, max_active INTEGER NOT NULL, webhook_secret TEXT NOT NULL,
-  created_at INTEGER NOT NULL, revoked_at INTEGER
+  created_at INTEGER NOT NULL, revoked_at INTEGER, share_results INTEGER NOT NULL DEFAULT 0, result_ttl_s INTEGER
 );
 CREATE TABLE IF NOT EXISTS jobs (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -12,18 +28,21 @@ CREATE TABLE IF NOT EXISTS jobs (
   created_at INTEGER NOT NULL, completed_at INTEGER, error_code TEXT, error_message TEXT,
   attempts INTEGER NOT NULL DEFAULT 0, lease_id TEXT, lease_group TEXT, lease_expires INTEGER,
   content_sha256 TEXT, bytes INTEGER, cdn_path TEXT, cached INTEGER NOT NULL DEFAULT 0,
-  idem_key TEXT, idem_hash TEXT
+  idem_key TEXT, idem_hash TEXT, expires_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs(key_id, seq);
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(model, status, seq);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(lease_id);
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs(status, lease_expires);
 CREATE INDEX IF NOT EXISTS jobs_sha ON jobs(content_sha256);
+CREATE INDEX IF NOT EXISTS jobs_retention ON jobs(expires_at) WHERE expires_at IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(key_id, idem_key) WHERE idem_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS results (
-  params_hash TEXT PRIMARY KEY, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, created_at INTEGER NOT NULL
+DROP TABLE IF EXISTS results;
+CREATE TABLE IF NOT EXISTS result_index (
+  scope TEXT NOT NULL, params_hash TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, created_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, params_hash)
 );
-CREATE INDEX IF NOT EXISTS results_sha ON results(sha256);
+CREATE INDEX IF NOT EXISTS result_index_sha ON result_index(sha256);
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS webhooks (
   id TEXT PRIMARY KEY, job_id TEXT NOT NULL, key_id TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL,
@@ -59,6 +78,7 @@ export type JobRow = {
   cached: number;
   idem_key: string | null;
   idem_hash: string | null;
+  expires_at: number | null; // unix ms; set at a terminal state, the row (and its content) is dropped then
 };
 
 export type KeyRow = {
@@ -71,4 +91,6 @@ export type KeyRow = {
   webhook_secret: string;
   created_at: number;
   revoked_at: number | null;
+  share_results: number;
+  result_ttl_s: number | null;
 };

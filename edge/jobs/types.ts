@@ -2,7 +2,14 @@
 import type { ProblemInit } from '../../shared/api/problem.ts';
 import type { JobSpec } from '../../shared/lease.ts';
 
-export type Result<T> = { ok: true; value: T } | { ok: false; problem: ProblemInit };
+/** What the x-ratelimit-limit / -remaining / -reset headers say (per minute, tokens left, seconds to full). */
+export interface RateInfo {
+  limit: number;
+  remaining: number;
+  reset: number;
+}
+
+export type Result<T> = ({ ok: true; value: T } | { ok: false; problem: ProblemInit }) & { rate?: RateInfo };
 
 export interface CreateInput {
   spec: JobSpec; // id is ignored (the store assigns one); params_hash set

@@ -13,7 +13,7 @@ export function toVideo(r: JobRow): Video {
     progress: done ? 100 : Math.round(r.progress),
     created_at: Math.floor(r.created_at / 1000),
     completed_at: r.completed_at === null ? null : Math.floor(r.completed_at / 1000),
-    expires_at: null,
+    expires_at: r.expires_at === null ? null : Math.floor(r.expires_at / 1000),
     model: spec.model,
     prompt: spec.prompt,
     seconds: String(spec.seconds),

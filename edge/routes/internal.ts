@@ -4,9 +4,9 @@ import type { z } from 'zod';
 import { FailRequest, HeartbeatRequest, LeaseRequest, MAX_LEASE_WAIT_MS, SIG_HEADERS } from '../../shared/lease.ts';
 import { metricsGuard } from '../auth/admin.ts';
 import { verifyBackend } from '../auth/backend.ts';
-import { cdnPath } from '../cache/cdnToken.ts';
 import { uploadVerified } from '../cache/upload.ts';
-import { intVar, jobStore } from '../env.ts';
+import { jobStore } from '../env.ts';
+import { intVar } from '../vars.ts';
 import type { AppEnv } from '../http/app.ts';
 import { parseJson } from '../http/body.ts';
 import { problem, zodProblem } from '../http/problem.ts';
@@ -67,8 +67,7 @@ internal.put('/leases/:lease/result', async (c) => {
     const f = await store.failLease(leaseId, { reason: `result upload rejected: ${up.reason}`, retryable: true, code: 'result_corrupt' });
     return problem({ status: 422, code: 'result_corrupt', detail: `${up.reason}; the job is ${f.ok ? f.value.status : 'no longer leased'}.` });
   }
-  const cdn = c.env.CDN_SECRET ? await cdnPath(c.env.CDN_SECRET, up.sha256) : null;
-  const done = await store.complete(leaseId, up.sha256, up.bytes, cdn);
+  const done = await store.complete(leaseId, up.sha256, up.bytes);
   if (!done.ok) return problem(done.problem);
   return c.json({ id: done.value.id, status: 'completed', sha256: up.sha256, bytes: up.bytes });
 });

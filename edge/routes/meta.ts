@@ -4,7 +4,7 @@ import { buildOpenApi } from '../../shared/api/openapi.ts';
 import { bearer } from '../auth/bearer.ts';
 import { jobStore } from '../env.ts';
 import type { AppEnv } from '../http/app.ts';
-import { problem } from '../http/problem.ts';
+import { reply } from '../http/reply.ts';
 import { catalog } from '../models.ts';
 
 export const meta = new Hono<AppEnv>();
@@ -16,6 +16,5 @@ meta.get('/bench/hello', (c) => c.text('hello'));
 
 meta.get('/v1/models', bearer, async (c) => {
   const r = await jobStore(c.env).modelsView(c.get('key'));
-  if (!r.ok) return problem(r.problem);
-  return c.json({ object: 'list', data: catalog(c.env).map((m) => ({ ...m, object: 'model', backend_groups: r.value[m.id] ?? 0 })) });
+  return reply(r, (groups) => c.json({ object: 'list', data: catalog(c.env).map((m) => ({ ...m, object: 'model', backend_groups: groups[m.id] ?? 0 })) }));
 });

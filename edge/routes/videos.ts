@@ -3,22 +3,22 @@ import { Hono } from 'hono';
 import { canonicalJson, canonicalParams, CreateVideoBody, ListQuery, NUMERIC_FIELDS } from '../../shared/api/videos.ts';
 import { sha256Hex } from '../../shared/lease.ts';
 import { bearer } from '../auth/bearer.ts';
+import { checkWebhookUrl, egressPolicy } from '../auth/egress.ts';
 import { r2Key } from '../cache/cdnToken.ts';
+import { cdnCacheKey } from './cdn.ts';
 import { serveObject } from '../cache/serve.ts';
 import { jobStore } from '../env.ts';
 import type { AppEnv } from '../http/app.ts';
 import { origin } from '../http/app.ts';
 import { decodeBody } from '../http/body.ts';
 import { problem, zodProblem } from '../http/problem.ts';
+import { reply, withRate } from '../http/reply.ts';
+import type { RateInfo } from '../jobs/types.ts';
+import type { ProblemInit } from '../../shared/api/problem.ts';
 import { absolutize } from '../jobs/videoRow.ts';
-import type { Result } from '../jobs/types.ts';
 import { findModel } from '../models.ts';
 
 const CREATE_BODY_LIMIT = 64 * 1024;
-
-function reply<T>(r: Result<T>, ok: (v: T) => Response): Response {
-  return r.ok ? ok(r.value) : problem(r.problem);
-}
 
 export const videos = new Hono<AppEnv>();
 videos.use('*', bearer);
@@ -32,6 +32,13 @@ videos.post('/', async (c) => {
   const parsed = CreateVideoBody.safeParse(decoded.value);
   if (!parsed.success) return zodProblem(parsed.error, 'video request');
   const body = parsed.data;
+  if (body.webhook_url !== undefined) {
+    const egress = checkWebhookUrl(body.webhook_url, egressPolicy(c.env));
+    if (!egress.ok) {
+      const message = `webhook_url: ${egress.reason}`;
+      return problem({ status: 400, code: 'invalid_request', detail: `Invalid video request: ${message}`, errors: [{ path: 'webhook_url', message, code: 'webhook_url_refused' }] });
+    }
+  }
   const model = findModel(c.env, body.model);
   if (!model)
     return problem({ status: 422, code: 'unknown_model', detail: `Model ${JSON.stringify(body.model)} is not served here; see GET /v1/models.`, errors: [{ path: 'model', message: 'model: unknown model', code: 'unknown_model' }] });
@@ -69,8 +76,8 @@ videos.get('/:id', async (c) => {
 
 videos.delete('/:id', async (c) => {
   const r = await jobStore(c.env).deleteVideo(c.get('key'), c.req.param('id'));
-  // Last reference gone: evict the CDN copy too (this location's cache; other locations age out or need a purge).
-  if (r.ok && r.value.purge) await caches.default.delete(origin(c.req.url) + r.value.purge);
+  // Evict the video's CDN copy (this location's cache; elsewhere it ages out by its expiry, or needs a zone purge).
+  if (r.ok && r.value.purge) await caches.default.delete(cdnCacheKey(origin(c.req.url), r.value.purge));
   return reply(r, (v) => c.json({ id: v.id, object: 'video.deleted', deleted: true }));
 });
 
@@ -84,11 +91,14 @@ videos.get('/:id/content', async (c) => {
   if (variant !== undefined && variant !== 'video')
     return problem({ status: 400, code: 'unsupported_variant', detail: `variant=${JSON.stringify(variant)} is not available; only "video".`, errors: [{ path: 'variant', message: 'variant: only "video"', code: 'invalid_value' }] });
   const r = await jobStore(c.env).contentOf(c.get('key'), c.req.param('id'));
-  if (!r.ok) return problem(r.problem);
-  return serveObject(c.env.RESULTS, r2Key(r.value.sha256), c.req.raw, r.value.sha256, {
-    'cache-control': 'private, max-age=3600',
+  if (!r.ok) return withRate(problem(r.problem), r.rate);
+  // a private copy, kept no longer than an hour and never past the video's expiry
+  const left = r.value.expiresAt === null ? 3600 : Math.max(0, Math.floor((r.value.expiresAt - Date.now()) / 1000));
+  const res = await serveObject(c.env.RESULTS, r2Key(r.value.sha256), c.req.raw, r.value.sha256, {
+    'cache-control': `private, max-age=${Math.min(3600, left)}`,
     'content-disposition': `attachment; filename="${c.req.param('id')}.mp4"`,
   });
+  return withRate(res, r.rate);
 });
 
 videos.get('/:id/events', async (c) => {
@@ -97,6 +107,11 @@ videos.get('/:id/events', async (c) => {
   const res = await jobStore(c.env).fetch(`https://jobstore/events/${encodeURIComponent(id)}`, {
     headers: { 'x-key-id': k.keyId, 'x-key-hash': k.keyHash, 'x-origin': origin(c.req.url) },
   });
-  if (res.status === 299) return problem(await res.json());
-  return new Response(res.body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } });
+  if (res.status === 299) {
+    const refused = await res.json<{ problem: ProblemInit; rate?: RateInfo }>();
+    return withRate(problem(refused.problem), refused.rate);
+  }
+  const rate = res.headers.get('x-ratelimit');
+  return withRate(new Response(res.body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } }),
+    rate ? (JSON.parse(rate) as RateInfo) : undefined);
 });

@@ -1,5 +1,5 @@
 // Admin API for API keys (guarded by ADMIN_TOKEN): create and revoke.
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const SCOPES = ['videos:read', 'videos:write'] as const;
 export const Scope = z.enum(SCOPES);
@@ -10,6 +10,13 @@ export const CreateKeyRequest = z
     scopes: z.array(Scope).min(1).default([...SCOPES]),
     rate_limit_per_min: z.number().int().min(1).max(1_000_000).default(600),
     max_active_jobs: z.number().int().min(1).max(100_000).default(100),
+    share_results: z
+      .boolean()
+      .default(false)
+      .describe("answer this key's seeded requests from other sharing keys' results, and share its own; otherwise reuse stays within the owner"),
+    result_ttl_seconds: z
+      .number().int().min(1).max(10 * 365 * 86_400).nullable().default(null)
+      .describe("how long this key's finished videos are kept (expires_at); null = the model's or the edge's default"),
   })
   .meta({ id: 'CreateKeyRequest' });
 export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
@@ -21,6 +28,8 @@ export const ApiKeyInfo = z
     scopes: z.array(Scope),
     rate_limit_per_min: z.number().int(),
     max_active_jobs: z.number().int(),
+    share_results: z.boolean(),
+    result_ttl_seconds: z.number().int().nullable(),
     created_at: z.number().int(),
     revoked_at: z.number().int().nullable(),
   })

@@ -1,5 +1,5 @@
 // Model catalog: what /v1/models lists and what POST /v1/videos validates against.
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const ModelInfo = z
   .object({
@@ -13,6 +13,7 @@ export const ModelInfo = z
     fps: z.object({ default: z.number().int(), min: z.number().int(), max: z.number().int() }),
     steps: z.object({ default: z.number().int(), min: z.number().int(), max: z.number().int() }),
     guidance: z.object({ default: z.number(), min: z.number(), max: z.number() }),
+    result_ttl_seconds: z.number().int().min(1).optional().describe("how long this model's finished videos are kept, unless the key says otherwise"),
     backend_groups: z.number().int().describe('backend groups seen polling for this model in the last minute'),
   })
   .meta({ id: 'Model' });

@@ -2,7 +2,7 @@
 import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CreatedKey } from '../../shared/api/keys.ts';
-import { api, call, createVideo, expectProblem, lease, newKey, runOneJob } from './helpers.ts';
+import { api, call, createVideo, expectProblem, lease, newKey, runOneJob, untilCached } from './helpers.ts';
 
 describe('content and CDN', () => {
   let k: CreatedKey;
@@ -55,20 +55,25 @@ describe('content and CDN', () => {
     await res.arrayBuffer();
   });
 
-  it('serves the CDN URL immutable, from the Cache API on repeats, without auth or the job store', async () => {
-    expect(video.cdn_url).toMatch(/^http:\/\/edge\.test\/cdn\/[A-Za-z0-9_-]{22}\/[0-9a-f]{64}\.mp4$/);
+  it('serves the CDN URL until its expiry, from the Cache API on repeats, without auth or the job store', async () => {
+    expect(video.cdn_url).toMatch(/^http:\/\/edge\.test\/cdn\/[A-Za-z0-9_-]{22}\/\d+\/[0-9a-f]{64}\.mp4$/);
     const path = new URL(video.cdn_url).pathname;
+    expect(Number(path.split('/')[3])).toBe(video.expires_at);
+    const maxAge = (res: Response) => Number(/^public, max-age=(\d+), immutable$/.exec(res.headers.get('cache-control') ?? '')?.[1]);
     const first = await call(path);
     expect(first.status).toBe(200);
-    expect(first.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    const left = video.expires_at - Date.now() / 1000;
+    expect(maxAge(first)).toBeLessThanOrEqual(left);
+    expect(maxAge(first)).toBeGreaterThan(left - 5);
     expect(first.headers.get('etag')).toBe(`"${video.content_sha256}"`);
     expect(first.headers.get('x-uvit-cache')).toBe('miss');
     expect(new Uint8Array(await first.arrayBuffer())).toEqual(bytes);
+    await untilCached(path);
     // Remove the R2 object: a repeat must still succeed, from the cache alone.
     await env.RESULTS.delete(`videos/${video.content_sha256}.mp4`);
     const second = await call(path);
     expect(second.headers.get('x-uvit-cache')).toBe('hit');
-    expect(second.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(maxAge(second)).toBeLessThanOrEqual(video.expires_at - Date.now() / 1000);
     expect(new Uint8Array(await second.arrayBuffer())).toEqual(bytes);
     const part = await call(path, { headers: { range: 'bytes=10-19' } });
     expect(part.status).toBe(206);
@@ -83,10 +88,12 @@ describe('content and CDN', () => {
   });
 
   it('refuses guessed or altered CDN tokens', async () => {
-    const [, , token, file] = new URL(video.cdn_url).pathname.split('/');
+    const [, , token, exp, file] = new URL(video.cdn_url).pathname.split('/');
     const wrong = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
-    await expectProblem(await call(`/cdn/${wrong}/${file}`), 404, 'not_found');
-    await expectProblem(await call(`/cdn/${token}/${'0'.repeat(64)}.mp4`), 404, 'not_found');
-    await expectProblem(await call(`/cdn/${token}/x.mp4`), 404, 'not_found');
+    await expectProblem(await call(`/cdn/${wrong}/${exp}/${file}`), 404, 'not_found');
+    await expectProblem(await call(`/cdn/${token}/${exp}/${'0'.repeat(64)}.mp4`), 404, 'not_found');
+    await expectProblem(await call(`/cdn/${token}/${Number(exp) + 86_400}/${file}`), 404, 'not_found'); // a longer life is not the signed one
+    await expectProblem(await call(`/cdn/${token}/${exp}/x.mp4`), 404, 'not_found');
+    await expectProblem(await call(`/cdn/${token}/${file}`), 404, 'not_found');
   });
 });

@@ -85,3 +85,12 @@ export async function expectProblem(res: Response, status: number, code?: string
   if (/\bat .*\(.*:\d+:\d+\)/.test(text)) throw new Error(`stack trace leaked: ${text}`);
   return body;
 }
+
+/** Waits until the Cache API holds the CDN path (a miss fills it in the background, after the response). */
+export async function untilCached(path: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await caches.default.match(BASE + path)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${path} never reached the cache`);
+}

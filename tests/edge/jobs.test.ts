@@ -28,7 +28,7 @@ describe('jobs', () => {
     expect((await d.json<any>()).id).not.toBe(va.id);
   });
 
-  it('answers a repeated seeded request from the cache at once, for any key, with its own id', async () => {
+  it("answers a repeated seeded request from the cache at once, for the owner's keys, with its own id and expiry", async () => {
     while (await lease(0, 'drain')) {}
     const body = { prompt: 'cache me', size: '64x64', seconds: 2, seed: 1234, steps: 8 };
     const first = await createVideo(k.key, body);
@@ -36,12 +36,13 @@ describe('jobs', () => {
     const done = await (await api(k.key, `/v1/videos/${first.id}`)).json<any>();
     expect(done.status).toBe('completed');
     const again = await createVideo(k.key, body);
-    expect(again).toMatchObject({ status: 'completed', cached: true, progress: 100, content_sha256: done.content_sha256, cdn_url: done.cdn_url });
+    expect(again).toMatchObject({ status: 'completed', cached: true, progress: 100, content_sha256: done.content_sha256 });
     expect(again.id).not.toBe(first.id);
-    const stranger = await newKey('stranger');
-    const theirs = await createVideo(stranger.key, body);
+    expect(again.expires_at).toBeGreaterThanOrEqual(done.expires_at);
+    const sibling = await newKey('jobs'); // another key of the same owner shares the owner's results
+    const theirs = await createVideo(sibling.key, body);
     expect(theirs).toMatchObject({ status: 'completed', cached: true });
-    const dl = await api(stranger.key, `/v1/videos/${theirs.id}/content`);
+    const dl = await api(sibling.key, `/v1/videos/${theirs.id}/content`);
     expect(new Uint8Array(await dl.arrayBuffer())).toEqual(bytes);
     // different params or no seed → a real job
     expect((await createVideo(k.key, { ...body, seed: 1235 })).status).toBe('queued');
@@ -49,12 +50,14 @@ describe('jobs', () => {
     expect((await createVideo(k.key, unseeded)).status).toBe('queued');
     // deleting one copy keeps the shared content for the others; deleting the last one removes it, CDN copy included
     const cdnPath = new URL(done.cdn_url).pathname;
-    expect((await call(cdnPath)).status).toBe(200); // now in the cache
+    expect((await call(cdnPath)).status).toBe(200);
     await api(k.key, `/v1/videos/${first.id}`, { method: 'DELETE' });
     await api(k.key, `/v1/videos/${again.id}`, { method: 'DELETE' });
-    expect((await api(stranger.key, `/v1/videos/${theirs.id}/content`)).status).toBe(200);
-    expect((await call(cdnPath)).status).toBe(200);
-    await api(stranger.key, `/v1/videos/${theirs.id}`, { method: 'DELETE' });
+    expect((await api(sibling.key, `/v1/videos/${theirs.id}/content`)).status).toBe(200);
+    const theirCdn = new URL(theirs.cdn_url!).pathname;
+    expect((await call(theirCdn)).status).toBe(200);
+    await api(sibling.key, `/v1/videos/${theirs.id}`, { method: 'DELETE' });
+    await expectProblem(await call(theirCdn), 404, 'content_missing');
     await expectProblem(await call(cdnPath), 404, 'content_missing');
     expect(await env.RESULTS.head(`videos/${done.content_sha256}.mp4`)).toBeNull();
     expect((await createVideo(k.key, body)).status).toBe('queued'); // no cache hit on deleted content

@@ -1,0 +1,26 @@
+// The worker's R2 bucket and vars (wrangler.toml), all but the JobStore binding: the JobStore Durable Object reads
+// these, and env.ts adds the binding that points back at it, so the two modules do not import each other.
+import type { EgressVars } from './auth/egress.ts';
+
+export interface Vars extends EgressVars {
+  RESULTS: R2Bucket;
+  ADMIN_TOKEN?: string;
+  METRICS_TOKEN?: string;
+  BACKEND_SECRET?: string;
+  CDN_SECRET?: string;
+  LEASE_TTL_MS?: string;
+  MAX_ATTEMPTS?: string;
+  MAX_QUEUE?: string;
+  WEBHOOK_MAX_ATTEMPTS?: string;
+  WEBHOOK_BACKOFF_MS?: string;
+  MAX_RESULT_BYTES?: string;
+  RESULT_TTL_S?: string;
+  MODELS_JSON?: string;
+  /** origin for absolute URLs in responses (download_url, cdn_url); never taken from the Host header */
+  PUBLIC_BASE_URL?: string;
+}
+
+export function intVar(v: string | undefined, dflt: number): number {
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : dflt;
+}
