@@ -25,9 +25,10 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
 
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-# --ignore-scripts: no workerd/esbuild/node-bin downloads (the edge is not part of this image); then only
-# onnxruntime-node's own install step runs, with the CUDA EP when ORT_INSTALL=cuda12.
-RUN npm ci --ignore-scripts --no-audit --no-fund \
+# Production dependencies only (--omit=dev: no wrangler, vitest, typescript or node binary; the client workspace is not
+# copied, so it is skipped). --ignore-scripts, then only onnxruntime-node's own install step runs, with the CUDA EP
+# when ORT_INSTALL=cuda12.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && ONNXRUNTIME_NODE_INSTALL=${ORT_INSTALL} npm rebuild onnxruntime-node \
  && npm cache clean --force
 
