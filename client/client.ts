@@ -104,7 +104,11 @@ export class UvitClient {
         continue;
       }
       if (res.ok) return res;
-      if (last || !retryableStatus(res.status)) throw await this.errorFrom(res, what);
+      // x-should-retry (as in the openai SDK) lets the server overrule the status: false for a final 409/429, true
+      // for a transient answer that the status alone would not retry
+      const should = res.headers.get('x-should-retry');
+      const retry = should === 'true' || (should !== 'false' && retryableStatus(res.status));
+      if (last || !retry) throw await this.errorFrom(res, what);
       await res.body?.cancel().catch(() => {});
       await sleep(retryDelayMs(attempt, res.headers), init.signal);
     }

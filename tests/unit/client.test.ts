@@ -102,6 +102,11 @@ beforeAll(async () => {
       else send(200, DONE);
       return;
     }
+    if (req.url === '/v1/videos/video_final') { hit('final'); res.writeHead(503, { 'x-should-retry': 'false' }); res.end(); return; }
+    if (req.url === '/v1/videos/video_transient') {
+      if (hit('transient') === 1) { res.writeHead(409, { 'x-should-retry': 'true', 'retry-after': '0' }); res.end(); } else send(200, DONE);
+      return;
+    }
     if (req.url === '/v1/videos/video_down') { hit('down'); res.writeHead(500, { 'retry-after': '0' }); res.end(); return; }
     if (req.url === '/v1/videos?limit=2' || req.url === '/v1/videos?after=v2&limit=2') {
       const [ids, more] = req.url.includes('after') ? [['v3'], false] : [['v1', 'v2'], true];
@@ -166,13 +171,16 @@ describe('UvitClient', () => {
     expect(hits.get('flaky')).toBe(3);
   });
 
-  it('gives up after maxRetries with the family\'s error class; 4xx and connection failures are typed too', async () => {
+  it('gives up after maxRetries with the family\'s error class; honours x-should-retry; 4xx and connection failures are typed too', async () => {
     const c = new UvitClient({ baseUrl: base, apiKey: 'good', maxRetries: 1 });
     await expect(c.retrieve('video_down')).rejects.toBeInstanceOf(InternalServerError);
     expect(hits.get('down')).toBe(2);
     const before = seen.filter((s) => s.url === '/v1/videos/video_nope').length;
     await expect(c.retrieve('video_nope')).rejects.toBeInstanceOf(NotFoundError);
     expect(seen.filter((s) => s.url === '/v1/videos/video_nope').length - before).toBe(1); // a 404 is not retried
+    await expect(c.retrieve('video_final')).rejects.toBeInstanceOf(InternalServerError);
+    expect(hits.get('final')).toBe(1); // x-should-retry: false overrules the 5xx
+    expect((await c.retrieve('video_transient')).id).toBe(DONE.id); // x-should-retry: true makes a 409 retryable
     const dead = new UvitClient({ baseUrl: 'http://127.0.0.1:1', apiKey: 'good', maxRetries: 0 });
     await expect(dead.models()).rejects.toBeInstanceOf(UvitConnectionError);
   });
