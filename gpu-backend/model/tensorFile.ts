@@ -42,3 +42,22 @@ export function sniffFormat(path: string): TensorFileFormat {
 export function openTensorFile(path: string): TensorReader {
   return sniffFormat(path) === 'pth' ? PthFile.open(path) : SafetensorsFile.open(path);
 }
+
+/** Every missing, unexpected, mis-shaped or non-float tensor of `file` against the expected names and shapes. */
+export function tensorProblems(file: TensorReader, expected: Map<string, readonly number[]>): string[] {
+  const problems: string[] = [];
+  const list = (names: string[]) => names.slice(0, 20).map((s) => `"${s}"`).join(', ') + (names.length > 20 ? `, ... (${names.length - 20} more)` : '');
+  const missing = [...expected.keys()].filter((k) => !file.has(k));
+  const unexpected = file.names.filter((k) => !expected.has(k));
+  for (const [k, shape] of expected) {
+    if (!file.has(k)) continue;
+    const info = file.info(k);
+    if (info.shape.length !== shape.length || info.shape.some((x, i) => x !== shape[i])) {
+      problems.push(`tensor "${k}" has shape [${info.shape.join(',')}], expected [${shape.join(',')}]`);
+    }
+    if (!['F32', 'F16', 'BF16', 'F64'].includes(info.dtype)) problems.push(`tensor "${k}" has dtype ${info.dtype}, expected F32, F16 or BF16`);
+  }
+  if (missing.length) problems.push(`missing ${missing.length} tensor${missing.length > 1 ? 's' : ''}: ${list(missing)}`);
+  if (unexpected.length) problems.push(`unexpected ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''}: ${list(unexpected)}`);
+  return problems;
+}

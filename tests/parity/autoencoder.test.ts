@@ -1,0 +1,50 @@
+// The KL autoencoder built by the graph builder against the official libs/autoencoder.py on seeded weights
+// (tests/fixtures/autoencoder/make.py: a small channel config with every module kind, saved by torch.save as F16 and
+// read here directly): decode at 32x32 latents and encode_moments, batch 2, within 1e-4 max abs.
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Tensor } from '../../shared/tensor.ts';
+import { Autoencoder } from '../../gpu-backend/engine/autoencoder.ts';
+import { type AutoencoderConfig, autoencoderParams, OFFICIAL_AUTOENCODER } from '../../gpu-backend/model/build/autoencoder.ts';
+import { readNpy } from '../../gpu-backend/model/npy.ts';
+import { maxAbsDiff } from './referenceUtil.ts';
+
+const DIR = resolve(import.meta.dirname, '../fixtures/autoencoder');
+const spec = JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) as { ddconfig: Record<string, unknown>; embed_dim: number; scale_factor: number };
+const cfg: AutoencoderConfig = {
+  ...(spec.ddconfig as unknown as Omit<AutoencoderConfig, 'embed_dim' | 'scale_factor'>),
+  embed_dim: spec.embed_dim,
+  scale_factor: spec.scale_factor,
+};
+const npy = (n: string) => readNpy(join(DIR, n)) as Tensor<'float32'>;
+
+let ae: Autoencoder | undefined;
+afterAll(async () => ae?.release());
+
+describe('autoencoder (libs/autoencoder.py FrozenAutoencoderKL)', () => {
+  it('decode(z) at 32x32 latents and encode_moments(x) equal the official float32 outputs (1e-4)', async () => {
+    ae = await Autoencoder.open(join(DIR, 'autoencoder.pth'), { config: cfg, parts: ['decoder', 'encoder'], threads: 1 });
+    const dec = await ae.decode(npy('z.npy'));
+    const errDec = maxAbsDiff(dec, npy('decoded.npy'));
+    const errEnc = maxAbsDiff(await ae.encodeMoments(npy('x.npy')), npy('moments.npy'));
+    console.log(`autoencoder decode max abs ${errDec.toExponential(2)}, encode_moments ${errEnc.toExponential(2)}`);
+    expect(dec.dims).toEqual([2, 3, 64, 64]);
+    expect(errDec).toBeLessThanOrEqual(1e-4);
+    expect(errEnc).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('the official configuration has the state_dict of autoencoder_kl.pth (248 tensors, 83.65M parameters)', () => {
+    const p = autoencoderParams(OFFICIAL_AUTOENCODER);
+    const count = [...p.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+    expect(p.size).toBe(248);
+    expect(count).toBe(83_653_863);
+    expect(p.get('decoder.up.3.block.0.conv1.weight')).toEqual([512, 512, 3, 3]);
+    expect(p.get('decoder.up.1.block.0.nin_shortcut.weight')).toEqual([256, 512, 1, 1]);
+    expect(p.get('encoder.down.2.downsample.conv.weight')).toEqual([512, 512, 3, 3]);
+  });
+
+  it('a weights file of another configuration is refused, naming what differs', async () => {
+    await expect(Autoencoder.open(join(DIR, 'autoencoder.pth'))).rejects.toThrow(/do not match the autoencoder configuration: tensor "encoder.conv_in.weight" has shape \[32,3,3,3\], expected \[128,3,3,3\].*missing/);
+  });
+});
