@@ -1,8 +1,11 @@
 // Webhook outbox: rows written in the same transaction as the state change, delivered by the DO alarm with
-// exponential backoff (base · 2^(attempt-1)), signed with the key's webhook secret.
+// exponential backoff (base · 2^(attempt-1)), signed with the key's webhook secret. Each delivery re-checks the egress
+// policy (auth/egress.ts) and does not follow redirects (a 3xx would carry the signed body elsewhere); both refusals
+// are final, not retried.
 import { signWebhook, type WebhookEvent } from '../../shared/api/webhooks.ts';
 import type { Video } from '../../shared/api/videos.ts';
 import { randomHex } from '../auth/apiKey.ts';
+import { checkWebhookUrl, type EgressPolicy } from '../auth/egress.ts';
 
 export type WebhookRow = {
   id: string;
@@ -35,15 +38,20 @@ export function enqueueWebhook(sql: SqlStorage, keyId: string, url: string, vide
 export async function deliverDue(
   sql: SqlStorage,
   now: number,
-  opts: { maxAttempts: number; backoffMs: number; timeoutMs?: number },
+  opts: { maxAttempts: number; backoffMs: number; egress: EgressPolicy; timeoutMs?: number },
 ): Promise<void> {
   const due = sql.exec<WebhookRow>("SELECT * FROM webhooks WHERE status = 'pending' AND next_at <= ? ORDER BY next_at LIMIT 20", now).toArray();
   await Promise.all(
     due.map(async (w) => {
       const secret = sql.exec<{ webhook_secret: string }>('SELECT webhook_secret FROM keys WHERE id = ?', w.key_id).toArray()[0]?.webhook_secret;
       let error: string | null = null;
+      let final = !secret;
+      const allowed = checkWebhookUrl(w.url, opts.egress);
       if (!secret) error = 'key no longer exists';
-      else {
+      else if (!allowed.ok) {
+        error = `refused by the egress policy: ${allowed.reason}`;
+        final = true;
+      } else {
         try {
           const ts = Math.floor(Date.now() / 1000);
           const res = await fetch(w.url, {
@@ -56,17 +64,21 @@ export async function deliverDue(
               'webhook-signature': await signWebhook(secret, w.id, ts, w.body),
             },
             body: w.body,
+            redirect: 'manual',
             signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
           });
           await res.body?.cancel();
-          if (!res.ok) error = `HTTP ${res.status}`;
+          if (res.status >= 300 && res.status < 400) {
+            error = `HTTP ${res.status}: redirects are not followed`;
+            final = true;
+          } else if (!res.ok) error = `HTTP ${res.status}`;
         } catch (e) {
           error = e instanceof Error ? e.message : String(e);
         }
       }
       const attempts = w.attempts + 1;
       if (error === null) sql.exec("UPDATE webhooks SET status = 'delivered', attempts = ?, last_error = NULL WHERE id = ?", attempts, w.id);
-      else if (attempts >= opts.maxAttempts || !secret)
+      else if (attempts >= opts.maxAttempts || final)
         sql.exec("UPDATE webhooks SET status = 'gave_up', attempts = ?, last_error = ? WHERE id = ?", attempts, error, w.id);
       else
         sql.exec('UPDATE webhooks SET attempts = ?, last_error = ?, next_at = ? WHERE id = ?',

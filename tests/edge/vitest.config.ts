@@ -1,5 +1,5 @@
 // workerd tests of the edge (wrangler.toml worker + test secrets), run by @cloudflare/vitest-plugin.
-// Outbound fetches (webhooks) go to a recorder here in Node: http://hooks.test/<path> answers per path,
+// Outbound fetches (webhooks) go to a recorder here in Node: http://hooks.test/<path> answers per path (/redirect/…: 307),
 // GET http://hooks.test/__log returns everything received.
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
@@ -21,6 +21,7 @@ export default defineConfig({
           BACKEND_SECRET: 'test-backend-secret',
           CDN_SECRET: 'test-cdn-secret',
           WEBHOOK_BACKOFF_MS: '100',
+          WEBHOOK_ALLOW_HTTP: 'true', // the recorder below is http://hooks.test
           MAX_QUEUE: '50',
         },
         outboundService: async (req: Request) => {
@@ -28,6 +29,8 @@ export default defineConfig({
           if (url.hostname !== 'hooks.test') return new Response(`unexpected outbound request to ${url.hostname}`, { status: 599 });
           if (url.pathname === '/__log') return Response.json(received);
           received.push({ url: req.url, headers: Object.fromEntries(req.headers), body: await req.text(), at: Date.now() });
+          // /redirect/... answers 307 to /followed (a redirect must not be followed).
+          if (url.pathname.startsWith('/redirect/')) return new Response(null, { status: 307, headers: { location: 'http://hooks.test/followed' } });
           // /fail-N/... answers 500 to the first N deliveries, then 204.
           const m = /^\/fail-(\d+)\//.exec(url.pathname);
           if (m) {
