@@ -105,9 +105,10 @@ export class JobStore extends DurableObject<Vars> {
   async adminRevokeKey(id: string) {
     const k = revokeKey(this.sql, id, Date.now());
     if (!k) return k;
+    // streams end first: nothing after the revocation, not even the cancellation, reaches the key
+    for (const r of this.sql.exec<{ id: string }>('SELECT id FROM jobs WHERE key_id = ?', id).toArray()) this.sse.end(r.id);
     for (const r of this.sql.exec<JobRow>("SELECT * FROM jobs WHERE key_id = ? AND status IN ('queued', 'in_progress')", id).toArray())
       this.cancelRow(r);
-    for (const r of this.sql.exec<{ id: string }>('SELECT id FROM jobs WHERE key_id = ?', id).toArray()) this.sse.end(r.id);
     this.sql.exec("UPDATE webhooks SET status = 'gave_up', last_error = 'key revoked' WHERE key_id = ? AND status = 'pending'", id);
     await this.scheduleAlarm();
     return k;

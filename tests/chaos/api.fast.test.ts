@@ -331,8 +331,11 @@ describe('isolation and secrets', () => {
     expect(text).toContain('event: video.in_progress'); // the stream works
     await stack.revokeKey(k.id);
     const before = text.length;
-    expect((await be.heartbeat(g!.lease_id, 50)).status).toBe(200);
-    expect((await be.upload(g!.lease_id, fakeClip('revoke while streaming'))).status).toBe(200);
+    // the revocation cancelled the running job: its driver is told to stop, and its result is refused
+    const hb = await be.heartbeat(g!.lease_id, 50);
+    expect(hb.status).toBe(200);
+    expect(hb.json).toMatchObject({ cancel: true });
+    expect((await be.upload(g!.lease_id, fakeClip('revoke while streaming'))).status).toBe(409);
     await readFor(3000);
     const after = text.slice(before);
     try {
