@@ -44,7 +44,7 @@ export function openTensorFile(path: string): TensorReader {
 }
 
 /** Every missing, unexpected, mis-shaped or non-float tensor of `file` against the expected names and shapes. */
-export function tensorProblems(file: TensorReader, expected: Map<string, readonly number[]>): string[] {
+export function tensorProblems(file: Pick<TensorReader, 'names' | 'has' | 'info'>, expected: Map<string, readonly number[]>): string[] {
   const problems: string[] = [];
   const list = (names: string[]) => names.slice(0, 20).map((s) => `"${s}"`).join(', ') + (names.length > 20 ? `, ... (${names.length - 20} more)` : '');
   const missing = [...expected.keys()].filter((k) => !file.has(k));

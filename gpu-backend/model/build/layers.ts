@@ -23,12 +23,12 @@ export function linear(ctx: LayerCtx, x: string, prefix: string, inDim: number, 
   return b.op('Add', [y, b.f32(`${prefix}.bias`, [outDim], w(`${prefix}.bias`, outDim))]);
 }
 
-/** nn.LayerNorm(D), eps 1e-5, biased variance, over the last axis. */
-export function layerNorm(ctx: LayerCtx, x: string, prefix: string): string {
+/** nn.LayerNorm(D), eps 1e-5 (U-ViT's), biased variance, over the last axis. */
+export function layerNorm(ctx: LayerCtx, x: string, prefix: string, eps = 1e-5): string {
   const { b, w, D } = ctx;
   const g = b.f32(`${prefix}.weight`, [D], w(`${prefix}.weight`, D));
   const beta = b.f32(`${prefix}.bias`, [D], w(`${prefix}.bias`, D));
-  return b.op('LayerNormalization', [x, g, beta], { axis: -1, epsilon: f(1e-5) });
+  return b.op('LayerNormalization', [x, g, beta], { axis: -1, epsilon: f(eps) });
 }
 
 /** Exact (erf) GELU written as torch does, x * 0.5 * (1 + erf(x / sqrt(2))); ORT fuses it into one Gelu kernel. */
