@@ -1,0 +1,38 @@
+"""Checkpoint -> the shipped model files (models/uvit-t2v-shapes/ by default):
+  model.json            the U-ViT config (official constructor arguments + the video keys)
+  weights.safetensors   the EMA U-ViT weights, official state_dict names, float32
+  text_encoder.safetensors  tok_emb [V, clip_dim], pos_emb [n, clip_dim], ln.weight, ln.bias
+  vocab.json            the word tokenizer's vocabulary (index = token id; 0 = PAD, 1 = UNK)
+    python3 train/export.py train/runs/NAME/ckpt.pt [--out models/uvit-t2v-shapes]
+"""
+import argparse
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('ckpt')
+    ap.add_argument('--out', default='models/uvit-t2v-shapes')
+    a = ap.parse_args()
+    ck = torch.load(a.ckpt, map_location='cpu')
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, 'model.json'), 'w') as f:
+        json.dump(ck['config'], f, indent=2)
+        f.write('\n')
+    with open(os.path.join(a.out, 'vocab.json'), 'w') as f:
+        json.dump(ck['vocab'], f)
+        f.write('\n')
+    net = {k: v.contiguous() for k, v in ck['net'].items()}
+    text = {('tok_emb' if k == 'tok_emb.weight' else k): v.contiguous() for k, v in ck['text'].items()}
+    meta = {'step': str(ck['step'])}
+    save_file(net, os.path.join(a.out, 'weights.safetensors'), metadata=meta)
+    save_file(text, os.path.join(a.out, 'text_encoder.safetensors'), metadata=meta)
+    print(f"exported step {ck['step']} to {a.out}: {sum(v.numel() for v in net.values())} U-ViT parameters")
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,62 @@
+"""Preview a checkpoint without the service: DDIM (eta 0) on the training schedule with classifier-free guidance,
+frames written as a PNG strip per prompt. A quick look while training runs; the real evaluation goes through the
+project's engine (npm run eval:prompts).
+    python3 train/preview.py train/runs/NAME/ckpt.pt out.png [--steps 25] [--scale 1] [prompt ...]
+"""
+import argparse
+
+import numpy as np
+import torch
+from PIL import Image
+
+import world
+from model import TextEncoder, UViTVideo
+from train import alphas_cumprod
+
+
+@torch.no_grad()
+def sample(net, te, prompts, steps, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    abar = torch.tensor(alphas_cumprod(), dtype=torch.float64)
+    B = len(prompts)
+    ctx = te(torch.tensor([world.tokenize(p) for p in prompts]))
+    unc = te(torch.tensor([world.tokenize('')] * B))
+    x = torch.randn(B, 3, world.F, world.S, world.S, generator=g)
+    ns = np.linspace(1000, 1, steps + 1).round().astype(int)
+    for i in range(steps):
+        n, m = int(ns[i]), int(ns[i + 1]) if i + 1 < steps else 0
+        t = torch.full((B,), n)
+        e = net(x, t, ctx)
+        if scale:
+            e = e + scale * (e - net(x, t, unc))
+        a, b = abar[n], abar[m]
+        x0 = ((x - (1 - a).sqrt() * e) / a.sqrt()).clamp(-1, 1)
+        x = (b.sqrt() * x0 + (1 - b).sqrt() * e).float()
+    return x
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('ckpt')
+    ap.add_argument('out')
+    ap.add_argument('prompts', nargs='*')
+    ap.add_argument('--steps', type=int, default=25)
+    ap.add_argument('--scale', type=float, default=1.0)
+    ap.add_argument('--seed', type=int, default=0)
+    a = ap.parse_args()
+    ck = torch.load(a.ckpt, map_location='cpu')
+    net = UViTVideo(ck['config']).eval()
+    net.load_state_dict(ck['net'])
+    te = TextEncoder(len(ck['vocab']), world.NUM_TOKENS, ck['config']['clip_dim']).eval()
+    te.load_state_dict(ck['text'])
+    prompts = a.prompts or [world.prompt(*c) for c in world.HELD_OUT] + ['a red ball bouncing', 'a white square moving left']
+    x = sample(net, te, prompts, a.steps, a.scale, a.seed)
+    img = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # [B,3,F,S,S]
+    rows = [torch.cat([img[b, :, k] for k in range(world.F)], dim=2) for b in range(len(prompts))]
+    grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(a.out)
+    print('\n'.join(prompts))
+
+
+if __name__ == '__main__':
+    main()

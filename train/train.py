@@ -1,0 +1,113 @@
+"""Train the shapes-world text-to-video U-ViT with the official recipe: noise prediction on the discrete
+stable-diffusion schedule (integer n in 1..1000, x_n = sqrt(abar_n) x0 + sqrt(1 - abar_n) eps), the empty prompt for
+10 % of samples (classifier-free guidance), AdamW, EMA weights. The text encoder is trained jointly.
+
+Deterministic: fixed seeds and a fixed thread count, so the same command gives the same weights.
+    python3 train/train.py --out train/runs/NAME [--steps N] [--batch B]
+Writes NAME/log.jsonl (loss every --log-every steps) and NAME/ckpt-STEP.pt (EMA weights, every --ckpt-every steps
+and at the end); train/export.py turns a checkpoint into the shipped model files.
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+import world
+from model import TextEncoder, UViTVideo
+
+CONFIG = dict(img_size=world.S, patch_size=4, in_chans=3, embed_dim=96, depth=10, num_heads=3, mlp_ratio=4,
+              qkv_bias=False, mlp_time_embed=False, conv=True, skip=True, clip_dim=64,
+              num_clip_token=world.NUM_TOKENS, num_frames=world.F, temporal_patch_size=4)
+N_STEPS = 1000
+
+
+def alphas_cumprod():
+    """abar_n for n = 0..1000 (index 0 = no noise), as the official train_t2i_discrete.py Schedule computes it."""
+    betas = np.linspace(0.00085 ** 0.5, 0.0120 ** 0.5, N_STEPS, dtype=np.float64) ** 2
+    return np.cumprod(np.append(0., betas) * -1 + 1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--steps', type=int, default=4000)
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--lr', type=float, default=7e-4)
+    ap.add_argument('--warmup', type=int, default=100)
+    ap.add_argument('--ema', type=float, default=0.999)
+    ap.add_argument('--p-uncond', type=float, default=0.1)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--log-every', type=int, default=25)
+    ap.add_argument('--ckpt-every', type=int, default=250)
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    net = UViTVideo(CONFIG)
+    te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, CONFIG['clip_dim'])
+    ema_net = UViTVideo(CONFIG).requires_grad_(False)
+    ema_te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, CONFIG['clip_dim']).requires_grad_(False)
+    ema_net.load_state_dict(net.state_dict())
+    ema_te.load_state_dict(te.state_dict())
+    params = list(net.parameters()) + list(te.parameters())
+    ema_params = list(ema_net.parameters()) + list(ema_te.parameters())
+    # official U-ViT optimiser settings (betas (0.9, 0.9), weight decay 0.03); a higher lr for the short run
+    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.9), weight_decay=0.03)
+    # constant after the warmup, so the checkpoint at step K equals a run with --steps K (an early stop is reproducible)
+    lr_at = lambda s: a.lr * min(1.0, (s + 1) / a.warmup)
+    abar = torch.tensor(alphas_cumprod(), dtype=torch.float32)
+    data_gen = torch.Generator().manual_seed(a.seed + 1)
+    noise_gen = torch.Generator().manual_seed(a.seed + 2)
+    combos = world.train_combos()
+    empty = torch.tensor(world.tokenize(''))
+
+    log = open(os.path.join(a.out, 'log.jsonl'), 'w')
+    json.dump(dict(args=vars(a), config=CONFIG, torch=torch.__version__), open(os.path.join(a.out, 'args.json'), 'w'))
+    t0, acc, cnt = time.time(), 0.0, 0
+
+    def save(step):
+        state = dict(step=step, config=CONFIG, vocab=world.VOCAB, net=ema_net.state_dict(), text=ema_te.state_dict())
+        torch.save(state, os.path.join(a.out, 'ckpt.tmp'))
+        os.replace(os.path.join(a.out, 'ckpt.tmp'), os.path.join(a.out, f'ckpt-{step}.pt'))
+
+    for step in range(a.steps):
+        scenes = world.sample_scenes(data_gen, a.batch, combos)
+        x0 = world.render(scenes)
+        ids = torch.tensor([world.tokenize(world.prompt(s['colour'], s['shape'], s['motion'], s['background']))
+                            for s in scenes])
+        drop = torch.rand(a.batch, generator=noise_gen) < a.p_uncond
+        ids = torch.where(drop[:, None], empty[None], ids)
+        n = torch.randint(1, N_STEPS + 1, (a.batch,), generator=noise_gen)
+        eps = torch.randn(x0.shape, generator=noise_gen)
+        ab = abar[n].view(-1, 1, 1, 1, 1)
+        xn = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+        for g in opt.param_groups:
+            g['lr'] = lr_at(step)
+        loss = (net(xn, n, te(ids)) - eps).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        d = min(a.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - d)
+        acc, cnt = acc + loss.item(), cnt + 1
+        if (step + 1) % a.log_every == 0:
+            rec = dict(step=step + 1, loss=acc / cnt, lr=lr_at(step), wall_s=round(time.time() - t0, 1))
+            log.write(json.dumps(rec) + '\n')
+            log.flush()
+            acc, cnt = 0.0, 0
+        if (step + 1) % a.ckpt_every == 0:
+            save(step + 1)
+    save(a.steps)
+    log.write(json.dumps(dict(done=True, steps=a.steps, wall_s=round(time.time() - t0, 1))) + '\n')
+    log.close()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,152 @@
+"""The shapes world: vocabulary, prompts and an exact, seeded renderer at latent resolution.
+
+A clip is one flat-coloured object (ball, square or triangle) on a flat background, 16 s long. The service shows it as
+128 frames of 128x128 (8 fps); the model works on a latent video of F=16 frames of SxS=32x32 RGB in [-1, 1], which the
+fixed decoder (linear interpolation, see decoder.py) brings up to the output size. The renderer draws the world
+directly at latent resolution: latent pixel (i, j) of latent frame k is the area average of the 128x128 picture at
+the time of output frame 8k + 3.5 over the 4x4 output pixels it covers (supersampled 4x4 per latent pixel), so
+decoding a rendered latent gives what a linear-interpolating camera would film.
+"""
+import math
+
+import torch
+
+# RGB, 0..255. The first five are the issue's fixed palette.
+COLOURS = {
+    'red': (220, 40, 40),
+    'green': (40, 180, 60),
+    'blue': (40, 80, 220),
+    'yellow': (230, 210, 40),
+    'white': (240, 240, 240),
+}
+BACKGROUNDS = {'black': (0, 0, 0), 'gray': (110, 110, 110), 'white': (240, 240, 240)}
+SHAPES = ['ball', 'square', 'triangle']
+MOTIONS = ['moving left', 'moving right', 'moving up', 'moving down', 'bouncing']
+
+# colour x shape x motion combinations never shown in training (each colour, shape and motion appears in some)
+HELD_OUT = [
+    ('red', 'triangle', 'moving up'),
+    ('green', 'square', 'bouncing'),
+    ('blue', 'ball', 'moving left'),
+    ('yellow', 'triangle', 'moving right'),
+    ('white', 'square', 'moving down'),
+]
+
+PAD, UNK = 0, 1
+WORDS = ['a', 'on', 'background', 'moving', 'bouncing', 'left', 'right', 'up', 'down',
+         *COLOURS.keys(), 'black', 'gray', *SHAPES]
+VOCAB = ['<pad>', '<unk>', *dict.fromkeys(WORDS)]
+NUM_TOKENS = 12
+
+SECONDS, FPS = 16, 8
+FRAMES_OUT, SIZE_OUT = SECONDS * FPS, 128
+F, S = 16, 32  # latent frames, latent side
+SUPER = SIZE_OUT // S  # supersampling per latent pixel (4)
+
+
+def tokenize(text):
+    """Lower-case words (letters only) -> ids, padded with PAD / truncated to NUM_TOKENS. Same rule as the TS side."""
+    index = {w: i for i, w in enumerate(VOCAB)}
+    words = ''.join(c if 'a' <= c <= 'z' else ' ' for c in text.lower()).split()
+    ids = [index.get(w, UNK) for w in words][:NUM_TOKENS]
+    return ids + [PAD] * (NUM_TOKENS - len(ids))
+
+
+def prompt(colour, shape, motion, background=None):
+    return f'a {colour} {shape} {motion}' + (f' on a {background} background' if background else '')
+
+
+def latent_times():
+    """Seconds at which each latent frame is rendered: output frame j is at j/FPS s, and latent frame k sits at
+    output-frame position 8k + 3.5 (half-pixel centres, like the decoder's interpolation)."""
+    r = FRAMES_OUT // F
+    return (torch.arange(F, dtype=torch.float64) * r + (r - 1) / 2) / FPS
+
+
+def sample_scenes(gen, n, combos):
+    """n random scenes from the allowed (colour, shape, motion) combos; everything else (position, size, speed,
+    bounce period and height, background) drawn from `gen`."""
+    u = lambda *shape: torch.rand(*shape, generator=gen, dtype=torch.float64)
+    idx = torch.randint(len(combos), (n,), generator=gen)
+    scenes = []
+    r_all, x_all, y_all, v_all, p_all, a_all, ph_all, bgu, bgc = (u(n) for _ in range(9))
+    for i in range(n):
+        colour, shape, motion = combos[idx[i]]
+        bg = None
+        if bgu[i] < 0.3:  # 30 %: name a background (black is the default and also nameable)
+            names = [b for b in BACKGROUNDS if BACKGROUNDS[b] != COLOURS[colour]]
+            bg = names[int(bgc[i] * len(names))]
+        scenes.append(dict(
+            colour=colour, shape=shape, motion=motion, background=bg,
+            radius=0.10 + 0.05 * float(r_all[i]),  # fraction of the frame
+            x=float(x_all[i]), y=float(y_all[i]),
+            speed=0.3 + 0.4 * float(v_all[i]),  # frames per clip, so >= a quarter of the frame
+            period=4.0 + 2.5 * float(p_all[i]),  # seconds per bounce, so >= 2 bounces in 16 s
+            height=0.25 + 0.2 * float(a_all[i]),  # bounce height, fraction of the frame
+            phase=float(ph_all[i]),
+        ))
+    return scenes
+
+
+def centre(scene, t):
+    """Object centre (x, y) in frame units at times t (seconds, float64 tensor); y grows downwards."""
+    m, s = scene['motion'], scene['speed'] / SECONDS
+    x = torch.full_like(t, scene['x'])
+    y = torch.full_like(t, scene['y'])
+    if m == 'moving left':
+        x = x - s * t
+    elif m == 'moving right':
+        x = x + s * t
+    elif m == 'moving up':
+        y = y - s * t
+    elif m == 'moving down':
+        y = y + s * t
+    else:  # bouncing: rests on a floor, jumps `height` every `period` s
+        r = scene['radius'] * 1.25
+        floor = 1 - r - 0.02
+        lo = min(floor - r - 0.02, scene['height'])
+        y = floor - lo * torch.abs(torch.sin(math.pi * (t / scene['period'] + scene['phase'])))
+        x = r + 0.02 + (1 - 2 * r - 0.04) * x
+    return x, y
+
+
+def coverage(shape, dx, dy, r):
+    """1 inside the shape centred at 0 (dx, dy: offsets in frame units), else 0. The ball is a disk of radius r, the
+    square has half-side 0.85 r, the triangle is equilateral, pointing up, with circumradius 1.25 r."""
+    if shape == 'ball':
+        return (dx * dx + dy * dy <= r * r)
+    if shape == 'square':
+        h = 0.85 * r
+        return (dx.abs() <= h) & (dy.abs() <= h)
+    R = 1.25 * r
+    # inside the three half-planes of the triangle with vertices (0,-R), (+-R sin60, R/2)
+    s3 = math.sqrt(3)
+    return (dy <= R / 2) & (s3 * dx - dy <= R) & (-s3 * dx - dy <= R)
+
+
+def render(scenes):
+    """Scenes -> latent clips [n, 3, F, S, S] float32 in [-1, 1] (area-averaged coverage, wrapping at the edges)."""
+    t = latent_times()
+    px = (torch.arange(S * SUPER, dtype=torch.float64) + 0.5) / (S * SUPER)
+    out = torch.empty(len(scenes), 3, F, S, S, dtype=torch.float32)
+    for i, sc in enumerate(scenes):
+        cx, cy = centre(sc, t)
+        # wrapped offsets in (-0.5, 0.5]: the object re-enters on the other side
+        dx = torch.remainder(px[None, None, :] - cx[:, None, None] + 0.5, 1.0) - 0.5
+        dy = torch.remainder(px[None, :, None] - cy[:, None, None] + 0.5, 1.0) - 0.5
+        cov = coverage(sc['shape'], dx, dy, sc['radius']).to(torch.float64)  # [F, 128, 128]
+        cov = cov.reshape(F, S, SUPER, S, SUPER).mean(dim=(2, 4))
+        fg = torch.tensor(COLOURS[sc['colour']], dtype=torch.float64) / 255
+        bg = torch.tensor(BACKGROUNDS[sc['background'] or 'black'], dtype=torch.float64) / 255
+        rgb = bg[:, None, None, None] + (fg - bg)[:, None, None, None] * cov[None]
+        out[i] = (rgb * 2 - 1).to(torch.float32)
+    return out
+
+
+def all_combos():
+    return [(c, s, m) for c in COLOURS for s in SHAPES for m in MOTIONS]
+
+
+def train_combos():
+    held = set(HELD_OUT)
+    return [c for c in all_combos() if c not in held]
