@@ -1,10 +1,10 @@
-// `npm start [-- --edge-port N --stage-port N --metrics-port N --inspector-port N --host H --expose --stages N --config FILE --data-dir DIR --quiet]`:
-// the whole stack on this machine. Prepares the demo model, starts the edge (wrangler dev) and one backend group
-// (stage processes + driver), creates a local API key, prints UVIT_API_KEY / UVIT_BASE_URL and how to make a clip,
-// and runs until Ctrl-C, which stops everything it started.
+// `npm start [-- options]` (`npm start -- --help` lists them): the whole stack on this machine. Prepares the demo
+// model, starts the edge (wrangler's dev server) and one backend group (stage processes + driver), creates a local
+// API key, prints UVIT_API_KEY / UVIT_BASE_URL and how to make a clip, and runs until Ctrl-C, which stops everything
+// it started.
 import { parseArgs } from 'node:util';
-import { join, resolve } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Stack, defaultOptions, ROOT } from './startStack.ts';
 
@@ -23,6 +23,7 @@ const HELP = `usage: npm start -- [options]      (each also as an environment va
                      in the edge and reads its secrets
   --host H           bind address                        UVIT_HOST          default 127.0.0.1
   --expose           allow a --host beyond loopback      UVIT_EXPOSE=1      default off
+  --public-url URL   origin of download_url / cdn_url    UVIT_PUBLIC_URL    default http://HOST:EDGE_PORT
   --stages N         stage processes in the group        UVIT_STAGES        default 2
   --config FILE      backend group config                UVIT_CONFIG        default gpu-backend/demo/demo.json
   --data-dir DIR     model cache, edge state, logs       UVIT_DATA_DIR      default .data
@@ -32,7 +33,8 @@ async function main(): Promise<number> {
   const { values: v } = parseArgs({
     options: {
       'edge-port': { type: 'string' }, 'stage-port': { type: 'string' }, 'metrics-port': { type: 'string' },
-      'inspector-port': { type: 'string' }, host: { type: 'string' }, expose: { type: 'boolean', default: false }, stages: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+      'inspector-port': { type: 'string' }, host: { type: 'string' }, expose: { type: 'boolean', default: false }, 'public-url': { type: 'string' },
+      stages: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
       quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -42,6 +44,7 @@ async function main(): Promise<number> {
   const set = (flag: string | undefined, name: string) => { if (flag !== undefined) env[name] = flag; };
   set(v['edge-port'], 'UVIT_EDGE_PORT'); set(v['stage-port'], 'UVIT_STAGE_PORT'); set(v['metrics-port'], 'UVIT_METRICS_PORT');
   set(v['inspector-port'], 'UVIT_INSPECTOR_PORT');
+  set(v['public-url'], 'UVIT_PUBLIC_URL');
   set(v.host, 'UVIT_HOST'); set(v.stages, 'UVIT_STAGES'); set(v.config, 'UVIT_CONFIG');
   if (v['data-dir'] !== undefined) env.UVIT_DATA_DIR = resolve(v['data-dir']);
   const opts = defaultOptions(env);
@@ -63,6 +66,10 @@ async function main(): Promise<number> {
   if (opts.inspectorPort !== undefined) {
     log(`WARNING: the edge isolate's inspector is on at 127.0.0.1:${opts.inspectorPort || '(a free port)'}: any local process that connects can run code in the edge and read ADMIN_TOKEN, BACKEND_SECRET and CDN_SECRET from its heap.`);
   }
+  // the data dir holds the edge state (keys, prompts, webhook secrets, results), secrets and logs: the user's alone
+  const dataDir = dirname(opts.stateDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
   const stack = new Stack({ ...opts, log, echo: v.quiet ? undefined : process.stderr });
 
   let stopping: Promise<void> | undefined;

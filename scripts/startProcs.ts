@@ -1,9 +1,10 @@
 // Child processes of the local stack: each in its own process group (so a stop takes its children too: wrangler's
 // workerd, a driver's ffmpeg), output appended to a log file and kept as a tail for error messages, stopped with
-// SIGTERM then SIGKILL. Also port checks and readiness polling.
+// SIGTERM then SIGKILL. Logs are the user's alone (0600 in a 0700 dir: they hold CDN URLs and lease ids), and every
+// child runs under umask 077, so what it writes (SQLite, R2 blobs, work files) is too. Also port checks and polling.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, closeSync, createWriteStream, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
@@ -31,10 +32,14 @@ export class Proc {
 
   constructor(spec: ProcSpec) {
     this.spec = spec;
-    mkdirSync(dirname(spec.logFile), { recursive: true });
+    mkdirSync(dirname(spec.logFile), { recursive: true, mode: 0o700 });
+    chmodSync(dirname(spec.logFile), 0o700); // made wider by an older version
+    closeSync(openSync(spec.logFile, 'a', 0o600));
+    chmodSync(spec.logFile, 0o600);
     this.log = createWriteStream(spec.logFile, { flags: 'a' });
     this.log.write(`\n--- ${new Date().toISOString()} ${spec.command} ${spec.args.join(' ')}\n`);
-    this.child = spawn(spec.command, spec.args, {
+    // exec keeps the pid, so the child is still its group's leader
+    this.child = spawn('/bin/sh', ['-c', 'umask 077 && exec "$0" "$@"', spec.command, ...spec.args], {
       cwd: spec.cwd,
       env: spec.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,7 +2,7 @@
 // group (S stage processes + the driver/worker that leases jobs from the edge), a local API key. Used by `npm start`,
 // tests/e2e and tests/chaos, so what the tests exercise is exactly what a user starts.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Proc, assertPortFree, poll } from './startProcs.ts';
@@ -20,6 +20,8 @@ export type StackOptions = {
   /** stage k listens on stagePort + k */
   stagePort: number;
   metricsPort: number;
+  /** origin of the absolute URLs the edge returns (PUBLIC_BASE_URL; never the Host header); default the bound one */
+  publicUrl?: string;
   /**
    * The edge isolate's V8 inspector (DevTools: runs code, heap snapshots hold the secrets): off when undefined;
    * otherwise bound to 127.0.0.1 on this port (0: any free one).
@@ -55,6 +57,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): StackOptio
     edgePort: Number(env.UVIT_EDGE_PORT ?? 8787),
     stagePort: Number(env.UVIT_STAGE_PORT ?? 7101),
     metricsPort: Number(env.UVIT_METRICS_PORT ?? 9464),
+    publicUrl: env.UVIT_PUBLIC_URL || undefined,
     inspectorPort: env.UVIT_INSPECTOR_PORT === undefined || env.UVIT_INSPECTOR_PORT === '' ? undefined : Number(env.UVIT_INSPECTOR_PORT),
     stages: Number(env.UVIT_STAGES ?? 2),
     config: resolve(ROOT, env.UVIT_CONFIG ?? 'gpu-backend/demo/demo.json'),
@@ -79,7 +82,6 @@ export function localSecrets(stateDir: string): Secrets {
     BACKEND_SECRET: randomBytes(32).toString('hex'),
     CDN_SECRET: randomBytes(32).toString('hex'),
   };
-  mkdirSync(stateDir, { recursive: true });
   writeFileSync(file, JSON.stringify(s, null, 2), { mode: 0o600 });
   return s;
 }
@@ -116,6 +118,9 @@ export class Stack {
 
   constructor(opts: StackOptions) {
     this.opts = opts;
+    // secrets, keys, prompts, webhook secrets and results live here: the user's alone (also when an older run made it 0755)
+    mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+    chmodSync(opts.stateDir, 0o700);
     this.secrets = localSecrets(opts.stateDir);
     this.baseUrl = `http://${opts.host}:${opts.edgePort}`;
   }
@@ -164,7 +169,8 @@ export class Stack {
     const o = this.opts;
     // Secrets go through an env file (mode 600), not argv, so they never show in `ps` or the logs.
     const envFile = join(o.stateDir, 'edge.env');
-    const vars: Record<string, string> = { ...this.secrets };
+    // local development: webhooks may go to plain-http receivers (public hosts only; edge/auth/egress.ts)
+    const vars: Record<string, string> = { ...this.secrets, PUBLIC_BASE_URL: o.publicUrl ?? this.baseUrl, WEBHOOK_ALLOW_HTTP: 'true' };
     const models = [...(this.model ? [edgeCatalogEntry(this.model)] : []), ...o.extraModels];
     if (models.length) vars.MODELS_JSON = JSON.stringify(models);
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}='${v}'\n`).join(''), { mode: 0o600 });

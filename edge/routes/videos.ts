@@ -9,7 +9,7 @@ import { cdnCacheKey } from './cdn.ts';
 import { serveObject } from '../cache/serve.ts';
 import { jobStore } from '../env.ts';
 import type { AppEnv } from '../http/app.ts';
-import { origin } from '../http/app.ts';
+import { origin, publicOrigin } from '../http/app.ts';
 import { decodeBody } from '../http/body.ts';
 import { problem, zodProblem } from '../http/problem.ts';
 import { reply, withRate } from '../http/reply.ts';
@@ -55,7 +55,7 @@ videos.post('/', async (c) => {
     idemHash,
   });
   return reply(r, (v) => {
-    const res = c.json(absolutize(v.video, origin(c.req.url)), 200);
+    const res = c.json(absolutize(v.video, publicOrigin(c.env)), 200);
     if (v.replayed) res.headers.set('idempotent-replayed', 'true');
     return res;
   });
@@ -65,13 +65,13 @@ videos.get('/', async (c) => {
   const q = ListQuery.safeParse(c.req.query());
   if (!q.success) return zodProblem(q.error, 'list query');
   const r = await jobStore(c.env).listVideos(c.get('key'), q.data);
-  const o = origin(c.req.url);
+  const o = publicOrigin(c.env);
   return reply(r, (l) => c.json({ ...l, data: l.data.map((v) => absolutize(v, o)) }));
 });
 
 videos.get('/:id', async (c) => {
   const r = await jobStore(c.env).getVideo(c.get('key'), c.req.param('id'));
-  return reply(r, (v) => c.json(absolutize(v, origin(c.req.url))));
+  return reply(r, (v) => c.json(absolutize(v, publicOrigin(c.env))));
 });
 
 videos.delete('/:id', async (c) => {
@@ -83,7 +83,7 @@ videos.delete('/:id', async (c) => {
 
 videos.post('/:id/cancel', async (c) => {
   const r = await jobStore(c.env).cancelVideo(c.get('key'), c.req.param('id'));
-  return reply(r, (v) => c.json(absolutize(v, origin(c.req.url))));
+  return reply(r, (v) => c.json(absolutize(v, publicOrigin(c.env))));
 });
 
 videos.get('/:id/content', async (c) => {
@@ -105,7 +105,7 @@ videos.get('/:id/events', async (c) => {
   const k = c.get('key');
   const id = c.req.param('id');
   const res = await jobStore(c.env).fetch(`https://jobstore/events/${encodeURIComponent(id)}`, {
-    headers: { 'x-key-id': k.keyId, 'x-key-hash': k.keyHash, 'x-origin': origin(c.req.url) },
+    headers: { 'x-key-id': k.keyId, 'x-key-hash': k.keyHash, 'x-origin': publicOrigin(c.env) },
   });
   if (res.status === 299) {
     const refused = await res.json<{ problem: ProblemInit; rate?: RateInfo }>();

@@ -1,18 +1,31 @@
 // Attacks on the local stack as `npm start` runs it (the same Stack, the edge under wrangler's dev server), from a
-// local process: wrangler's data explorer on the edge port, the edge isolate's V8 inspector. Each test is the attack
-// that worked before the fix (docs/security.md lists them with the finding they cover).
+// local process: wrangler's data explorer on the edge port, the edge isolate's V8 inspector, files other users could
+// read, a forged Host header. Each test is the attack that worked before the fix (docs/security.md lists them with
+// the finding they cover).
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import type { Stack } from '../../scripts/startStack.ts';
 import { groupPids } from '../../scripts/procMem.ts';
-import { startChaosStack } from './harness.ts';
+import { FakeBackend, fakeClip, jsonBody, call as api, startChaosStack, waitVideo, FAKE_MODEL } from './harness.ts';
 
 let stack: Stack;
 let stop: () => Promise<void>;
+let key: string;
+let videoId: string;
 
 beforeAll(async () => {
   ({ stack, stop } = await startChaosStack({ backend: false }));
+  // one finished video: a job in the store, a blob in R2, lines in the logs
+  key = (await stack.createKey('security')).key;
+  const c = await api(stack.baseUrl, 'POST', '/v1/videos', { key, ...jsonBody({ prompt: 'a secret prompt', model: FAKE_MODEL }) });
+  videoId = (c.json as { id: string }).id;
+  const be = new FakeBackend(stack.baseUrl, stack.secrets.BACKEND_SECRET);
+  const g = await be.lease(5000);
+  if (g?.job.id !== videoId) throw new Error(`leased ${g?.job.id}, expected ${videoId}`);
+  if ((await be.upload(g.lease_id, fakeClip('security'))).status !== 200) throw new Error('upload failed');
+  await waitVideo(stack.baseUrl, key, videoId, (v) => v.status === 'completed', 10_000);
 }, 180_000);
 
 afterAll(async () => {
@@ -92,5 +105,39 @@ it('finding 3: no V8 inspector is open by default (no listening port of the edge
       const r = await raw(port, 'GET', path, { host: 'localhost', origin: 'http://localhost' }).catch((e: Error) => ({ status: 0, headers: {}, body: e.message }));
       expect(r.body, `port ${port}${path}`).not.toMatch(/webSocketDebuggerUrl|devtoolsFrontendUrl|"Browser"|V8-Version/);
     }
+  }
+});
+
+it('finding 7: the state dir is 0700 and nothing in it (logs, SQLite, R2 blobs, secrets) is readable by others', () => {
+  const dir = stack.opts.stateDir;
+  expect(statSync(dir).mode & 0o777).toBe(0o700);
+  const open: string[] = [];
+  let files = 0;
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isSymbolicLink()) continue;
+      if ((statSync(p).mode & 0o077) !== 0) open.push(`${p.slice(dir.length + 1)} ${(statSync(p).mode & 0o777).toString(8)}`);
+      if (e.isDirectory()) walk(p);
+      else files++;
+    }
+  };
+  walk(dir);
+  expect(open, 'group/other permission bits').toEqual([]);
+  const names = (sub: string) => readdirSync(join(dir, sub), { recursive: true }).map(String);
+  expect(names('logs')).toContain('edge.log');
+  expect(names('wrangler').some((f) => f.endsWith('.sqlite')), 'the job store').toBe(true);
+  expect(names('wrangler').some((f) => f.includes('blobs')), 'R2 blobs').toBe(true);
+  expect(files).toBeGreaterThan(5);
+});
+
+it('finding 8: a forged Host header does not become the origin of download_url / cdn_url', async () => {
+  const port = stack.opts.edgePort;
+  for (const path of [`/v1/videos/${videoId}`, '/v1/videos?limit=10']) {
+    const r = await raw(port, 'GET', path, { host: 'attacker.example', authorization: `Bearer ${key}` });
+    expect(r.status, r.body.slice(0, 200)).toBe(200);
+    expect(r.body).not.toContain('attacker.example');
+    expect(r.body).toContain(`"download_url":"${stack.baseUrl}/v1/videos/${videoId}/content"`);
+    expect(r.body).toContain(`"cdn_url":"${stack.baseUrl}/cdn/`);
   }
 });

@@ -1,13 +1,14 @@
 // Attacks on the edge's own checks (workerd, the real worker and its URL parser): webhook URLs aimed at the edge's
-// own network in every spelling, a signed lease request replayed while its timestamp is still accepted.
+// own network in every spelling, a signed lease request replayed while its timestamp is still accepted, a forged
+// Host header that used to become the origin of download_url / cdn_url.
 // docs/security.md maps each finding to its test.
-import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { SELF, env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LEASE_PATHS, SIGNATURE_WINDOW_S, signRequest } from '../../shared/lease.ts';
 import type { CreatedKey } from '../../shared/api/keys.ts';
 import { checkWebhookUrl, egressPolicy } from '../../edge/auth/egress.ts';
 import type { JobStore } from '../../edge/jobs/JobStore.ts';
-import { BACKEND_SECRET, MODEL, api, call, createVideo, expectProblem, newKey } from './helpers.ts';
+import { BACKEND_SECRET, MODEL, api, call, createVideo, expectProblem, newKey, runOneJob } from './helpers.ts';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -112,5 +113,22 @@ describe('finding 4: webhook egress (SSRF)', () => {
       const log = await (await fetch('http://hooks.test/__log')).json<{ url: string }[]>();
       expect(log.some((d) => d.url.includes('/followed'))).toBe(false);
     });
+  });
+});
+
+describe('finding 8: absolute URLs come from PUBLIC_BASE_URL, not from the Host header', () => {
+  it('a request to another host name gets download_url and cdn_url on the configured origin', async () => {
+    const k = await newKey('host', { rate_limit_per_min: 10_000 });
+    const v = await createVideo(k.key, { prompt: 'forged host', size: '64x64' });
+    while ((await runOneJob()).grant.job.id !== v.id) { /* earlier tests' jobs first */ }
+    // the Host header is the URL's host here: the attacker's name for the edge
+    for (const path of [`/v1/videos/${v.id}`, '/v1/videos?limit=100']) {
+      const res = await SELF.fetch(`http://attacker.example${path}`, { headers: { authorization: `Bearer ${k.key}` } });
+      const text = await res.text();
+      expect(res.status).toBe(200);
+      expect(text).not.toContain('attacker.example');
+      expect(text).toContain(`"download_url":"http://edge.test/v1/videos/${v.id}/content"`);
+      expect(text).toMatch(/"cdn_url":"http:\/\/edge\.test\/cdn\//);
+    }
   });
 });
