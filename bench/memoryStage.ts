@@ -16,7 +16,7 @@ import { createSession } from '../gpu-backend/engine/session.ts';
 import { readPlanFile } from '../gpu-backend/partition/planFile.ts';
 import { segmentParams } from '../gpu-backend/partition/plan.ts';
 import { modelInfoFromConfig } from '../gpu-backend/partition/configInfo.ts';
-import { TENSOR } from '../gpu-backend/partition/types.ts';
+import { TENSOR } from '../gpu-backend/model/chain.ts';
 import { openShard } from '../gpu-backend/partition/shard.ts';
 
 const [planPath, stageArg, mode, threadsArg] = process.argv.slice(2);

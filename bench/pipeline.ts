@@ -13,11 +13,11 @@ import { derive, parseConfig } from '../gpu-backend/model/config.ts';
 import { initWeightsToFile } from '../gpu-backend/model/initWeights.ts';
 import type { PartitionKind, Plan } from '../gpu-backend/partition/types.ts';
 import type { ModelInputs } from '../gpu-backend/sampler/guidance.ts';
-import { PipelineClient } from '../gpu-backend/runtime/pipeline.ts';
-import { MicroBatchWindow } from '../gpu-backend/runtime/scheduler.ts';
-import { spawnStages } from '../gpu-backend/runtime/spawn.ts';
-import type { Granularity } from '../gpu-backend/runtime/stageUnits.ts';
-import { det, writePlan } from '../gpu-backend/runtime/pipelineSetup.ts';
+import { PipelineClient } from '../gpu-backend/pipeline/client/pipelineClient.ts';
+import { MicroBatchWindow } from '../gpu-backend/pipeline/client/scheduler.ts';
+import { spawnStages } from '../gpu-backend/pipeline/client/spawn.ts';
+import type { Granularity } from '../gpu-backend/pipeline/stage/units.ts';
+import { det, writePlan } from '../gpu-backend/pipeline/setup.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: a } = parseArgs({

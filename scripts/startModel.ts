@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadGroupConfig, type LoadedGroupConfig } from '../gpu-backend/runtime/driverConfig.ts';
-import { prepareDemo } from '../gpu-backend/runtime/demo.ts';
+import { loadGroupConfig, type LoadedGroupConfig } from '../gpu-backend/serve/groupConfig.ts';
+import { prepareDemo } from '../gpu-backend/demo/demo.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const UVIT = join(ROOT, 'bin/uvit.js');

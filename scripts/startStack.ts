@@ -136,7 +136,7 @@ export class Stack {
   /** Fails fast, before anything starts, on a taken port or a missing ffmpeg. */
   async preflight(): Promise<void> {
     const o = this.opts;
-    const { ffmpegPath } = await import('../gpu-backend/runtime/ffmpeg.ts');
+    const { ffmpegPath } = await import('../gpu-backend/driver/ffmpeg.ts');
     const { spawnSync } = await import('node:child_process');
     try {
       const bin = ffmpegPath();

@@ -1,6 +1,6 @@
 // Lease API between the edge (JobStore) and backend groups: wire schemas + the request-signing helper.
 // Runtime-agnostic (WebCrypto + zod only): imported by the Workers edge and by the Node backend driver.
-import { z } from 'zod';
+import * as z from 'zod';
 
 // ---------------------------------------------------------------- paths and headers
 

@@ -12,7 +12,8 @@ import { makeSegmentWorkDir, openSegment } from '../engine/segmentLoader.ts';
 import { createSession, type ExecutionProvider } from '../engine/session.ts';
 import { GraphBuilder } from '../onnx/graph.ts';
 import { DataType } from '../onnx/onnx.ts';
-import { chain, type Plan, type Segment, TENSOR } from '../partition/types.ts';
+import type { Plan } from '../partition/types.ts';
+import { chain, type Segment, TENSOR } from '../model/chain.ts';
 import type { ModelInputs } from '../sampler/guidance.ts';
 
 export interface RunnerOptions {
@@ -52,7 +53,7 @@ export interface TrafficStats {
 
 /**
  * What forward/sample need from a network executor: InProcessRunner here, or with --spawn the stage-process
- * SpawnedPipelineRunner (runtime/pipelineRunner.ts); commands/common.ts openRunner() picks one.
+ * SpawnedPipelineRunner (cli/spawnedRunner.ts); commands/common.ts openRunner() picks one.
  */
 export interface NetworkRunner {
   readonly plan: Plan;

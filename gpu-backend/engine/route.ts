@@ -2,7 +2,7 @@
 // the next, long skips wait in a map until their consumer runs. The Engine and the CLI's in-process runner both use
 // it; they differ only in what they record (intermediates and timings; bytes that would cross a stage boundary).
 import type * as ort from 'onnxruntime-node';
-import { type Segment, TENSOR } from '../partition/types.ts';
+import { type Segment, TENSOR } from '../model/chain.ts';
 
 export interface RouteSegment {
   segment: Segment;

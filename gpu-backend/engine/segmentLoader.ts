@@ -15,7 +15,7 @@ import { buildSegmentFile } from '../partition/export.ts';
 import { modelInfoFromConfig } from '../partition/configInfo.ts';
 import { segmentParams } from '../partition/plan.ts';
 import { openShard } from '../partition/shard.ts';
-import type { Segment } from '../partition/types.ts';
+import type { Segment } from '../model/chain.ts';
 import { createSession, type EngineSessionOptions } from './session.ts';
 
 /** Default: segments with more parameter bytes than this are built into a file (tests' models are far below). */

@@ -1,7 +1,7 @@
 // U-ViT model config: the official constructor arguments (libs/uvit.py, libs/uvit_t2i.py) as JSON, with the
 // official defaults, plus this project's video keys (UVIT.md §8). Validation errors name the offending key.
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 
 const posInt = z.number().int().positive();
 

@@ -3,7 +3,7 @@
 // including clips shorter than num_frames (first F' latent frames => pos_embed rows [0, extras + (F'/pt) grid^2)).
 // Intermediates are named like the golden files. Not for production: O(T^2 D) plain loops.
 import { float32, type Tensor } from '../../shared/tensor.ts';
-import { chain } from '../partition/types.ts';
+import { chain } from './chain.ts';
 import { derive, type UViTConfig } from './config.ts';
 import { expectedParams } from './weights.ts';
 import { attention, conv2dSame, conv3dSame, gelu, layerNorm, linear, silu, timestepEmbedding } from './referenceOps.ts';

@@ -1,7 +1,7 @@
 // Official state_dict names and shapes (UVIT.md §2, video shapes §8), shard lists per chain block, and validation
 // of a safetensors file against a config.
 import { float32, type Tensor } from '../../shared/tensor.ts';
-import { chain } from '../partition/types.ts';
+import { chain } from './chain.ts';
 import { derive, type UViTConfig } from './config.ts';
 import { SafetensorsFile } from './safetensors.ts';
 

@@ -1,5 +1,5 @@
 // xoshiro128** (Blackman & Vigna) and the SplitMix32 step that seeds it. Shared by the weight initialiser
-// (model/initWeights.ts) and the driver's latent noise (runtime/driverRng.ts); each documents its own seeding and
+// (model/initWeights.ts) and the driver's latent noise (driver/rng.ts); each documents its own seeding and
 // normal sampler, which are part of their reproducibility contracts and stay separate.
 
 /** One SplitMix32 output for state x (the state then advances by 0x9e3779b9). */

@@ -4,7 +4,7 @@
 // The figures only steer the planner and the cost model, so a few % off on elementwise ops is fine;
 // matmuls, which dominate, are exact.
 
-import { chain } from './types.ts';
+import { chain } from '../model/chain.ts';
 
 /** The dimensions the cost arithmetic needs (a subset of the model config + its derived sizes). */
 export interface ModelDims {

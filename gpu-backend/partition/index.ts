@@ -7,7 +7,8 @@ import { choosePartition as chooseForInfo, planForInfo } from './costModel.ts';
 import { planFolded as foldedForInfo, planSequential as sequentialForInfo } from './plan.ts';
 import { modelInfoFromConfig } from './configInfo.ts';
 
-export type { Plan, Segment, StageInfo, SkipRoute, PartitionKind } from './types.ts';
+export type { Plan, StageInfo, SkipRoute, PartitionKind } from './types.ts';
+export type { Segment } from '../model/chain.ts';
 export type { CostOptions, Cost, StageCost, Hop, Choice, PartitionChoice } from './costModel.ts';
 export { DEFAULT_COST_OPTIONS, planCost } from './costModel.ts';
 export { segmentParams, validatePlan, maxStages } from './plan.ts';

@@ -3,7 +3,7 @@
 // `specModelInfo` derives the names from UVIT.md §2 alone, so the planner is usable and testable on its own;
 // `modelInfoFromConfig` (configInfo.ts) takes them from the model package's own helpers.
 
-import { chain } from './types.ts';
+import { chain } from '../model/chain.ts';
 import type { ModelDims } from './flops.ts';
 
 export interface ModelInfo {

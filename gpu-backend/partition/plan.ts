@@ -5,8 +5,9 @@
 // Both balance with an exact dynamic programme: minimise the largest stage FLOPs, then the sum of squares.
 // Pure: no I/O.
 
-import type { Plan, PartitionKind, Segment, SkipRoute, StageInfo } from './types.ts';
-import { chain } from './types.ts';
+import type { Plan, PartitionKind, SkipRoute, StageInfo } from './types.ts';
+import type { Segment } from '../model/chain.ts';
+import { chain } from '../model/chain.ts';
 import type { ModelInfo } from './modelInfo.ts';
 import { chainFlops, embedFlops, headFlops } from './flops.ts';
 

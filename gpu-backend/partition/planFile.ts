@@ -12,7 +12,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { UViTConfig } from '../model/config.ts';
 import { parseConfig, derive } from '../model/config.ts';
 import type { Plan } from './types.ts';

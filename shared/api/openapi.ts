@@ -1,6 +1,6 @@
 // OpenAPI 3.1 document generated from the zod schemas (zod-to-openapi v9, which targets zod 4).
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
-import { z } from 'zod';
+import * as z from 'zod';
 import { FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseGrant, LeaseRequest, ResultResponse } from '../lease.ts';
 import { ApiKeyInfo, CreatedKey, CreateKeyRequest } from './keys.ts';
 import { ModelList } from './models.ts';

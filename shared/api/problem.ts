@@ -1,6 +1,6 @@
 // RFC 9457 problem details, the only error body the API returns. Also carries an OpenAI-style `error` object so
 // the official SDKs show a readable message.
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const FieldError = z.object({
   path: z.string().describe('dotted field path, e.g. "seconds" or "metadata.0"; "" for the whole body'),

@@ -1,5 +1,5 @@
 // Public video API objects (OpenAI Videos API shape plus our extensions) and request canonicalisation.
-import { z } from 'zod';
+import * as z from 'zod';
 import type { JobSpec } from '../lease.ts';
 import type { ModelConfig } from './models.ts';
 

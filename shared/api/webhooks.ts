@@ -1,6 +1,6 @@
 // Webhook events and their signature (Standard Webhooks layout: webhook-id / webhook-timestamp / webhook-signature
 // "v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>"). Runtime-agnostic so clients can verify with the same code.
-import { z } from 'zod';
+import * as z from 'zod';
 import { Video } from './videos.ts';
 
 export const WebhookEvent = z

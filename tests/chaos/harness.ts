@@ -14,7 +14,7 @@ import type { StackOptions } from '../../scripts/startStack.ts';
 import { freePort, freePortRange } from '../../scripts/startProcs.ts';
 import { commOf, groupPids, rssOf } from '../../scripts/procMem.ts';
 import { connectIsolate, type IsolateInspector } from '../../scripts/workerdInspector.ts';
-import { TINY_MODEL, tinyGroup } from '../integration/runtime-driver-fixtures.ts';
+import { TINY_MODEL, tinyGroup } from '../integration/serve-fixtures.ts';
 
 /** A model id in the edge catalog that no real backend serves: the tests lease its jobs themselves. */
 export const FAKE_MODEL = 'chaos-fake';

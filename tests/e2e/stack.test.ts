@@ -12,7 +12,7 @@ import { Stack, defaultOptions, ROOT } from '../../scripts/startStack.ts';
 import { freePort, freePortRange, groupAlive } from '../../scripts/startProcs.ts';
 import { UvitClient } from '../../client/client.ts';
 import type { Video } from '../../client/client.ts';
-import { probeMp4 } from '../../gpu-backend/runtime/ffmpeg.ts';
+import { probeMp4 } from '../../gpu-backend/driver/ffmpeg.ts';
 import OpenAI from 'openai';
 
 const tmp = mkdtempSync(join(tmpdir(), 'uvit-e2e-'));

@@ -9,7 +9,8 @@ import { Engine } from '../../gpu-backend/engine/engine.ts';
 import { parseConfig } from '../../gpu-backend/model/config.ts';
 import { initWeights, initWeightsToFile } from '../../gpu-backend/model/initWeights.ts';
 import { planFolded } from '../../gpu-backend/partition/index.ts';
-import type { Plan, Segment } from '../../gpu-backend/partition/types.ts';
+import type { Plan } from '../../gpu-backend/partition/types.ts';
+import type { Segment } from '../../gpu-backend/model/chain.ts';
 import { makeInputs, maxAbs } from './onnxHelpers.ts';
 
 const engines: Engine[] = [];

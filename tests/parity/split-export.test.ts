@@ -15,7 +15,7 @@ import { exportPlan } from '../../gpu-backend/partition/export.ts';
 import { readPlanFile } from '../../gpu-backend/partition/planFile.ts';
 import { segmentParams } from '../../gpu-backend/partition/plan.ts';
 import { modelInfoFromConfig } from '../../gpu-backend/partition/configInfo.ts';
-import { TENSOR } from '../../gpu-backend/partition/types.ts';
+import { TENSOR } from '../../gpu-backend/model/chain.ts';
 import { GOLDEN_DIR } from '../golden.ts';
 
 const gdir = GOLDEN_DIR;

@@ -9,7 +9,7 @@ import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { renderAll, loadConfig, BACKEND_SECRET, EDGE_METRICS_SECRET, GROUP_CONFIG_PATH } from '../../deploy/k8s/render.ts';
-import { GroupConfigSchema } from '../../gpu-backend/runtime/driverConfig.ts';
+import { GroupConfigSchema } from '../../gpu-backend/serve/groupConfig.ts';
 import { main as uvitMain } from '../../gpu-backend/cli/main.ts';
 
 const root = join(import.meta.dirname, '../..');

@@ -14,7 +14,8 @@ import {
   planFor,
   planSequential,
 } from '../../gpu-backend/partition/index.ts';
-import { chain, type Plan } from '../../gpu-backend/partition/types.ts';
+import type { Plan } from '../../gpu-backend/partition/types.ts';
+import { chain } from '../../gpu-backend/model/chain.ts';
 import {
   activationBytes,
   chainBlockParamCount,

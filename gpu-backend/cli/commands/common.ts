@@ -86,9 +86,9 @@ export async function openRunner(
   });
 }
 
-/** --spawn: the stage-process pipeline runner of gpu-backend/runtime/pipelineRunner.ts (SpawnedPipelineRunner). */
+/** --spawn: the stage-process pipeline runner of gpu-backend/cli/spawnedRunner.ts (SpawnedPipelineRunner). */
 async function openSpawned(cfg: UViTConfig, weightsPath: string, plan: Plan, setup: RunSetup, ctx: CommandContext): Promise<NetworkRunner> {
-  const { SpawnedPipelineRunner } = await import('../../runtime/pipelineRunner.ts');
+  const { SpawnedPipelineRunner } = await import('../spawnedRunner.ts');
   return SpawnedPipelineRunner.create({
     config: cfg,
     weightsPath,

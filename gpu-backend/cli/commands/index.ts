@@ -14,5 +14,5 @@ export const COMMANDS: CommandEntry[] = [
   eager(exportCommand),
   lazy('stage', 'run one pipeline stage process: serve its shard of the network over TCP', 'stageCommand', () => import('./stage.ts')),
   lazy('serve', 'run a backend group driver: pull jobs from the edge, generate on the stage pipeline, upload MP4s', 'serveCommand',
-    () => import('../../runtime/workerCli.ts')),
+    () => import('./serve.ts')),
 ];

@@ -3,7 +3,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { GraphBuilder } from '../../onnx/graph.ts';
 import { DataType, type Dim } from '../../onnx/onnx.ts';
-import { chain, type Segment, TENSOR } from '../../partition/types.ts';
+import { chain, type Segment, TENSOR } from '../chain.ts';
 import { derive, type UViTConfig } from '../config.ts';
 import { embed } from './embed.ts';
 import { head } from './head.ts';

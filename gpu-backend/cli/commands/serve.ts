@@ -1,0 +1,156 @@
+// `uvit serve`: one backend group's driver process. Registers with the edge by pulling work through the lease API,
+// generates clips on the stage pipeline (or in process), serves Prometheus metrics, and stops cleanly on SIGINT/SIGTERM.
+//
+//   uvit serve --edge URL [--config gpu-backend/demo/demo.json] [--secret-env UVIT_BACKEND_SECRET]
+//              [--stages 0 | N | HOST:PORT,HOST:PORT,...] [--plan PLAN.json] [--group ID] [--model ID] [--capacity N]
+//              [--metrics HOST:PORT] [--work-dir DIR] [--f16]
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Command, CommandContext, Values } from '../command.ts';
+import { UsageError, intValue, parseCommandArgs, str } from '../command.ts';
+import { LatentDecoder } from '../../driver/decoder.ts';
+import { DEMO_CONFIG, prepareDemo } from '../../demo/demo.ts';
+import { Driver } from '../../driver/driver.ts';
+import { loadGroupConfig } from '../../serve/groupConfig.ts';
+import { DriverMetrics, serveMetrics } from '../../metrics/driverMetrics.ts';
+import { PromptEncoder } from '../../driver/text/encoder.ts';
+import { Worker } from '../../serve/worker.ts';
+import { exportStages, inProcessBackend, pipelineBackend, type Backend } from '../../serve/backend.ts';
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'run a backend group driver: pull jobs from the edge, generate on the stage pipeline, upload MP4s',
+  usage: 'serve --edge URL [--config GROUP.json] [--stages 0|N|HOST:PORT,...] [--plan PLAN.json] [--metrics HOST:PORT] ...',
+  options: {
+    edge: { type: 'string', value: 'URL', required: true, help: 'edge base URL (lease API under /internal/v1)' },
+    config: { type: 'string', value: 'GROUP.json', default: 'gpu-backend/demo/demo.json', help: 'backend group config' },
+    'secret-env': { type: 'string', value: 'NAME', default: 'UVIT_BACKEND_SECRET', help: 'environment variable holding the backend HMAC secret' },
+    stages: {
+      type: 'string',
+      value: '0|N|ADDRS',
+      default: '0',
+      help: '0 = in-process engine; N = spawn N local stage processes; HOST:PORT,... = connect to running stages (needs --plan)',
+    },
+    plan: { type: 'string', value: 'PLAN.json', help: 'plan.json from `uvit export` (default with N: exported under --work-dir)' },
+    group: { type: 'string', value: 'ID', help: 'backend group id (default HOSTNAME-PID)' },
+    model: { type: 'string', value: 'ID', help: 'model id to lease jobs for (default: the config model_id)' },
+    capacity: { type: 'string', value: 'N', default: '1', help: 'jobs generated at once (their micro-batches share the pipeline)' },
+    metrics: { type: 'string', value: 'HOST:PORT', help: 'serve Prometheus text at http://HOST:PORT/metrics' },
+    'work-dir': { type: 'string', value: 'DIR', help: 'scratch files (MP4s before upload, exported stages)' },
+    f16: { type: 'boolean', help: 'carry activations and skips between stages as float16' },
+    'wait-ms': { type: 'string', value: 'MS', default: '20000', help: 'long-poll bound per lease request' },
+  },
+  notes: `
+The secret is read from the environment (never a flag, so it does not show in ps). Jobs whose size or length the
+model cannot make fail as not retryable; stage or upload failures are reported retryable, and a broken stage
+pipeline is reconnected (spawned stages are respawned) before the next job.`,
+  run: (v, ctx) => serve(v, ctx),
+};
+
+function parseHostPort(flag: string, s: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(s);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`uvit serve: --${flag} must be HOST:PORT, got '${s}'`);
+  return { host: m[1] || '127.0.0.1', port: Number(m[2]) };
+}
+
+export interface ServeHandle {
+  worker: Worker;
+  backend: Backend;
+  metricsPort?: number;
+  stop(): Promise<void>;
+}
+
+/** Starts everything and returns a handle (tests); `serve` waits for SIGINT/SIGTERM and then stops. */
+export async function startServe(v: Values, ctx: CommandContext): Promise<ServeHandle> {
+  const cfgPath = resolve(str(v.config) ?? DEMO_CONFIG);
+  const secretEnv = str(v['secret-env']) ?? 'UVIT_BACKEND_SECRET';
+  const secret = process.env[secretEnv];
+  if (!secret) throw new UsageError(`uvit serve: the backend secret is not set: export ${secretEnv}=<the edge's BACKEND_SECRET>`);
+  const edge = str(v.edge)!;
+  try {
+    new URL(edge);
+  } catch {
+    throw new UsageError(`uvit serve: --edge must be a URL, got '${edge}'`);
+  }
+  const capacity = intValue('serve', 'capacity', v.capacity, 1)!;
+  const waitMs = intValue('serve', 'wait-ms', v['wait-ms'], 0)!;
+  const stagesArg = str(v.stages) ?? '0';
+  const workDir = resolve(str(v['work-dir']) ?? join(tmpdir(), `uvit-serve-${process.pid}`));
+  const metricsAt = str(v.metrics) ? parseHostPort('metrics', str(v.metrics)!) : undefined;
+
+  const cfg = loadGroupConfig(cfgPath);
+  for (const f of prepareDemo(cfg, ctx.log)) if (f.made) ctx.log(`serve: made ${f.path} in ${f.ms.toFixed(0)} ms`);
+  const log = (l: string) => ctx.log(`serve: ${l}`);
+
+  let backend: Backend;
+  if (/^\d+$/.test(stagesArg)) {
+    const n = Number(stagesArg);
+    if (n === 0) backend = await inProcessBackend(cfg);
+    else {
+      const planPath = str(v.plan) ? resolve(str(v.plan)!) : exportStages(cfg, n, join(workDir, `stages-${n}`), log);
+      backend = await pipelineBackend({ planPath, cfg, f16: v.f16 === true, log });
+      if (backend.numStages !== n) throw new UsageError(`uvit serve: --plan has ${backend.numStages} stages, --stages says ${n}`);
+    }
+  } else {
+    const addresses = stagesArg.split(',').map((s) => s.trim()).filter(Boolean);
+    addresses.forEach((a) => parseHostPort('stages', a));
+    if (!str(v.plan)) throw new UsageError('uvit serve: --stages with addresses needs --plan (the plan.json the stages run)');
+    backend = await pipelineBackend({ planPath: resolve(str(v.plan)!), addresses, cfg, f16: v.f16 === true, log });
+  }
+
+  const metrics = new DriverMetrics();
+  const src = backend.metricsSource();
+  if (src) metrics.attachPipeline(src);
+  const textEncoder = await PromptEncoder.create(cfg.text_encoder, cfg.text_encoder.ep ?? cfg.engine);
+  const decoder = await LatentDecoder.create(cfg.decoder, cfg.decoder.ep ?? cfg.engine);
+  const driver = new Driver({ model: cfg.uvit, forward: backend.forward, textEncoder, decoder, metrics });
+  const model = str(v.model) ?? cfg.model_id;
+  const group = str(v.group) ?? `${hostname()}-${process.pid}`;
+  const worker = new Worker({
+    edge, secret, group, model, capacity, stages: backend.numStages, driver, metrics, workDir, waitMs,
+    solver: cfg.sampler.solver,
+    cfgMode: backend.numStages > 1 ? 'micro' : cfg.sampler.cfg_mode,
+    beforeJob: () => backend.ensureHealthy(),
+    log,
+  });
+  const m = metricsAt ? await serveMetrics(() => metrics.render(), metricsAt) : undefined;
+  worker.start();
+  log(`group ${group} serving model ${model} (${cfg.path}) on ${backend.describe()}, capacity ${capacity}, edge ${edge}` +
+    (m ? `, metrics http://${metricsAt!.host}:${m.port}/metrics` : ''));
+  let stopped: Promise<void> | undefined;
+  return {
+    worker,
+    backend,
+    metricsPort: m?.port,
+    stop: () =>
+      (stopped ??= (async () => {
+        await worker.stop();
+        await m?.close();
+        await backend.close();
+        await textEncoder.release();
+        await decoder.release();
+      })()),
+  };
+}
+
+async function serve(v: Values, ctx: CommandContext): Promise<void> {
+  const h = await startServe(v, ctx);
+  await new Promise<void>((resolveStop) => {
+    const onSignal = (sig: string) => {
+      ctx.log(`serve: ${sig}: stopping (jobs in progress are handed back to the edge as retryable failures)`);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      void h.stop().then(resolveStop);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+/** `runServe(argv)`: the same as `uvit serve ARGV` for callers outside the CLI registry. */
+export async function runServe(argv: string[]): Promise<void> {
+  const ctx: CommandContext = { log: (l) => process.stderr.write(`${l}\n`), out: (l) => process.stdout.write(`${l}\n`) };
+  const v = parseCommandArgs(serveCommand, argv);
+  if (v === 'help') return;
+  await serve(v, ctx);
+}

@@ -1,0 +1,136 @@
+// Latents → RGB frames through a pluggable ONNX decoder.
+//   layout 'video': one call on [B, C, F, h, w] → [B, 3, temporal·F, spatial·h, spatial·w] (the demo decoder).
+//   layout 'image': a per-frame 2-D VAE (e.g. Stable Diffusion's AutoencoderKL decoder exported to ONNX,
+//                   latent_sample [N, 4, h, w] → sample [N, 3, 8h, 8w] in [-1, 1]); frames are decoded in chunks.
+// The latents are divided by `scale_factor` first, as U-ViT's decode(z) = VAE.decode(z / scale_factor) (UVIT.md §4):
+// 0.18215 for the SD VAE (0.23010 for the mscoco model's eval). The demo decoder uses 1.
+import type * as ort from 'onnxruntime-node';
+import * as ortRt from 'onnxruntime-node';
+import * as z from 'zod';
+import type { Tensor } from '../../shared/tensor.ts';
+import { EpConfigSchema, type EpConfig, fromOrtF32, openSession } from './ort.ts';
+
+export const DecoderConfigSchema = z
+  .object({
+    onnx: z.string().min(1),
+    layout: z.enum(['video', 'image']).default('video'),
+    input: z.string().default('latents'),
+    output: z.string().default('frames'),
+    temporal: z.number().int().min(1).default(1),
+    spatial: z.number().int().min(1).default(8),
+    scale_factor: z.number().positive().default(1),
+    output_range: z.enum(['0,1', '-1,1']).default('0,1'),
+    /** image layout: latent frames per decoder call */
+    frames_per_call: z.number().int().min(1).default(8),
+    ep: EpConfigSchema.optional(),
+  })
+  .strict();
+export type DecoderConfig = z.infer<typeof DecoderConfigSchema>;
+
+/** Decoded clip of one batch item: packed RGB24 frames, row-major. */
+export interface Frames {
+  width: number;
+  height: number;
+  frames: Uint8Array[];
+}
+
+export class LatentDecoder {
+  readonly cfg: DecoderConfig;
+  private readonly session: ort.InferenceSession;
+
+  private constructor(cfg: DecoderConfig, session: ort.InferenceSession) {
+    this.cfg = cfg;
+    this.session = session;
+    if (!session.inputNames.includes(cfg.input)) {
+      throw new Error(`decoder ${cfg.onnx}: no input "${cfg.input}" (inputs: ${session.inputNames.join(', ')})`);
+    }
+    if (!session.outputNames.includes(cfg.output)) {
+      throw new Error(`decoder ${cfg.onnx}: no output "${cfg.output}" (outputs: ${session.outputNames.join(', ')})`);
+    }
+  }
+
+  static async create(cfg: DecoderConfig, ep?: EpConfig): Promise<LatentDecoder> {
+    return new LatentDecoder(cfg, await openSession(cfg.onnx, ep ?? cfg.ep, 'decoder'));
+  }
+
+  private async run(x: Float32Array, dims: number[]): Promise<Tensor<'float32'>> {
+    const out = await this.session.run({ [this.cfg.input]: new ortRt.Tensor('float32', x, dims) }, [this.cfg.output]);
+    return fromOrtF32(out[this.cfg.output], `decoder output ${this.cfg.output}`);
+  }
+
+  /**
+   * latents [B, C, F, h, w] → per batch item, `temporal·F` frames of (spatial·w)×(spatial·h) RGB24.
+   * `keepFrames` trims each clip to its first frames (when F was rounded up to the temporal patch size).
+   */
+  async decode(latents: Tensor<'float32'>, keepFrames?: number): Promise<Frames[]> {
+    if (latents.dims.length !== 5) throw new Error(`decoder: latents must be [B,C,F,h,w], got [${latents.dims.join(',')}]`);
+    const [B, C, F, h, w] = latents.dims;
+    const inv = 1 / this.cfg.scale_factor;
+    const scaled = new Float32Array(latents.data.length);
+    for (let i = 0; i < scaled.length; i++) scaled[i] = latents.data[i] * inv;
+    const T = this.cfg.temporal * F;
+    const H = this.cfg.spatial * h;
+    const W = this.cfg.spatial * w;
+    const keep = Math.min(keepFrames ?? T, T);
+    const clips: Frames[] = [];
+    if (this.cfg.layout === 'video') {
+      const out = await this.run(scaled, [B, C, F, h, w]);
+      const want = [B, 3, T, H, W];
+      if (out.dims.length !== 5 || out.dims.some((d, i) => d !== want[i])) {
+        throw new Error(`decoder ${this.cfg.onnx}: output [${out.dims.join(',')}], expected [${want.join(',')}]`);
+      }
+      for (let b = 0; b < B; b++) clips.push(this.toRgb(out.data, b * 3 * T * H * W, T, keep, H, W));
+      return clips;
+    }
+    // image layout: gather [N = frames, C, h, w] per batch item and decode in chunks
+    if (this.cfg.temporal !== 1) throw new Error('decoder: image layout decodes frame by frame, so temporal must be 1');
+    const plane = h * w;
+    for (let b = 0; b < B; b++) {
+      const frames: Uint8Array[] = [];
+      for (let f0 = 0; f0 < keep; f0 += this.cfg.frames_per_call) {
+        const n = Math.min(this.cfg.frames_per_call, keep - f0);
+        const x = new Float32Array(n * C * plane);
+        for (let i = 0; i < n; i++)
+          for (let c = 0; c < C; c++) {
+            const src = ((b * C + c) * F + f0 + i) * plane;
+            x.set(scaled.subarray(src, src + plane), (i * C + c) * plane);
+          }
+        const out = await this.run(x, [n, C, h, w]);
+        const want = [n, 3, H, W];
+        if (out.dims.length !== 4 || out.dims.some((d, i) => d !== want[i])) {
+          throw new Error(`decoder ${this.cfg.onnx}: output [${out.dims.join(',')}], expected [${want.join(',')}]`);
+        }
+        for (let i = 0; i < n; i++) frames.push(this.frameToRgb(out.data, i * 3 * H * W, H * W, H * W, W, H));
+      }
+      clips.push({ width: W, height: H, frames });
+    }
+    return clips;
+  }
+
+  /** [3, T, H, W] planar floats at `base` → T packed RGB24 frames */
+  private toRgb(data: Float32Array, base: number, T: number, keep: number, H: number, W: number): Frames {
+    const frames: Uint8Array[] = [];
+    for (let t = 0; t < keep; t++) frames.push(this.frameToRgb(data, base + t * H * W, T * H * W, H * W, W, H));
+    return { width: W, height: H, frames };
+  }
+
+  /** one frame: channel c's plane starts at base + c·channelStride */
+  private frameToRgb(data: Float32Array, base: number, channelStride: number, n: number, W: number, H: number): Uint8Array {
+    const out = new Uint8Array(W * H * 3);
+    const signed = this.cfg.output_range === '-1,1';
+    for (let c = 0; c < 3; c++) {
+      const o = base + c * channelStride;
+      for (let i = 0; i < n; i++) {
+        let v = data[o + i];
+        if (signed) v = (v + 1) * 0.5;
+        v = v < 0 ? 0 : v > 1 ? 1 : v;
+        out[i * 3 + c] = Math.round(v * 255);
+      }
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,106 @@
+// A backend group's configuration (JSON): which model, its weights, the text encoder and decoder ONNX files, sampler
+// defaults, and where each stage runs (CPU or a CUDA device). Relative paths are relative to the JSON file.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import * as z from 'zod';
+import { loadConfig, type UViTConfig } from '../model/config.ts';
+import { DecoderConfigSchema } from '../driver/decoder.ts';
+import { EpConfigSchema } from '../driver/ort.ts';
+import { TextEncoderConfigSchema } from '../driver/text/encoder.ts';
+
+export const GroupConfigSchema = z
+  .object({
+    /** the model id the edge routes jobs by (LeaseRequest.model) */
+    model_id: z.string().regex(/^[A-Za-z0-9_.:-]+$/),
+    /** U-ViT config JSON (official constructor arguments + num_frames, temporal_patch_size) */
+    model: z.string(),
+    /** official-name safetensors */
+    weights: z.string(),
+    video: z
+      .object({
+        fps: z.number().int().min(1).max(120).default(8),
+        /** default clip length in seconds when a request gives none */
+        seconds: z.number().positive().default(16),
+      })
+      .strict(),
+    sampler: z
+      .object({
+        solver: z.enum(['dpmpp-fast3', 'dpmpp-2m']).default('dpmpp-fast3'),
+        steps: z.number().int().min(1).max(1000).default(16),
+        guidance: z.number().min(0).default(1),
+        cfg_mode: z.enum(['batch', 'micro']).default('batch'),
+      })
+      .strict(),
+    text_encoder: TextEncoderConfigSchema,
+    decoder: DecoderConfigSchema,
+    /** the in-process engine (no stage processes): threads and execution provider */
+    engine: EpConfigSchema.default({ ep: 'cpu', device_id: 0 }),
+    /** per stage: execution provider and CUDA device id (stage k uses stages[k]); length = number of stages */
+    stages: z.array(EpConfigSchema).optional(),
+    partition: z.enum(['sequential', 'folded', 'auto']).default('auto'),
+    /** present only for the demo: seeds that `prepareDemo` uses to make the missing files above (random, untrained) */
+    demo: z
+      .object({
+        weights_seed: z.number().int().min(0),
+        text_encoder_seed: z.number().int().min(0),
+        decoder_seed: z.number().int().min(0),
+        decoder_hidden: z.number().int().min(1).default(32),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type GroupConfig = z.infer<typeof GroupConfigSchema>;
+
+export interface LoadedGroupConfig extends GroupConfig {
+  /** absolute path of the JSON file */
+  path: string;
+  /** the parsed U-ViT config */
+  uvit: UViTConfig;
+}
+
+function abs(base: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(base, p);
+}
+
+/** Reads, validates, and resolves paths; checks that the text encoder and decoder fit the model. */
+export function loadGroupConfig(path: string): LoadedGroupConfig {
+  const file = resolve(path);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`group config ${file}: ${(e as Error).message}`);
+  }
+  const r = GroupConfigSchema.safeParse(json);
+  if (!r.success) {
+    throw new Error(`group config ${file}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  const c = r.data;
+  const base = dirname(file);
+  const out: LoadedGroupConfig = {
+    ...c,
+    path: file,
+    model: abs(base, c.model),
+    weights: abs(base, c.weights),
+    text_encoder: {
+      ...c.text_encoder,
+      onnx: abs(base, c.text_encoder.onnx),
+      tokenizer:
+        c.text_encoder.tokenizer.type === 'clip-bpe'
+          ? { ...c.text_encoder.tokenizer, vocab: abs(base, c.text_encoder.tokenizer.vocab), merges: abs(base, c.text_encoder.tokenizer.merges) }
+          : c.text_encoder.tokenizer,
+    },
+    decoder: { ...c.decoder, onnx: abs(base, c.decoder.onnx) },
+    uvit: loadConfig(abs(base, c.model)),
+  };
+  const u = out.uvit;
+  if (u.clip_dim === undefined || u.num_frames === undefined) {
+    throw new Error(`group config ${file}: model ${out.model} must be a text-conditioned video config (clip_dim, num_frames)`);
+  }
+  if (out.text_encoder.num_tokens !== u.num_clip_token || out.text_encoder.dim !== u.clip_dim) {
+    throw new Error(`group config ${file}: text_encoder gives [${out.text_encoder.num_tokens}, ${out.text_encoder.dim}], ` +
+      `the model wants [num_clip_token ${u.num_clip_token}, clip_dim ${u.clip_dim}]`);
+  }
+  return out;
+}
