@@ -28,6 +28,7 @@ export default defineConfig({
       },
       // edge (D): workerd tests, and the Node-side checks of edge artifacts (OpenAPI validation)
       'tests/edge/vitest.config.ts',
+      'tests/edge/sharded/vitest.config.ts',
       {
         test: { name: 'edge-node', include: ['tests/edge/**/*.node.test.ts'], environment: 'node', pool: 'forks' },
       },

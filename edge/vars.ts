@@ -15,6 +15,7 @@ export interface Vars extends EgressVars {
   WEBHOOK_BACKOFF_MS?: string;
   MAX_RESULT_BYTES?: string;
   RESULT_TTL_S?: string;
+  JOB_SHARDS?: string;
   MODELS_JSON?: string;
   /** origin for absolute URLs in responses (download_url, cdn_url); never taken from the Host header */
   PUBLIC_BASE_URL?: string;

@@ -25,8 +25,9 @@ export function randomHex(bytes: number): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-export async function newKey(): Promise<{ id: string; key: string; hash: string; webhookSecret: string }> {
-  const id = randomHex(8);
+/** `idPrefix` (hex, even length): fixed leading digits of the id, e.g. the job-store shard of the key. */
+export async function newKey(idPrefix = ''): Promise<{ id: string; key: string; hash: string; webhookSecret: string }> {
+  const id = idPrefix + randomHex(8 - idPrefix.length / 2);
   const key = `uvit_sk_${id}_${b64url(crypto.getRandomValues(new Uint8Array(32)))}`;
   const webhookSecret = `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(24))))}`;
   return { id, key, hash: await sha256Hex(key), webhookSecret };

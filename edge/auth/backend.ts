@@ -5,7 +5,7 @@
 import { SIG_HEADERS, SIGNATURE_WINDOW_S, sha256Hex, verifySignature } from '../../shared/lease.ts';
 import type { ProblemInit } from '../../shared/api/problem.ts';
 import type { Env } from '../env.ts';
-import { jobStore } from '../env.ts';
+import { nonceStore } from '../env.ts';
 import { readLimited } from '../http/body.ts';
 
 export const INTERNAL_BODY_LIMIT = 64 * 1024;
@@ -32,7 +32,7 @@ export async function verifyBackend(req: Request, env: Env, streamed = false): P
   const v = await verifySignature(secret, req.method, url.pathname + url.search, req.headers, bodySha);
   if (!v.ok) return { ok: false, problem: { status: 401, code: 'invalid_signature', detail: `Backend signature rejected: ${v.reason}.` } };
   const keepMs = (v.timestamp + 2 * SIGNATURE_WINDOW_S + 1) * 1000 - Date.now();
-  const fresh = await jobStore(env).useNonce(v.nonce, keepMs);
+  const fresh = await nonceStore(env, v.nonce).useNonce(v.nonce, keepMs);
   if (!fresh) return { ok: false, problem: { status: 401, code: 'replayed_request', detail: `Nonce ${v.nonce} was already used: replayed request refused.` } };
   return { ok: true, body };
 }

@@ -13,9 +13,10 @@ import { cdnPath, r2Key } from '../cache/cdnToken.ts';
 import { findModel } from '../models.ts';
 import { createKey, listKeys, revokeKey, verifyKey } from './keys.ts';
 import { RateLimiter } from './rateLimit.ts';
-import { createJob, findResult, recordResult } from './create.ts';
+import { createJob, findResult, ownerScope, recordResult, SHARED_SCOPE, type ResultHit } from './create.ts';
 import { claim, expiredLeases, nextWakeup, queueStats, registerGroup, requeueOrFail } from './leases.ts';
 import { sweepExpired } from './retention.ts';
+import { shardCount, shardName, shardOfText, shardPrefix } from './shards.ts';
 import { migrate, type JobRow, type KeyRow } from './schema.ts';
 import { SseHub } from './sse.ts';
 import { fail, type CreateInput, type QueueStats, type RateInfo, type Result } from './types.ts';
@@ -23,14 +24,20 @@ import { TERMINAL, toVideo } from './videoRow.ts';
 import { Waiters } from './waiters.ts';
 import { deliverDue, enqueueWebhook } from './webhooks.ts';
 
-export class JobStore extends DurableObject<Vars> {
+/** A store's env: the vars, and the namespace of its sibling shards (content shared across shards is freed only
+ * when no shard references it). */
+type StoreEnv = Vars & { JOBS: DurableObjectNamespace<JobStore> };
+
+export class JobStore extends DurableObject<StoreEnv> {
   private sql: SqlStorage;
   private limiter = new RateLimiter();
   private sse = new SseHub();
   private waiters = new Waiters();
   private nonceCalls = 0;
+  private calls = 0;
+  private selfShard: number | undefined;
 
-  constructor(ctx: DurableObjectState, env: Vars) {
+  constructor(ctx: DurableObjectState, env: StoreEnv) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     migrate(this.sql);
@@ -38,6 +45,31 @@ export class JobStore extends DurableObject<Vars> {
 
   private get leaseTtl() { return intVar(this.env.LEASE_TTL_MS, 30_000); }
   private get maxAttempts() { return intVar(this.env.MAX_ATTEMPTS, 3); }
+
+  /** Counts an RPC into this store (for stats(): the per-shard load a sharding test and bench:edge read). */
+  private hop(): void {
+    this.calls++;
+  }
+
+  /** RPC calls served since this instance started, and its queue depth. */
+  stats(): { calls: number; queued: number; in_progress: number } {
+    const q = this.sql.exec<{ queued: number; in_progress: number }>(
+      "SELECT coalesce(sum(status = 'queued'), 0) AS queued, coalesce(sum(status = 'in_progress'), 0) AS in_progress FROM jobs").one();
+    return { calls: this.calls, ...q };
+  }
+
+  private get shards(): number { return shardCount(this.env); }
+
+  /** This store's shard index, found by comparing ids (a Durable Object is not told the name it was made from). */
+  private get shard(): number {
+    this.selfShard ??= Array.from({ length: this.shards }, (_, i) => i)
+      .find((i) => this.env.JOBS.idFromName(shardName(i)).equals(this.ctx.id)) ?? 0;
+    return this.selfShard;
+  }
+
+  private peer(i: number): DurableObjectStub<JobStore> {
+    return this.env.JOBS.get(this.env.JOBS.idFromName(shardName(i)));
+  }
 
   /** How long a finished video of this key and model is kept: the key's TTL, else the model's, else RESULT_TTL_S. */
   private ttlMs(keyId: string, model: string): number {
@@ -95,7 +127,10 @@ export class JobStore extends DurableObject<Vars> {
 
   // ------------------------------------------------------------------ admin
 
-  adminCreateKey(req: CreateKeyRequest) { return createKey(this.sql, req, Date.now()); }
+  adminCreateKey(req: CreateKeyRequest) {
+    this.hop();
+    return createKey(this.sql, req, Date.now(), shardPrefix(this.shard));
+  }
 
   /**
    * Revocation is immediate: the next request with the key gets 401, its open event streams end, its queued and
@@ -103,6 +138,7 @@ export class JobStore extends DurableObject<Vars> {
    * undelivered webhooks are dropped.
    */
   async adminRevokeKey(id: string) {
+    this.hop();
     const k = revokeKey(this.sql, id, Date.now());
     if (!k) return k;
     // streams end first: nothing after the revocation, not even the cancellation, reaches the key
@@ -113,21 +149,29 @@ export class JobStore extends DurableObject<Vars> {
     await this.scheduleAlarm();
     return k;
   }
-  adminListKeys() { return listKeys(this.sql); }
+  adminListKeys() {
+    this.hop();
+    return listKeys(this.sql);
+  }
 
   // ------------------------------------------------------------------ public API
 
   async createVideo(p: PresentedKey, input: CreateInput): Promise<Result<{ video: Video; replayed: boolean }>> {
+    this.hop();
     return this.authedAsync(p, 'videos:write', async (key) => {
       // A reusable result gets its own expiry and CDN path, signed before the synchronous create (which checks
-      // the result is still indexed).
-      const hit = input.seedGiven ? findResult(this.sql, key, input.spec.params_hash) : undefined;
+      // the result is still there).
+      const hash = input.spec.params_hash;
+      const local = input.seedGiven ? findResult(this.sql, ownerScope(key), hash) : undefined;
+      const hit = local ?? (input.seedGiven && key.share_results === 1 ? await this.sharedHit(hash) : undefined);
       let reuse = null;
       if (hit) {
         const expiresAt = Date.now() + this.ttlMs(key.id, input.spec.model);
-        reuse = { hit, expiresAt, cdnPath: await this.cdnPathFor(hit.sha256, expiresAt) };
+        reuse = { hit, local: local !== undefined, expiresAt, cdnPath: await this.cdnPathFor(hit.sha256, expiresAt) };
       }
-      const r = createJob(this.sql, key, input, intVar(this.env.MAX_QUEUE, 1000), Date.now(), reuse);
+      // MAX_QUEUE bounds all shards together: each holds its share
+      const maxQueue = Math.ceil(intVar(this.env.MAX_QUEUE, 1000) / this.shards);
+      const r = createJob(this.sql, key, input, maxQueue, Date.now(), reuse);
       if (!r.ok) return r;
       if (r.value.queued) this.wake(r.value.row.model);
       if (r.value.row.status === 'completed' && !r.value.replayed) await this.scheduleAlarm();
@@ -136,10 +180,12 @@ export class JobStore extends DurableObject<Vars> {
   }
 
   getVideo(p: PresentedKey, id: string): Result<Video> {
+    this.hop();
     return this.owned(p, 'videos:read', id, (r) => ({ ok: true, value: toVideo(r) }));
   }
 
   listVideos(p: PresentedKey, q: ListQuery): Result<VideoList> {
+    this.hop();
     return this.authed(p, 'videos:read', (key) => {
       let cursor = q.order === 'desc' ? Number.MAX_SAFE_INTEGER : 0;
       if (q.after) {
@@ -156,6 +202,7 @@ export class JobStore extends DurableObject<Vars> {
   }
 
   async cancelVideo(p: PresentedKey, id: string): Promise<Result<Video>> {
+    this.hop();
     const r = this.owned<Video>(p, 'videos:write', id, (row) => {
       if (TERMINAL.has(row.status)) return fail(409, 'video_not_cancellable', `Video ${id} is already ${row.status}.`);
       this.cancelRow(row);
@@ -167,6 +214,7 @@ export class JobStore extends DurableObject<Vars> {
 
   /** `purge`: the video's CDN path, for the route to evict from the cache (its content is freed if unreferenced). */
   async deleteVideo(p: PresentedKey, id: string): Promise<Result<{ id: string; purge: string | null }>> {
+    this.hop();
     return this.authedAsync(p, 'videos:write', async (key) => {
       const m = this.mine(key, id);
       if (!m.ok) return m;
@@ -181,6 +229,7 @@ export class JobStore extends DurableObject<Vars> {
   }
 
   contentOf(p: PresentedKey, id: string): Result<{ sha256: string; bytes: number; expiresAt: number | null }> {
+    this.hop();
     return this.owned(p, 'videos:read', id, (r) => {
       if (r.status !== 'completed' || !r.content_sha256)
         return fail(409, 'video_not_ready', `Video ${id} is ${r.status}; its content exists only once it is completed.`);
@@ -189,6 +238,7 @@ export class JobStore extends DurableObject<Vars> {
   }
 
   modelsView(p: PresentedKey): Result<Record<string, number>> {
+    this.hop();
     return this.authed(p, 'videos:read', () => {
       const rows = this.sql.exec<{ model: string; n: number }>('SELECT model, count(*) AS n FROM groups WHERE last_seen > ? GROUP BY model', Date.now() - 60_000).toArray();
       return { ok: true, value: Object.fromEntries(rows.map((r) => [r.model, r.n])) };
@@ -197,6 +247,7 @@ export class JobStore extends DurableObject<Vars> {
 
   /** SSE: GET https://do/events/<id> with the presented key in x-key-id / x-key-hash and the public origin in x-origin. */
   override async fetch(req: Request): Promise<Response> {
+    this.hop();
     const id = new URL(req.url).pathname.split('/')[2] ?? '';
     const p: PresentedKey = { keyId: req.headers.get('x-key-id') ?? '', keyHash: req.headers.get('x-key-hash') ?? '' };
     const o = this.owned(p, 'videos:read', id, (r) => ({ ok: true, value: r }));
@@ -207,12 +258,14 @@ export class JobStore extends DurableObject<Vars> {
 
   /** Queue depth per model (for autoscalers): queued / in_progress jobs and groups seen in the last minute. */
   queueStats(model: string | null): QueueStats[] {
+    this.hop();
     return queueStats(this.sql, model, Date.now());
   }
 
   // ------------------------------------------------------------------ lease API (backends)
 
   useNonce(nonce: string, ttlMs: number): boolean {
+    this.hop();
     const now = Date.now();
     if (++this.nonceCalls % 100 === 0) this.sql.exec('DELETE FROM nonces WHERE expires < ?', now);
     const fresh = this.sql.exec('INSERT OR IGNORE INTO nonces (nonce, expires) VALUES (?, ?)', nonce, now + ttlMs).rowsWritten > 0;
@@ -222,8 +275,9 @@ export class JobStore extends DurableObject<Vars> {
     return stale;
   }
 
-  /** Long-poll for one queued job of req.model; null after waitMs. */
+  /** Long-poll for one queued job of req.model in this shard; null after waitMs. */
   async lease(req: LeaseRequest, waitMs: number): Promise<LeaseGrant | null> {
+    this.hop();
     const deadline = Date.now() + waitMs;
     for (;;) {
       registerGroup(this.sql, req, Date.now());
@@ -239,7 +293,7 @@ export class JobStore extends DurableObject<Vars> {
   }
 
   private claim(req: LeaseRequest): LeaseGrant | null {
-    const c = claim(this.sql, req, this.leaseTtl, Date.now());
+    const c = claim(this.sql, req, this.leaseTtl, Date.now(), this.shard);
     if (c) this.publish(c.row.id);
     return c?.grant ?? null;
   }
@@ -251,6 +305,7 @@ export class JobStore extends DurableObject<Vars> {
   }
 
   heartbeat(leaseId: string, hb: HeartbeatRequest): Result<HeartbeatResponse> {
+    this.hop();
     const l = this.leased(leaseId);
     if (!l.ok) return l;
     const r = l.value;
@@ -265,6 +320,7 @@ export class JobStore extends DurableObject<Vars> {
 
   /** Pre-upload check, so a stale or cancelled lease's bytes are refused before they are streamed. */
   checkLease(leaseId: string): Result<{ id: string }> {
+    this.hop();
     const h = this.held(leaseId);
     return h.ok ? { ok: true, value: { id: h.value.id } } : h;
   }
@@ -278,6 +334,7 @@ export class JobStore extends DurableObject<Vars> {
   }
 
   async complete(leaseId: string, sha256: string, bytes: number): Promise<Result<{ id: string }>> {
+    this.hop();
     // A stale lease's upload may leave an unreferenced object; it is not deleted here because a concurrent valid
     // lease may be completing with the same bytes.
     const first = this.held(leaseId);
@@ -294,12 +351,14 @@ export class JobStore extends DurableObject<Vars> {
          cdn_path = ?, expires_at = ? WHERE id = ?`,
       now, sha256, bytes, cdn, expiresAt, r.id);
     const key = this.sql.exec<KeyRow>('SELECT * FROM keys WHERE id = ?', r.key_id).toArray()[0];
-    if (key) recordResult(this.sql, key, r.params_hash, { sha256, bytes }, now);
+    if (key) recordResult(this.sql, ownerScope(key), r.params_hash, { sha256, bytes }, now);
     await this.terminal(r.id);
+    if (key?.share_results === 1) await this.shareResult(r.params_hash, { sha256, bytes });
     return { ok: true, value: { id: r.id } };
   }
 
   async failLease(leaseId: string, f: FailRequest): Promise<Result<{ id: string; status: string }>> {
+    this.hop();
     const h = this.held(leaseId);
     if (!h.ok) return h;
     const status = this.requeueOrFail(h.value, f.reason, f.retryable, f.code);
@@ -393,12 +452,52 @@ export class JobStore extends DurableObject<Vars> {
     this.waiters.wake(model);
   }
 
-  /** Drops the R2 object (and its dedup entries) once no job references the content any more. */
+  // ------------------------------------------------------------------ content shared between shards
+
+  /** Drops the R2 object (and its index entries everywhere) once no job of any shard references the content. */
   private async releaseContent(sha256: string): Promise<boolean> {
-    const refs = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM jobs WHERE content_sha256 = ?', sha256).one().n;
-    if (refs > 0) return false;
-    this.sql.exec('DELETE FROM result_index WHERE sha256 = ?', sha256);
+    if (this.references(sha256, false)) return false;
+    const peers = Array.from({ length: this.shards }, (_, i) => i).filter((i) => i !== this.shard);
+    for (const i of peers) if (await this.peer(i).references(sha256)) return false;
+    this.forget(sha256, false);
     await this.env.RESULTS.delete(r2Key(sha256));
+    for (const i of peers) await this.peer(i).forget(sha256);
     return true;
+  }
+
+  /** Whether a job of this shard references the content. */
+  references(sha256: string, rpc = true): boolean {
+    if (rpc) this.hop();
+    return this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM jobs WHERE content_sha256 = ? LIMIT 1', sha256).one().n > 0;
+  }
+
+  /** Drops this shard's result-index entries of freed content, so no request is answered from it again. */
+  forget(sha256: string, rpc = true): void {
+    if (rpc) this.hop();
+    this.sql.exec('DELETE FROM result_index WHERE sha256 = ?', sha256);
+  }
+
+  /** The shared (opt-in) result index entry of these params, from the shard the params hash picks. */
+  private async sharedHit(paramsHash: string): Promise<ResultHit | undefined> {
+    const i = shardOfText(paramsHash, this.shards);
+    const hit = i === this.shard ? this.sharedResult(paramsHash, false) : await this.peer(i).sharedResult(paramsHash);
+    // content freed in another shard since: no reuse
+    return hit && (await this.env.RESULTS.head(r2Key(hit.sha256))) ? hit : undefined;
+  }
+
+  sharedResult(paramsHash: string, rpc = true): ResultHit | undefined {
+    if (rpc) this.hop();
+    return findResult(this.sql, SHARED_SCOPE, paramsHash);
+  }
+
+  private async shareResult(paramsHash: string, hit: ResultHit): Promise<void> {
+    const i = shardOfText(paramsHash, this.shards);
+    if (i === this.shard) this.recordShared(paramsHash, hit, false);
+    else await this.peer(i).recordShared(paramsHash, hit);
+  }
+
+  recordShared(paramsHash: string, hit: ResultHit, rpc = true): void {
+    if (rpc) this.hop();
+    recordResult(this.sql, SHARED_SCOPE, paramsHash, hit, Date.now());
   }
 }

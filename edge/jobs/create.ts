@@ -5,38 +5,36 @@ import type { JobRow, KeyRow } from './schema.ts';
 import { fail, type CreateInput, type Result } from './types.ts';
 
 /**
- * The result-index scopes a key reads and writes: its owner's, and the shared one only when the key opts in. So a
- * `cached: true` answer (or a faster one) never tells a tenant that another tenant made the same seeded request.
+ * The owner's scope of the result index: a `cached: true` answer (or a faster one) never tells a tenant that another
+ * tenant made the same seeded request. Keys that opt in (share_results) also use the 'shared' scope, which lives
+ * in the shard the params hash picks.
  */
-export function resultScopes(key: KeyRow): string[] {
-  return key.share_results === 1 ? [`owner:${key.owner}`, 'shared'] : [`owner:${key.owner}`];
+export function ownerScope(key: KeyRow): string {
+  return `owner:${key.owner}`;
 }
+export const SHARED_SCOPE = 'shared';
 
 export type ResultHit = { sha256: string; bytes: number };
 
-/** The stored result of these params that this key may reuse, if any. */
-export function findResult(sql: SqlStorage, key: KeyRow, paramsHash: string): ResultHit | undefined {
-  const scopes = resultScopes(key);
-  return sql.exec<ResultHit>(
-    `SELECT sha256, bytes FROM result_index WHERE params_hash = ? AND scope IN (${scopes.map(() => '?').join(',')}) LIMIT 1`,
-    paramsHash, ...scopes).toArray()[0];
+export function findResult(sql: SqlStorage, scope: string, paramsHash: string): ResultHit | undefined {
+  return sql.exec<ResultHit>('SELECT sha256, bytes FROM result_index WHERE scope = ? AND params_hash = ?', scope, paramsHash).toArray()[0];
 }
 
-export function recordResult(sql: SqlStorage, key: KeyRow, paramsHash: string, hit: ResultHit, now: number): void {
-  for (const scope of resultScopes(key))
-    sql.exec(
-      `INSERT INTO result_index (scope, params_hash, sha256, bytes, created_at) VALUES (?,?,?,?,?)
-       ON CONFLICT(scope, params_hash) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes`,
-      scope, paramsHash, hit.sha256, hit.bytes, now);
+export function recordResult(sql: SqlStorage, scope: string, paramsHash: string, hit: ResultHit, now: number): void {
+  sql.exec(
+    `INSERT INTO result_index (scope, params_hash, sha256, bytes, created_at) VALUES (?,?,?,?,?)
+     ON CONFLICT(scope, params_hash) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes`,
+    scope, paramsHash, hit.sha256, hit.bytes, now);
 }
 
 /**
- * `reuse`: a result found (and its CDN path signed) before this synchronous step; it is used only if the index
- * still holds it, so content released in between is never referenced again.
+ * `reuse`: a result found (and its CDN path signed) before this synchronous step. One from this shard's index is
+ * used only if the index still holds it, so content released in between is never referenced again; one from the
+ * shared index was checked against R2 just before.
  */
 export function createJob(
   sql: SqlStorage, key: KeyRow, input: CreateInput, maxQueue: number, now: number,
-  reuse: { hit: ResultHit; cdnPath: string | null; expiresAt: number } | null,
+  reuse: { hit: ResultHit; local: boolean; cdnPath: string | null; expiresAt: number } | null,
 ): Result<{ row: JobRow; replayed: boolean; queued: boolean }> {
   const row = (id: string) => sql.exec<JobRow>('SELECT * FROM jobs WHERE id = ?', id).one();
   if (input.idemKey) {
@@ -50,7 +48,7 @@ export function createJob(
   const id = `video_${randomHex(16)}`;
   const spec: JobSpec = { ...input.spec, id };
   // Only a caller-chosen seed makes a request reproducible, so only then may it be answered from the cache.
-  const hit = input.seedGiven && reuse ? findResult(sql, key, spec.params_hash) : undefined;
+  const hit = input.seedGiven && reuse ? (reuse.local ? findResult(sql, ownerScope(key), spec.params_hash) : reuse.hit) : undefined;
   if (hit && reuse && hit.sha256 === reuse.hit.sha256) {
     sql.exec(
       `INSERT INTO jobs (id, key_id, status, progress, model, spec, params_hash, webhook_url, created_at, completed_at,

@@ -36,8 +36,9 @@ export function verifyKey(sql: SqlStorage, p: PresentedKey, scope: string): { ok
   return { ok: true, key: row };
 }
 
-export async function createKey(sql: SqlStorage, req: CreateKeyRequest, now: number): Promise<CreatedKey> {
-  const k = await newKey();
+/** `idPrefix`: the shard's two hex digits, the first byte of the key id (shards.ts). */
+export async function createKey(sql: SqlStorage, req: CreateKeyRequest, now: number, idPrefix: string): Promise<CreatedKey> {
+  const k = await newKey(idPrefix);
   sql.exec(
     `INSERT INTO keys (id, hash, owner, scopes, rate_per_min, max_active, webhook_secret, created_at, share_results, result_ttl_s)
      VALUES (?,?,?,?,?,?,?,?,?,?)`,

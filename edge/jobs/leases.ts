@@ -2,6 +2,7 @@
 import type { JobSpec, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
 import { randomHex } from '../auth/apiKey.ts';
 import type { JobRow } from './schema.ts';
+import { shardPrefix } from './shards.ts';
 import type { QueueStats } from './types.ts';
 
 export function registerGroup(sql: SqlStorage, req: LeaseRequest, now: number): void {
@@ -12,10 +13,10 @@ export function registerGroup(sql: SqlStorage, req: LeaseRequest, now: number): 
 }
 
 /** Oldest queued job of the model → in_progress under a fresh lease; null when none is queued. */
-export function claim(sql: SqlStorage, req: LeaseRequest, ttlMs: number, now: number): { grant: LeaseGrant; row: JobRow } | null {
+export function claim(sql: SqlStorage, req: LeaseRequest, ttlMs: number, now: number, shard: number): { grant: LeaseGrant; row: JobRow } | null {
   const r = sql.exec<JobRow>("SELECT * FROM jobs WHERE model = ? AND status = 'queued' ORDER BY seq LIMIT 1", req.model).toArray()[0];
   if (!r) return null;
-  const leaseId = `lease_${randomHex(16)}`;
+  const leaseId = `lease_${shardPrefix(shard)}${randomHex(15)}`; // its shard first: see shards.ts
   const expires = now + ttlMs;
   sql.exec(
     "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, lease_id = ?, lease_group = ?, lease_expires = ?, progress = 0 WHERE id = ?",

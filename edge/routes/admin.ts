@@ -2,7 +2,8 @@
 import { Hono } from 'hono';
 import { CreateKeyRequest } from '../../shared/api/keys.ts';
 import { adminGuard } from '../auth/admin.ts';
-import { jobStore } from '../env.ts';
+import { keyStore, shard } from '../env.ts';
+import { listKeysAcross, ownerShard } from '../jobs/fanout.ts';
 import type { AppEnv } from '../http/app.ts';
 import { decodeBody } from '../http/body.ts';
 import { problem, zodProblem } from '../http/problem.ts';
@@ -15,12 +16,12 @@ admin.post('/keys', async (c) => {
   if (!d.ok) return problem(d.problem);
   const p = CreateKeyRequest.safeParse(d.value);
   if (!p.success) return zodProblem(p.error, 'key request');
-  return c.json(await jobStore(c.env).adminCreateKey(p.data), 201);
+  return c.json(await shard(c.env, ownerShard(c.env, p.data.owner)).adminCreateKey(p.data), 201);
 });
 
-admin.get('/keys', async (c) => c.json({ object: 'list', data: await jobStore(c.env).adminListKeys() }));
+admin.get('/keys', async (c) => c.json({ object: 'list', data: await listKeysAcross(c.env) }));
 
 admin.delete('/keys/:id', async (c) => {
-  const k = await jobStore(c.env).adminRevokeKey(c.req.param('id'));
+  const k = await keyStore(c.env, c.req.param('id')).adminRevokeKey(c.req.param('id'));
   return k ? c.json(k) : problem({ status: 404, code: 'key_not_found', detail: `No API key with id ${JSON.stringify(c.req.param('id'))}.` });
 });

@@ -5,7 +5,8 @@ import { FailRequest, HeartbeatRequest, LeaseRequest, MAX_LEASE_WAIT_MS, SIG_HEA
 import { metricsGuard } from '../auth/admin.ts';
 import { verifyBackend } from '../auth/backend.ts';
 import { uploadVerified } from '../cache/upload.ts';
-import { jobStore } from '../env.ts';
+import { leaseStore } from '../env.ts';
+import { leaseAcross, queueAcross } from '../jobs/fanout.ts';
 import { intVar } from '../vars.ts';
 import type { AppEnv } from '../http/app.ts';
 import { parseJson } from '../http/body.ts';
@@ -29,21 +30,21 @@ internal.post('/lease', async (c) => {
   if (!r.data) return r.res;
   if (!findModel(c.env, r.data.model))
     return problem({ status: 422, code: 'unknown_model', detail: `Model ${JSON.stringify(r.data.model)} is not in this edge's catalog.` });
-  const grant = await jobStore(c.env).lease(r.data, Math.min(r.data.wait_ms ?? 20_000, MAX_LEASE_WAIT_MS));
+  const grant = await leaseAcross(c.env, r.data, Math.min(r.data.wait_ms ?? 20_000, MAX_LEASE_WAIT_MS));
   return grant ? c.json(grant) : c.body(null, 204);
 });
 
 internal.post('/leases/:lease/heartbeat', async (c) => {
   const r = await signedJson(c.req.raw, c.env, HeartbeatRequest, 'heartbeat');
   if (!r.data) return r.res;
-  const h = await jobStore(c.env).heartbeat(c.req.param('lease'), r.data);
+  const h = await leaseStore(c.env, c.req.param('lease')).heartbeat(c.req.param('lease'), r.data);
   return h.ok ? c.json(h.value) : problem(h.problem);
 });
 
 internal.post('/leases/:lease/fail', async (c) => {
   const r = await signedJson(c.req.raw, c.env, FailRequest, 'fail request');
   if (!r.data) return r.res;
-  const f = await jobStore(c.env).failLease(c.req.param('lease'), r.data);
+  const f = await leaseStore(c.env, c.req.param('lease')).failLease(c.req.param('lease'), r.data);
   return f.ok ? c.json(f.value) : problem(f.problem);
 });
 
@@ -57,8 +58,8 @@ internal.put('/leases/:lease/result', async (c) => {
   const max = intVar(c.env.MAX_RESULT_BYTES, 512 * 1024 * 1024);
   if (length === 0) return problem({ status: 400, code: 'empty_result', detail: 'The result body is empty.' });
   if (length > max) return problem({ status: 413, code: 'result_too_large', detail: `Result of ${length} bytes exceeds ${max} bytes.` });
-  const store = jobStore(c.env);
   const leaseId = c.req.param('lease');
+  const store = leaseStore(c.env, leaseId);
   const held = await store.checkLease(leaseId);
   if (!held.ok) return problem(held.problem);
   const sha = c.req.header(SIG_HEADERS.contentSha256)!.toLowerCase();
@@ -77,7 +78,7 @@ internal.get('/queue', metricsGuard, async (c) => {
   const model = c.req.query('model') ?? null;
   if (model !== null && !findModel(c.env, model))
     return problem({ status: 404, code: 'unknown_model', detail: `Model ${JSON.stringify(model)} is not in this edge's catalog.` });
-  const stats = await jobStore(c.env).queueStats(model);
+  const stats = await queueAcross(c.env, model);
   if (model !== null) return c.json(stats[0]);
   const sum = (k: 'queued' | 'in_progress' | 'groups') => stats.reduce((a, s) => a + s[k], 0);
   return c.json({ queued: sum('queued'), in_progress: sum('in_progress'), groups: sum('groups'), models: stats });

@@ -2,7 +2,7 @@
 import { Hono } from 'hono';
 import { buildOpenApi } from '../../shared/api/openapi.ts';
 import { bearer } from '../auth/bearer.ts';
-import { jobStore } from '../env.ts';
+import { keyStore } from '../env.ts';
 import type { AppEnv } from '../http/app.ts';
 import { reply } from '../http/reply.ts';
 import { catalog } from '../models.ts';
@@ -15,6 +15,6 @@ meta.get('/openapi.json', (c) => c.json((doc ??= buildOpenApi())));
 meta.get('/bench/hello', (c) => c.text('hello'));
 
 meta.get('/v1/models', bearer, async (c) => {
-  const r = await jobStore(c.env).modelsView(c.get('key'));
+  const r = await keyStore(c.env, c.get('key').keyId).modelsView(c.get('key'));
   return reply(r, (groups) => c.json({ object: 'list', data: catalog(c.env).map((m) => ({ ...m, object: 'model', backend_groups: groups[m.id] ?? 0 })) }));
 });

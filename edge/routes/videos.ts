@@ -7,7 +7,7 @@ import { checkWebhookUrl, egressPolicy } from '../auth/egress.ts';
 import { r2Key } from '../cache/cdnToken.ts';
 import { cdnCacheKey } from './cdn.ts';
 import { serveObject } from '../cache/serve.ts';
-import { jobStore } from '../env.ts';
+import { keyStore } from '../env.ts';
 import type { AppEnv } from '../http/app.ts';
 import { origin, publicOrigin } from '../http/app.ts';
 import { decodeBody } from '../http/body.ts';
@@ -47,7 +47,7 @@ videos.post('/', async (c) => {
   if (!canon.ok) return problem({ status: 422, code: 'invalid_parameter', detail: canon.message, errors: [{ path: canon.path, message: `${canon.path}: ${canon.message}`, code: 'out_of_range' }] });
   const params_hash = await sha256Hex(canonicalJson(canon.spec));
   const idemHash = idemKey ? await sha256Hex(JSON.stringify({ ...body, model: model.id })) : null;
-  const r = await jobStore(c.env).createVideo(c.get('key'), {
+  const r = await keyStore(c.env, c.get('key').keyId).createVideo(c.get('key'), {
     spec: { ...canon.spec, id: '', params_hash },
     seedGiven: body.seed !== undefined,
     webhookUrl: body.webhook_url ?? null,
@@ -64,25 +64,25 @@ videos.post('/', async (c) => {
 videos.get('/', async (c) => {
   const q = ListQuery.safeParse(c.req.query());
   if (!q.success) return zodProblem(q.error, 'list query');
-  const r = await jobStore(c.env).listVideos(c.get('key'), q.data);
+  const r = await keyStore(c.env, c.get('key').keyId).listVideos(c.get('key'), q.data);
   const o = publicOrigin(c.env);
   return reply(r, (l) => c.json({ ...l, data: l.data.map((v) => absolutize(v, o)) }));
 });
 
 videos.get('/:id', async (c) => {
-  const r = await jobStore(c.env).getVideo(c.get('key'), c.req.param('id'));
+  const r = await keyStore(c.env, c.get('key').keyId).getVideo(c.get('key'), c.req.param('id'));
   return reply(r, (v) => c.json(absolutize(v, publicOrigin(c.env))));
 });
 
 videos.delete('/:id', async (c) => {
-  const r = await jobStore(c.env).deleteVideo(c.get('key'), c.req.param('id'));
+  const r = await keyStore(c.env, c.get('key').keyId).deleteVideo(c.get('key'), c.req.param('id'));
   // Evict the video's CDN copy (this location's cache; elsewhere it ages out by its expiry, or needs a zone purge).
   if (r.ok && r.value.purge) await caches.default.delete(cdnCacheKey(origin(c.req.url), r.value.purge));
   return reply(r, (v) => c.json({ id: v.id, object: 'video.deleted', deleted: true }));
 });
 
 videos.post('/:id/cancel', async (c) => {
-  const r = await jobStore(c.env).cancelVideo(c.get('key'), c.req.param('id'));
+  const r = await keyStore(c.env, c.get('key').keyId).cancelVideo(c.get('key'), c.req.param('id'));
   return reply(r, (v) => c.json(absolutize(v, publicOrigin(c.env))));
 });
 
@@ -90,7 +90,7 @@ videos.get('/:id/content', async (c) => {
   const variant = c.req.query('variant');
   if (variant !== undefined && variant !== 'video')
     return problem({ status: 400, code: 'unsupported_variant', detail: `variant=${JSON.stringify(variant)} is not available; only "video".`, errors: [{ path: 'variant', message: 'variant: only "video"', code: 'invalid_value' }] });
-  const r = await jobStore(c.env).contentOf(c.get('key'), c.req.param('id'));
+  const r = await keyStore(c.env, c.get('key').keyId).contentOf(c.get('key'), c.req.param('id'));
   if (!r.ok) return withRate(problem(r.problem), r.rate);
   // a private copy, kept no longer than an hour and never past the video's expiry
   const left = r.value.expiresAt === null ? 3600 : Math.max(0, Math.floor((r.value.expiresAt - Date.now()) / 1000));
@@ -104,7 +104,7 @@ videos.get('/:id/content', async (c) => {
 videos.get('/:id/events', async (c) => {
   const k = c.get('key');
   const id = c.req.param('id');
-  const res = await jobStore(c.env).fetch(`https://jobstore/events/${encodeURIComponent(id)}`, {
+  const res = await keyStore(c.env, c.get('key').keyId).fetch(`https://jobstore/events/${encodeURIComponent(id)}`, {
     headers: { 'x-key-id': k.keyId, 'x-key-hash': k.keyHash, 'x-origin': publicOrigin(c.env) },
   });
   if (res.status === 299) {

@@ -4,14 +4,14 @@ import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { LEASE_PATHS } from '../../shared/lease.ts';
 import type { Video } from '../../shared/api/videos.ts';
-import { jobStore } from '../../edge/env.ts';
+import { shard } from '../../edge/env.ts';
 import type { JobStore } from '../../edge/jobs/JobStore.ts';
 import { api, createVideo, lease, newKey, runOneJob, signed } from './helpers.ts';
 
 const DAY = 86_400_000;
 
 async function count(table: string, where = '1'): Promise<number> {
-  return runInDurableObject(jobStore(env), (_: JobStore, state) =>
+  return runInDurableObject(shard(env, 0), (_: JobStore, state) =>
     state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE ${where}`).one().n);
 }
 
@@ -48,7 +48,7 @@ describe('retention', () => {
     const sha = (v: Video) => `videos/${v.content_sha256}.mp4`;
     const status = async (key: string, id: string) => (await api(key, `/v1/videos/${id}`)).status;
 
-    const store = jobStore(env);
+    const store = shard(env, 0); // JOB_SHARDS = 1 here
     for (let day = 0; day <= 8; day++) {
       const swept = await store.retain(t0 + day * DAY + 1000);
       const alive = { a: await status(day1.key, a.id), b: await status(day3.key, b.id), c: await status(week.key, c.id), f: await status(week.key, f.id) };
