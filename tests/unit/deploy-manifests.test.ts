@@ -276,4 +276,20 @@ describe('deploy/docker backend image', () => {
     // the environment variable outranks the repo's .npmrc (onnxruntime-node-install=skip)
     expect(dockerfile).toMatch(/ONNXRUNTIME_NODE_INSTALL=\$\{ORT_INSTALL\} npm rebuild onnxruntime-node/);
   });
+
+  it('installs production dependencies only, and every package the backend imports is one', () => {
+    expect(dockerfile).toMatch(/^RUN npm ci --omit=dev /m);
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    const files = ['gpu-backend', 'shared'].flatMap((d) =>
+      readdirSync(join(root, d), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).map((f) => join(root, d, f)));
+    const imported = new Set<string>();
+    for (const f of files) {
+      for (const m of readFileSync(f, 'utf8').matchAll(/(?:from |import\()'([^'.][^']*)'/g)) {
+        if (m[1].startsWith('node:')) continue;
+        imported.add(m[1].split('/').slice(0, m[1].startsWith('@') ? 2 : 1).join('/'));
+      }
+    }
+    expect([...imported].sort()).toContain('onnxruntime-node');
+    for (const name of imported) expect(pkg.dependencies[name], `${name} is imported by the backend image's code`).toBeDefined();
+  });
 });
