@@ -7,9 +7,9 @@
 // https (http too with WEBHOOK_ALLOW_HTTP=true, for local development), credentials in the URL, and hosts that are
 // not globally routable — loopback, private, link-local (cloud metadata 169.254.169.254), CGNAT, unspecified,
 // multicast, reserved and documentation ranges, IPv6 forms that embed such an IPv4 address, and the special-use
-// names localhost, *.localhost, *.local, *.internal, *.home.arpa. A host name is not resolved here: one that
-// resolves to a private address is stopped by the network itself on Cloudflare, and by the local dev server's
-// outbound guard (scripts/startEdge.ts).
+// names localhost, *.localhost, *.local, *.internal, *.home.arpa. A host name is not resolved here (Workers have no
+// DNS API): on Cloudflare a name that resolves to a private address is not reachable from a Worker anyway; under
+// `npm start` the dev server's outbound guard (scripts/startEdge.ts) resolves it and applies checkResolved().
 //
 // Configuration (vars): WEBHOOK_ALLOW_HTTP=true; WEBHOOK_ALLOW_HOSTS and WEBHOOK_DENY_HOSTS, comma-separated rules:
 // a host name (`hooks.example.com`), a domain suffix with a leading dot (`.corp.example`), an IP address or a CIDR
@@ -56,6 +56,19 @@ export function checkWebhookUrl(raw: string, policy: EgressPolicy): EgressCheck 
   if (policy.allow.some((r) => matches(r, host, addr))) return { ok: true, url };
   const why = addr ? nonPublicAddress(addr) : specialName(host);
   return why ? { ok: false, reason: `host ${url.hostname} is ${why}` } : { ok: true, url };
+}
+
+/**
+ * For a runtime that resolves names itself (the local dev server): may `url`, whose host resolved to `address`, be
+ * reached? A host that an allow rule names is trusted as configured; otherwise the address must pass like a literal.
+ */
+export function checkResolved(url: URL, address: string, policy: EgressPolicy): EgressCheck {
+  const host = url.hostname.toLowerCase().replace(/\.$/, '');
+  if (policy.allow.some((r) => r.kind !== 'cidr' && matches(r, host, undefined))) return { ok: true, url };
+  const literal = new URL(url);
+  literal.hostname = address.includes(':') ? `[${address}]` : address;
+  const c = checkWebhookUrl(literal.href, policy);
+  return c.ok ? { ok: true, url } : { ok: false, reason: `${url.hostname} resolves to ${address}: ${c.reason}` };
 }
 
 function specialName(host: string): string | undefined {

@@ -5,7 +5,10 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { Server } from 'node:http';
+import { lookup } from 'node:dns/promises';
+import { hostname } from 'node:os';
 import type { Stack } from '../../scripts/startStack.ts';
 import { groupPids } from '../../scripts/procMem.ts';
 import { FakeBackend, fakeClip, jsonBody, call as api, startChaosStack, waitVideo, FAKE_MODEL } from './harness.ts';
@@ -14,12 +17,21 @@ let stack: Stack;
 let stop: () => Promise<void>;
 let key: string;
 let videoId: string;
+let receiver: Server;
+const received: string[] = [];
+let hookHost = '';
 
 beforeAll(async () => {
   ({ stack, stop } = await startChaosStack({ backend: false }));
   // one finished video: a job in the store, a blob in R2, lines in the logs
   key = (await stack.createKey('security')).key;
-  const c = await api(stack.baseUrl, 'POST', '/v1/videos', { key, ...jsonBody({ prompt: 'a secret prompt', model: FAKE_MODEL }) });
+  // a webhook receiver on this machine, named by a host name (the edge cannot resolve it; the dev server's guard does)
+  const self = await lookup(hostname());
+  receiver = createServer((req, res) => { received.push(`${req.method} ${req.url}`); res.end(); });
+  await new Promise<void>((r) => receiver.listen(0, self.address, r));
+  hookHost = `${hostname()}:${(receiver.address() as { port: number }).port}`;
+  const c = await api(stack.baseUrl, 'POST', '/v1/videos', { key, ...jsonBody({ prompt: 'a secret prompt', model: FAKE_MODEL, webhook_url: `http://${hookHost}/hook` }) });
+  if (c.status !== 200) throw new Error(`create: ${c.status} ${c.text}`);
   videoId = (c.json as { id: string }).id;
   const be = new FakeBackend(stack.baseUrl, stack.secrets.BACKEND_SECRET);
   const g = await be.lease(5000);
@@ -29,6 +41,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  receiver?.close();
   await stop?.();
 }, 60_000);
 
@@ -140,4 +153,13 @@ it('finding 8: a forged Host header does not become the origin of download_url /
     expect(r.body).toContain(`"download_url":"${stack.baseUrl}/v1/videos/${videoId}/content"`);
     expect(r.body).toContain(`"cdn_url":"${stack.baseUrl}/cdn/`);
   }
+});
+
+it('finding 4: a webhook host name that resolves to this machine is refused by the dev server\'s egress guard', async () => {
+  const addr = (await lookup(hostname())).address;
+  expect(addr, `${hostname()} must resolve to a non-public address here (it does on Linux hosts and containers)`).toMatch(/^(127\.|10\.|172\.(1[6-9]|2\d|3[01])\.|192\.168\.|::1$|f[cd])/);
+  const edgeLog = () => readFileSync(join(stack.opts.stateDir, 'logs', 'edge.log'), 'latin1');
+  for (const deadline = Date.now() + 10_000; !edgeLog().includes(`[egress] refused a request to ${hookHost}`) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
+  expect(edgeLog()).toContain(`[egress] refused a request to ${hookHost}: ${hostname()} resolves to ${addr}`);
+  expect(received, 'requests that reached the receiver').toEqual([]);
 });

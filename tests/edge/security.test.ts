@@ -6,7 +6,7 @@ import { SELF, env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LEASE_PATHS, SIGNATURE_WINDOW_S, signRequest } from '../../shared/lease.ts';
 import type { CreatedKey } from '../../shared/api/keys.ts';
-import { checkWebhookUrl, egressPolicy } from '../../edge/auth/egress.ts';
+import { checkResolved, checkWebhookUrl, egressPolicy } from '../../edge/auth/egress.ts';
 import type { JobStore } from '../../edge/jobs/JobStore.ts';
 import { BACKEND_SECRET, MODEL, api, call, createVideo, expectProblem, newKey, runOneJob } from './helpers.ts';
 
@@ -66,6 +66,14 @@ describe('finding 4: webhook egress (SSRF)', () => {
     expect(checkWebhookUrl('https://10.1.2.3/', p)).toMatchObject({ ok: false });
     expect(checkWebhookUrl('https://a.evil.example/', p)).toMatchObject({ ok: false });
     expect(() => egressPolicy({ WEBHOOK_ALLOW_HOSTS: 'not a rule!' })).toThrow(/neither a host name/);
+  });
+
+  it('checkResolved (the dev server\'s guard): a name is judged by the addresses it resolves to, unless an allow rule names it', () => {
+    const p = egressPolicy({ WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW_HOSTS: 'hooks.lan' });
+    expect(checkResolved(new URL('http://rebind.example/x'), '127.0.0.1', p)).toMatchObject({ ok: false, reason: expect.stringMatching(/^rebind\.example resolves to 127\.0\.0\.1: /) });
+    expect(checkResolved(new URL('http://rebind.example/x'), '::ffff:10.0.0.1', p)).toMatchObject({ ok: false });
+    expect(checkResolved(new URL('http://hooks.example/x'), '93.184.216.34', p)).toMatchObject({ ok: true });
+    expect(checkResolved(new URL('http://hooks.lan/x'), '192.168.1.5', p)).toMatchObject({ ok: true });
   });
 
   describe('at the API and at delivery', () => {
