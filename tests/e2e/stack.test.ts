@@ -1,9 +1,10 @@
 // End to end, as a user runs it: the real edge under `wrangler dev` (workerd) and a real backend group (2 stage
 // processes + driver) started by the same code as `npm start`, on free ports with a fresh edge state. A short clip goes
 // through the public API via the uvit-client CLI; the MP4 is checked with ffprobe, fetched twice through the CDN URL
-// (the second time from the cache), and after the stop no process of the stack is left.
+// (the second time from the cache); the packed client package generates too, on Node 20 and 22; and after the stop
+// no process of the stack is left.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -14,14 +15,20 @@ import { UvitClient } from '../../client/client.ts';
 import type { Video } from '../../client/client.ts';
 import { probeMp4 } from '../../gpu-backend/driver/ffmpeg.ts';
 import OpenAI from 'openai';
+import { importClient, npxClient, packAndInstallClient, type PackedClient } from './packedClient.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'uvit-e2e-'));
 let stack: Stack;
 let key = '';
 const timings: Record<string, number> = {};
 
+let packed: Promise<PackedClient>;
+
 beforeAll(async () => {
   const t0 = performance.now();
+  // packed while the stack starts; awaited by its own test
+  packed = packAndInstallClient(join(tmp, 'pack'));
+  packed.catch(() => {});
   stack = new Stack({
     ...defaultOptions(),
     edgePort: await freePort(),
@@ -134,6 +141,28 @@ describe('e2e: edge (workerd) + backend group', () => {
     expect((await sdk.videos.list({ limit: 10 })).data.map((x) => x.id)).toContain(v.id);
     expect(await sdk.videos.delete(v.id)).toMatchObject({ id: v.id, deleted: true });
   });
+
+  it('the packed uvit-client (npm pack, installed in an empty folder) runs --help, imports by name and generates on Node 20 and 22', async () => {
+    const c = await packed;
+    timings.pack_s = c.packMs / 1000;
+    timings.install_s = c.installMs / 1000;
+    // the machine's Node 20 (UVIT_NODE20 elsewhere) and the node@22 devDependency
+    const nodes = [process.env.UVIT_NODE20 ?? '/usr/bin/node', join(ROOT, 'node_modules/node/bin/node')];
+    const majors = nodes.map((n) => Number(/^v(\d+)/.exec(execFileSync(n, ['--version'], { encoding: 'utf8' }))?.[1]));
+    expect(majors).toEqual([20, 22]);
+    for (const [i, node] of nodes.entries()) {
+      const help = await npxClient(c, node, ['--help']);
+      expect(help.stdout).toMatch(/^usage: uvit-client <command>/);
+      expect(await importClient(c, node)).toEqual(expect.arrayContaining(['UvitClient', 'RateLimitError', 'NotFoundError', 'VideoPage']));
+      const out = join(tmp, `packed-node${majors[i]}.mp4`);
+      const r = await npxClient(c, node, ['generate', 'a green cone', '--duration', '1', '--steps', '2', '--seed', String(100 + i), '--out', out, '--json'],
+        { UVIT_BASE_URL: stack.baseUrl, UVIT_API_KEY: key });
+      timings[`packed_node${majors[i]}_generate_s`] = r.ms / 1000;
+      const res = JSON.parse(r.stdout) as { video: Video; path: string };
+      expect([res.video.status, res.path]).toEqual(['completed', out]);
+      expect(createHash('sha256').update(readFileSync(out)).digest('hex')).toBe(res.video.content_sha256);
+    }
+  }, 300_000);
 
   it('stops cleanly: no process of the stack is left', async () => {
     const groups = stack.procs.map((p) => p.pid!).filter(Boolean);
