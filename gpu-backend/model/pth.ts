@@ -4,12 +4,12 @@
 // At open every tensor is checked to lie inside its storage, so a malformed file fails before any data is used.
 import { bf16ToF32, f16ToF32 } from '../../shared/halfFloat.ts';
 import { PyDict, type PyTensor, unpickle } from './pickle.ts';
-import type { TensorReader } from './tensorFile.ts';
 import { ZipFile } from './zip.ts';
 
 const ELEM_SIZE = { F32: 4, F16: 2, BF16: 2 } as const;
 
-export class PthFile implements TensorReader {
+// A TensorReader (tensorFile.ts returns it as one, which checks the shape); no import back, which would be a cycle.
+export class PthFile {
   readonly path: string;
   readonly names: string[];
   #zip: ZipFile;
