@@ -1,6 +1,6 @@
-// `npm run test:chaos [-- vitest args]`: the whole chaos suite (tests/chaos: faults, bad input, isolation, load) against
-// the real local stack, one file at a time, with larger fuzz counts than `npm test`; then a table of what was injected
-// and what held. Exit status ≠ 0 when a test failed or any accepted request was lost.
+// `npm run test:chaos [-- vitest args]`: the whole chaos suite (tests/chaos: faults, bad input, isolation, load,
+// attacks) against the real local stack, one file at a time, with larger fuzz counts than `npm test`; then a table of
+// what was injected and what held. Exit status ≠ 0 when a test failed or any accepted request was lost.
 //   CHAOS_SEED (default 20261125), CHAOS_API_N (1000), CHAOS_FRAME_N (3000), CHAOS_STAGE_N (200),
 //   CHAOS_CLIENTS (50), CHAOS_LOAD_MS (60000)
 import { spawnSync } from 'node:child_process';
@@ -34,18 +34,18 @@ for (const row of rows) for (const k of Object.keys(total) as (keyof Counts)[]) 
 
 const pad = (s: string | number, n: number) => String(s).padStart(n);
 const line = (name: string, c: Counts) =>
-  `${name.padEnd(10)}${pad(`${c.faults_injected} / ${c.faults_survived}`, 20)}${pad(`${c.bad_inputs_tried} / ${c.bad_inputs_handled}`, 22)}${pad(`${c.requests_accepted} / ${c.requests_rejected} / ${c.requests_lost}`, 30)}`;
+  `${name.padEnd(10)}${pad(`${c.faults_injected} / ${c.faults_survived}`, 20)}${pad(`${c.bad_inputs_tried} / ${c.bad_inputs_handled}`, 22)}${pad(`${c.requests_accepted} / ${c.requests_rejected} / ${c.requests_lost}`, 30)}${pad(`${c.attacks_tried} / ${c.attacks_held}`, 22)}`;
 const out = [
   '',
   `chaos summary (seed ${process.env.CHAOS_SEED ?? '20261125'}, ${secs.toFixed(0)} s, vitest exit ${r.status ?? r.signal})`,
-  `${'suite'.padEnd(10)}${pad('faults inj / surv', 20)}${pad('bad inputs tried / ok', 22)}${pad('requests acc / rej / lost', 30)}`,
+  `${'suite'.padEnd(10)}${pad('faults inj / surv', 20)}${pad('bad inputs tried / ok', 22)}${pad('requests acc / rej / lost', 30)}${pad('attacks tried / held', 22)}`,
   ...rows.map((row) => line(row.name, row.counts)),
   line('TOTAL', total),
   ...rows.flatMap((row) => row.notes.map((n) => `  ${row.name}: ${n}`)),
   '',
 ];
 process.stdout.write(out.join('\n'));
-const missing = ['api', 'backend', 'stage'].filter((n) => !rows.some((row) => row.name === n));
+const missing = ['api', 'backend', 'stage', 'security'].filter((n) => !rows.some((row) => row.name === n));
 if (missing.length && process.argv.length <= 2) process.stdout.write(`missing results from: ${missing.join(', ')} (a file did not finish)\n`);
-const ok = r.status === 0 && total.requests_lost === 0 && total.faults_injected === total.faults_survived && total.bad_inputs_tried === total.bad_inputs_handled;
+const ok = r.status === 0 && total.requests_lost === 0 && total.faults_injected === total.faults_survived && total.bad_inputs_tried === total.bad_inputs_handled && total.attacks_tried === total.attacks_held;
 process.exit(ok ? 0 : 1);

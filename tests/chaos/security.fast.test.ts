@@ -12,6 +12,10 @@ import { hostname } from 'node:os';
 import type { Stack } from '../../scripts/startStack.ts';
 import { groupPids } from '../../scripts/procMem.ts';
 import { FakeBackend, fakeClip, jsonBody, call as api, startChaosStack, waitVideo, FAKE_MODEL } from './harness.ts';
+import { Tally } from './stats.ts';
+
+/** The `security` row of `npm run test:chaos`: every attack below, tried and held. */
+const tally = new Tally('security');
 
 let stack: Stack;
 let stop: () => Promise<void>;
@@ -41,6 +45,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  tally.write();
   receiver?.close();
   await stop?.();
 }, 60_000);
@@ -102,9 +107,11 @@ it('finding 1: wrangler\'s local explorer is not served (SQL over the Durable Ob
   ];
   for (const host of [`127.0.0.1:${port}`, 'localhost']) {
     for (const [method, path, body] of attacks) {
-      const r = await raw(port, method, path, { host, 'content-type': 'application/json' }, body);
-      expect(r.status, `${method} ${path} (Host: ${host}): ${r.body.slice(0, 200)}`).toBe(404);
-      expect(r.body).not.toMatch(/key_hash|webhook_secret|<html/i);
+      await tally.attack(`explorer: ${method} ${path} (Host: ${host})`, async () => {
+        const r = await raw(port, method, path, { host, 'content-type': 'application/json' }, body);
+        expect(r.status, `${method} ${path} (Host: ${host}): ${r.body.slice(0, 200)}`).toBe(404);
+        expect(r.body).not.toMatch(/key_hash|webhook_secret|<html/i);
+      });
     }
   }
 });
@@ -114,14 +121,16 @@ it('finding 3: no V8 inspector is open by default (no listening port of the edge
   expect(ports, 'the edge listens').toContain(stack.opts.edgePort);
   for (const port of ports) {
     for (const path of ['/json', '/json/list', '/json/version']) {
-      // wrangler's inspector proxy only answers a DevTools-like Host / Origin
-      const r = await raw(port, 'GET', path, { host: 'localhost', origin: 'http://localhost' }).catch((e: Error) => ({ status: 0, headers: {}, body: e.message }));
-      expect(r.body, `port ${port}${path}`).not.toMatch(/webSocketDebuggerUrl|devtoolsFrontendUrl|"Browser"|V8-Version/);
+      await tally.attack(`inspector: GET ${path} on the edge's port ${port === stack.opts.edgePort ? '(API)' : '(internal)'}`, async () => {
+        // wrangler's inspector proxy only answers a DevTools-like Host / Origin
+        const r = await raw(port, 'GET', path, { host: 'localhost', origin: 'http://localhost' }).catch((e: Error) => ({ status: 0, headers: {}, body: e.message }));
+        expect(r.body, `port ${port}${path}`).not.toMatch(/webSocketDebuggerUrl|devtoolsFrontendUrl|"Browser"|V8-Version/);
+      });
     }
   }
 });
 
-it('finding 7: the state dir is 0700 and nothing in it (logs, SQLite, R2 blobs, secrets) is readable by others', () => {
+it('finding 7: the state dir is 0700 and nothing in it (logs, SQLite, R2 blobs, secrets) is readable by others', () => tally.attack('local files: read the state dir as another user', () => {
   const dir = stack.opts.stateDir;
   expect(statSync(dir).mode & 0o777).toBe(0o700);
   const open: string[] = [];
@@ -142,24 +151,28 @@ it('finding 7: the state dir is 0700 and nothing in it (logs, SQLite, R2 blobs, 
   expect(names('wrangler').some((f) => f.endsWith('.sqlite')), 'the job store').toBe(true);
   expect(names('wrangler').some((f) => f.includes('blobs')), 'R2 blobs').toBe(true);
   expect(files).toBeGreaterThan(5);
-});
+}));
 
 it('finding 8: a forged Host header does not become the origin of download_url / cdn_url', async () => {
   const port = stack.opts.edgePort;
   for (const path of [`/v1/videos/${videoId}`, '/v1/videos?limit=10']) {
-    const r = await raw(port, 'GET', path, { host: 'attacker.example', authorization: `Bearer ${key}` });
-    expect(r.status, r.body.slice(0, 200)).toBe(200);
-    expect(r.body).not.toContain('attacker.example');
-    expect(r.body).toContain(`"download_url":"${stack.baseUrl}/v1/videos/${videoId}/content"`);
-    expect(r.body).toContain(`"cdn_url":"${stack.baseUrl}/cdn/`);
+    await tally.attack(`forged Host: GET ${path.replace(videoId, ':id')}`, async () => {
+      const r = await raw(port, 'GET', path, { host: 'attacker.example', authorization: `Bearer ${key}` });
+      expect(r.status, r.body.slice(0, 200)).toBe(200);
+      expect(r.body).not.toContain('attacker.example');
+      expect(r.body).toContain(`"download_url":"${stack.baseUrl}/v1/videos/${videoId}/content"`);
+      expect(r.body).toContain(`"cdn_url":"${stack.baseUrl}/cdn/`);
+    });
   }
 });
 
 it('finding 4: a webhook host name that resolves to this machine is refused by the dev server\'s egress guard', async () => {
   const addr = (await lookup(hostname())).address;
   expect(addr, `${hostname()} must resolve to a non-public address here (it does on Linux hosts and containers)`).toMatch(/^(127\.|10\.|172\.(1[6-9]|2\d|3[01])\.|192\.168\.|::1$|f[cd])/);
-  const edgeLog = () => readFileSync(join(stack.opts.stateDir, 'logs', 'edge.log'), 'latin1');
-  for (const deadline = Date.now() + 10_000; !edgeLog().includes(`[egress] refused a request to ${hookHost}`) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
-  expect(edgeLog()).toContain(`[egress] refused a request to ${hookHost}: ${hostname()} resolves to ${addr}`);
-  expect(received, 'requests that reached the receiver').toEqual([]);
+  await tally.attack('webhook SSRF: a host name that resolves to this machine', async () => {
+    const edgeLog = () => readFileSync(join(stack.opts.stateDir, 'logs', 'edge.log'), 'latin1');
+    for (const deadline = Date.now() + 10_000; !edgeLog().includes(`[egress] refused a request to ${hookHost}`) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
+    expect(edgeLog()).toContain(`[egress] refused a request to ${hookHost}: ${hostname()} resolves to ${addr}`);
+    expect(received, 'requests that reached the receiver').toEqual([]);
+  });
 });

@@ -11,11 +11,14 @@ export type Counts = {
   requests_accepted: number;
   requests_rejected: number;
   requests_lost: number;
+  /** attacks on a boundary (tests/chaos/security.fast.test.ts): tried, and held (refused as they must be) */
+  attacks_tried: number;
+  attacks_held: number;
 };
 
 export const ZERO: Counts = {
   faults_injected: 0, faults_survived: 0, bad_inputs_tried: 0, bad_inputs_handled: 0,
-  requests_accepted: 0, requests_rejected: 0, requests_lost: 0,
+  requests_accepted: 0, requests_rejected: 0, requests_lost: 0, attacks_tried: 0, attacks_held: 0,
 };
 
 export class Tally {
@@ -44,7 +47,23 @@ export class Tally {
     return v;
   }
 
+  private readonly heldByKind = new Map<string, number>();
+
+  /**
+   * An attack: counted tried now, held when `check` (which asserts the refusal) resolves. `what` is "kind: detail";
+   * the table's notes list how many of each kind held.
+   */
+  async attack<T>(what: string, check: () => Promise<T> | T): Promise<T> {
+    this.add('attacks_tried');
+    const v = await check();
+    this.add('attacks_held');
+    const kind = what.split(':')[0];
+    this.heldByKind.set(kind, (this.heldByKind.get(kind) ?? 0) + 1);
+    return v;
+  }
+
   write(): void {
+    if (this.heldByKind.size) this.note(`attacks held: ${[...this.heldByKind].map(([k, n]) => `${k} ×${n}`).join(', ')}`);
     const dir = process.env.CHAOS_STATS_DIR;
     if (!dir) return;
     mkdirSync(dir, { recursive: true });
