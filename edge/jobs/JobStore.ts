@@ -8,6 +8,7 @@ import type { Video, VideoList, ListQuery } from '../../shared/api/videos.ts';
 import type { FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
 import type { PresentedKey } from '../auth/apiKey.ts';
 import { egressPolicy } from '../auth/egress.ts';
+import { reply } from '../http/reply.ts';
 import { intVar, type Vars } from '../vars.ts';
 import { cdnPath, r2Key } from '../cache/cdnToken.ts';
 import { findModel } from '../models.ts';
@@ -251,9 +252,11 @@ export class JobStore extends DurableObject<StoreEnv> {
     const id = new URL(req.url).pathname.split('/')[2] ?? '';
     const p: PresentedKey = { keyId: req.headers.get('x-key-id') ?? '', keyHash: req.headers.get('x-key-hash') ?? '' };
     const o = this.owned(p, 'videos:read', id, (r) => ({ ok: true, value: r }));
-    if (!o.ok) return Response.json({ problem: o.problem, rate: o.rate }, { status: 299 }); // route turns it into problem+json
-    const stream = this.sse.open(toVideo(o.value), req.headers.get('x-origin') ?? '');
-    return new Response(stream, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-ratelimit': JSON.stringify(o.rate) } });
+    // the HTTP response itself, refusal or stream, so the route passes it on unchanged
+    return reply(o, (row) =>
+      new Response(this.sse.open(toVideo(row), req.headers.get('x-origin') ?? ''), {
+        headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' },
+      }));
   }
 
   /** Queue depth per model (for autoscalers): queued / in_progress jobs and groups seen in the last minute. */

@@ -13,8 +13,6 @@ import { origin, publicOrigin } from '../http/app.ts';
 import { decodeBody } from '../http/body.ts';
 import { problem, zodProblem } from '../http/problem.ts';
 import { reply, withRate } from '../http/reply.ts';
-import type { RateInfo } from '../jobs/types.ts';
-import type { ProblemInit } from '../../shared/api/problem.ts';
 import { absolutize } from '../jobs/videoRow.ts';
 import { findModel } from '../models.ts';
 
@@ -107,11 +105,7 @@ videos.get('/:id/events', async (c) => {
   const res = await keyStore(c.env, c.get('key').keyId).fetch(`https://jobstore/events/${encodeURIComponent(id)}`, {
     headers: { 'x-key-id': k.keyId, 'x-key-hash': k.keyHash, 'x-origin': publicOrigin(c.env) },
   });
-  if (res.status === 299) {
-    const refused = await res.json<{ problem: ProblemInit; rate?: RateInfo }>();
-    return withRate(problem(refused.problem), refused.rate);
-  }
-  const rate = res.headers.get('x-ratelimit');
-  return withRate(new Response(res.body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } }),
-    rate ? (JSON.parse(rate) as RateInfo) : undefined);
+  // the store answers with the finished response (a problem+json refusal or the event stream); a copy, because the
+  // middleware adds headers and a fetched response's are immutable
+  return new Response(res.body, res);
 });
