@@ -154,14 +154,14 @@ export class Driver {
     const t0 = performance.now();
     try {
       const r = await this.run(req, t0);
-      m?.jobs.inc(1, { status: 'completed' });
+      m?.jobs.inc({ status: 'completed' });
       m?.jobLatency.observe(r.timings.totalMs / 1000);
       return r;
     } catch (e) {
-      m?.jobs.inc(1, { status: req.signal?.aborted ? 'cancelled' : 'failed' });
+      m?.jobs.inc({ status: req.signal?.aborted ? 'cancelled' : 'failed' });
       throw e;
     } finally {
-      m?.jobsInFlight.inc(-1);
+      m?.jobsInFlight.dec();
     }
   }
 
@@ -177,7 +177,7 @@ export class Driver {
     const check = () => {
       if (signal?.aborted) throw new Error(`job ${jobId} cancelled`);
     };
-    const phaseDone = (phase: Phase, ms: number) => m?.phaseSeconds.inc(ms / 1000, { phase });
+    const phaseDone = (phase: Phase, ms: number) => m?.phaseSeconds.inc({ phase }, ms / 1000);
 
     // 1. text
     check();

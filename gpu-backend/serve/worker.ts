@@ -18,6 +18,7 @@ import {
 } from '../../shared/lease.ts';
 import type { ClipResult, Driver } from '../driver/driver.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
+import { withLogIds } from '../metrics/log.ts';
 
 /** An error that says whether the edge should retry the job elsewhere. */
 export class JobError extends Error {
@@ -120,7 +121,8 @@ export class Worker {
         await this.o.beforeJob?.();
         const grant = await this.lease();
         backoff = 500;
-        if (grant) await this.runLease(grant);
+        // every line logged for this lease, down to the driver, carries its ids
+        if (grant) await withLogIds({ job: grant.job.id, lease: grant.lease_id, attempt: grant.attempt }, () => this.runLease(grant));
       } catch (e) {
         if (this.stopped) break;
         this.log(`worker[${slot}]: ${(e as Error).message}; retrying in ${backoff} ms`);

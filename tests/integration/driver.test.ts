@@ -86,7 +86,7 @@ describe('driver (tiny config, in-process engine)', () => {
     await expect(
       built.driver.generate(req({ signal: ac.signal, onProgress: (e) => e.step === 1 && ac.abort() })),
     ).rejects.toThrow('job j1 cancelled');
-    const p = parsePrometheusText(metrics.render());
+    const p = parsePrometheusText(await metrics.render());
     const jobs = p.get('uvit_jobs_total')!.samples;
     expect(jobs.find((s) => s.labels?.status === 'cancelled')?.value).toBe(1);
     expect(jobs.find((s) => s.labels?.status === 'completed')?.value).toBe(9); // 1 + 4 + 2 + 1 + 1 clips above

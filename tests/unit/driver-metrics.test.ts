@@ -1,21 +1,24 @@
 import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { Gauge, Registry } from 'prom-client';
 import { DriverMetrics, serveMetrics } from '../../gpu-backend/metrics/driverMetrics.ts';
-import { Registry, parsePrometheusText } from '../../gpu-backend/metrics/prometheus.ts';
+import { parsePrometheusText } from '../../gpu-backend/metrics/prometheus.ts';
+import { jsonLogger, withLogIds } from '../../gpu-backend/metrics/log.ts';
 
-describe('driver metrics (Prometheus text)', () => {
-  it('renders counters, gauges, histograms and collectors that the parser reads back', () => {
+describe('driver metrics (prom-client, Prometheus text)', () => {
+  it('renders the driver metric names, the pipeline figures read at scrape time and the process metrics', async () => {
     const m = new DriverMetrics();
     m.steps.inc(12);
     m.stepsPerSecond.set(1.5);
-    m.jobs.inc(1, { status: 'completed' });
-    m.jobs.inc(1, { status: 'failed' });
+    m.jobs.inc({ status: 'completed' });
+    m.jobs.inc({ status: 'failed' });
     m.jobQueueDepth.set(3);
     m.jobLatency.observe(4);
     m.jobLatency.observe(30);
-    m.phaseSeconds.inc(2.5, { phase: 'sample' });
-    m.attachPipeline({ stageBusyFraction: () => [0.75, 0.5], skipBytes: () => 1024, activationBytes: () => 4096, queueDepth: () => 2 });
-    const text = m.render();
-    const p = parsePrometheusText(text);
+    m.phaseSeconds.inc({ phase: 'sample' }, 2.5);
+    let skip = 1024;
+    m.attachPipeline({ stageBusyFraction: () => [0.75, 0.5], skipBytes: () => skip, activationBytes: () => 4096, queueDepth: () => 2 });
+    const p = parsePrometheusText(await m.render());
     const val = (name: string, labels: Record<string, string> = {}) =>
       p.get(name)?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels?.[k] === v))?.value;
     expect(p.get('uvit_sampler_steps_total')?.type).toBe('counter');
@@ -37,22 +40,26 @@ describe('driver metrics (Prometheus text)', () => {
     expect(bucket('+Inf')).toBe(2);
     expect(h.samples.find((s) => s.name === 'uvit_job_latency_seconds_sum')?.value).toBe(34);
     expect(h.samples.find((s) => s.name === 'uvit_job_latency_seconds_count')?.value).toBe(2);
-    // every sample line is well-formed and every family has HELP and TYPE
+    // the Node process metrics beside the driver's own
+    expect(val('process_resident_memory_bytes')).toBeGreaterThan(1e6);
+    expect(p.get('process_cpu_seconds_total')?.type).toBe('counter');
+    expect(p.get('nodejs_eventloop_lag_seconds')?.type).toBe('gauge');
+    // a pipeline counter is re-read at every scrape, never accumulated
+    skip = 2048;
+    expect(parsePrometheusText(await m.render()).get('uvit_skip_bytes_total')?.samples[0].value).toBe(2048);
     for (const [name, f] of p) {
-      expect(f.type, name).toMatch(/^(counter|gauge|histogram)$/);
+      expect(f.type, name).toMatch(/^(counter|gauge|histogram|summary)$/);
       expect(f.help, name).toBeTruthy();
     }
   });
 
-  it('escapes label values and rejects bad names and negative counter increments', () => {
+  it('the parser reads escaped label values back and rejects lines that are not samples', async () => {
     const r = new Registry();
-    const g = r.gauge('x_gauge', 'a gauge');
-    g.set(1, { prompt: 'say "hi"\\now\n' });
-    const p = parsePrometheusText(r.render());
+    new Gauge({ name: 'x_gauge', help: 'a gauge', labelNames: ['prompt'], registers: [r] }).set({ prompt: 'say "hi"\\now\n' }, 1);
+    const p = parsePrometheusText(await r.metrics());
     expect(p.get('x_gauge')!.samples[0].labels).toEqual({ prompt: 'say "hi"\\now\n' });
-    expect(() => r.counter('bad-name', 'x')).toThrow(/not a valid Prometheus name/);
-    expect(() => r.counter('x_gauge', 'x')).toThrow(/registered twice/);
-    expect(() => r.counter('c_total', 'c').inc(-1)).toThrow(/>= 0/);
+    expect(Number.isNaN(parsePrometheusText('g Nan\n').get('g')!.samples[0].value)).toBe(true); // prom-client's spelling
+    expect(() => parsePrometheusText('g nope\n')).toThrow(/bad value/);
     expect(() => parsePrometheusText('garbage line here')).toThrow(/not a sample/);
   });
 
@@ -70,5 +77,26 @@ describe('driver metrics (Prometheus text)', () => {
     } finally {
       await s.close();
     }
+  });
+});
+
+describe('backend JSON logs (pino)', () => {
+  it('writes one JSON object per line with the bound ids and those of the async context it runs in', async () => {
+    let text = '';
+    const sink = new Writable({ write(c, _e, cb) { text += c; cb(); } });
+    const log = jsonLogger('uvit-serve', { group: 'g1' }, sink);
+    log('idle');
+    await withLogIds({ job: 'video_1', lease: 'lease_1', attempt: 2 }, async () => {
+      await new Promise((r) => setTimeout(r, 1));
+      log('job started'); // after an await: the ids follow the async context
+      withLogIds({ stage: 1 }, () => log('stage 1 lost'));
+    });
+    log('idle again');
+    const lines = text.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.msg)).toEqual(['idle', 'job started', 'stage 1 lost', 'idle again']);
+    expect(lines.every((l) => l.name === 'uvit-serve' && l.group === 'g1' && l.level === 30 && typeof l.time === 'number' && l.pid === process.pid)).toBe(true);
+    expect([lines[0].job, lines[3].job]).toEqual([undefined, undefined]);
+    expect(lines[1]).toMatchObject({ job: 'video_1', lease: 'lease_1', attempt: 2 });
+    expect(lines[2]).toMatchObject({ job: 'video_1', lease: 'lease_1', stage: 1 });
   });
 });

@@ -13,6 +13,7 @@ import { DEMO_CONFIG, prepareDemo } from '../../demo/demo.ts';
 import { Driver } from '../../driver/driver.ts';
 import { loadGroupConfig } from '../../serve/groupConfig.ts';
 import { DriverMetrics, serveMetrics } from '../../metrics/driverMetrics.ts';
+import { jsonLogger } from '../../metrics/log.ts';
 import { PromptEncoder } from '../../driver/text/encoder.ts';
 import { Worker } from '../../serve/worker.ts';
 import { exportStages, inProcessBackend, pipelineBackend, type Backend } from '../../serve/backend.ts';
@@ -133,7 +134,9 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
   };
 }
 
-async function serve(v: Values, ctx: CommandContext): Promise<void> {
+async function serve(v: Values, cliCtx: CommandContext): Promise<void> {
+  // the long-running driver logs JSON lines (collected by the host's log shipper); startServe's callers choose their own
+  const ctx: CommandContext = { ...cliCtx, log: jsonLogger('uvit-serve') };
   const h = await startServe(v, ctx);
   await new Promise<void>((resolveStop) => {
     const onSignal = (sig: string) => {
