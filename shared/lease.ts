@@ -14,7 +14,7 @@ export const LEASE_PATHS = {
 /** Headers of a signed backend request (lower-case, as Headers normalises them). */
 export const SIG_HEADERS = {
   timestamp: 'x-uvit-timestamp', // unix seconds
-  nonce: 'x-uvit-nonce', // 16+ random bytes, hex or base64url; remembered by the edge for the window
+  nonce: 'x-uvit-nonce', // 16+ random bytes, hex or base64url; usable once (the edge remembers it past the window)
   signature: 'x-uvit-signature', // hex HMAC-SHA256 over canonicalString()
   contentSha256: 'x-content-sha256', // PUT result: hex sha256 of the uploaded bytes (also the signed body hash)
 } as const;
@@ -168,7 +168,8 @@ export function timingSafeEqualHex(a: string, b: string): boolean {
 
 /**
  * Checks signature and timestamp window. Nonce replay is the caller's job (it needs a consistent store):
- * remember `nonce` for 2 × SIGNATURE_WINDOW_S and reject a second use.
+ * remember `nonce` until `timestamp` + 2 × SIGNATURE_WINDOW_S (a fixed time after arrival would let a request stamped
+ * in the future be replayed while its timestamp still passes) and reject a second use.
  */
 export async function verifySignature(
   secret: string,
