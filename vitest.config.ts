@@ -14,7 +14,7 @@ export default defineConfig({
           pool: 'forks',
         },
       },
-      // chaos (G): the fast subset against the real edge / a real stage process (small fuzz counts, one fault);
+      // chaos: the fast subset against the real edge / a real stage process (small fuzz counts, one fault);
       // everything else in tests/chaos runs under `npm run test:chaos`
       {
         test: {
@@ -26,7 +26,7 @@ export default defineConfig({
           pool: 'forks',
         },
       },
-      // edge (D): workerd tests, and the Node-side checks of edge artifacts (OpenAPI validation)
+      // edge: workerd tests, and the Node-side checks of edge artifacts (OpenAPI validation)
       'tests/edge/vitest.config.ts',
       'tests/edge/sharded/vitest.config.ts',
       {

@@ -2,7 +2,7 @@
 //   layout 'video': one call on [B, C, F, h, w] → [B, 3, temporal·F, spatial·h, spatial·w] (the demo decoder).
 //   layout 'image': a per-frame 2-D VAE (e.g. Stable Diffusion's AutoencoderKL decoder exported to ONNX,
 //                   latent_sample [N, 4, h, w] → sample [N, 3, 8h, 8w] in [-1, 1]); frames are decoded in chunks.
-// The latents are divided by `scale_factor` first, as U-ViT's decode(z) = VAE.decode(z / scale_factor) (UVIT.md §4):
+// The latents are divided by `scale_factor` first, as U-ViT's decode(z) = VAE.decode(z / scale_factor) (docs/model.md §4):
 // 0.18215 for the SD VAE (0.23010 for the mscoco model's eval). The demo decoder uses 1.
 import type * as ort from 'onnxruntime-node';
 import * as ortRt from 'onnxruntime-node';

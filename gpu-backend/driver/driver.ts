@@ -27,7 +27,7 @@ export function engineForward(engine: { forward(i: ModelInputs): Promise<Tensor<
   return (inputs) => engine.forward(inputs);
 }
 
-/** Adapts E1's pipeline client `forward(jobId, step, microBatch, inputs)` to a Forward. */
+/** Adapts the pipeline client's `forward(jobId, step, microBatch, inputs)` to a Forward. */
 export function pipelineForward(client: {
   forward(jobId: string, step: number, microBatch: number, inputs: ModelInputs): Promise<Tensor<'float32'>>;
 }): Forward {

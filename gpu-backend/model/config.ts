@@ -1,5 +1,5 @@
 // U-ViT model config: the official constructor arguments (libs/uvit.py, libs/uvit_t2i.py) as JSON, with the
-// official defaults, plus this project's video keys (UVIT.md §8). Validation errors name the offending key.
+// official defaults, plus this project's video keys (docs/model.md §8). Validation errors name the offending key.
 import { readFileSync } from 'node:fs';
 import * as z from 'zod';
 
@@ -29,7 +29,7 @@ const ConfigObject = z.strictObject({
   /** uvit_t2i.py only: text-conditioned variant */
   clip_dim: posInt.optional(),
   num_clip_token: posInt.optional(),
-  /** this project's video extension (UVIT.md §8): latent frames F and temporal patch size pt */
+  /** this project's video extension (docs/model.md §8): latent frames F and temporal patch size pt */
   num_frames: posInt.optional(),
   temporal_patch_size: posInt.optional(),
 });
@@ -65,7 +65,7 @@ export const UViTConfigSchema = ConfigObject.superRefine((c, ctx) => {
     bad('num_clip_token', 'num_clip_token requires clip_dim (the text variant)');
   }
   if (c.temporal_patch_size !== undefined && c.num_frames === undefined) {
-    bad('temporal_patch_size', 'temporal_patch_size requires num_frames (the video extension, UVIT.md §8)');
+    bad('temporal_patch_size', 'temporal_patch_size requires num_frames (the video extension, docs/model.md §8)');
   }
   if (c.num_frames !== undefined) {
     const pt = c.temporal_patch_size ?? 1;

@@ -1,4 +1,4 @@
-// Slow, obviously-correct float64 reference forward of U-ViT (UVIT.md §3) and its video extension (§8).
+// Slow, obviously-correct float64 reference forward of U-ViT (docs/model.md §3) and its video extension (§8).
 // Every variant: class / text / uncond, mlp_time_embed, qkv_bias, conv true/false, 2-D, and video with any pt,
 // including clips shorter than num_frames (first F' latent frames => pos_embed rows [0, extras + (F'/pt) grid^2)).
 // Intermediates are named like the golden files. Not for production: O(T^2 D) plain loops.
@@ -25,7 +25,7 @@ export interface ReferenceOptions {
   /** timestep embedding arithmetic, see timestepEmbedding (default 'float32' = the official torch arithmetic) */
   timestepPrecision?: 'float32' | 'float64';
   /**
-   * Deliberately WRONG variants of UVIT.md §7, only for proving that a comparison test is sensitive to them
+   * Deliberately WRONG variants of docs/model.md §7, only for proving that a comparison test is sensitive to them
    * (sin-first sinusoid, tanh-approximate GELU, another LayerNorm eps). Never use them for anything else.
    * (A [skip, x] concat and a (C,p,p) unpatchify need no switch: permute skip_linear / decoder_pred weights.)
    */

@@ -1,4 +1,4 @@
-// Float64 building blocks of the reference forward: plain loops written from UVIT.md §3, no cleverness.
+// Float64 building blocks of the reference forward: plain loops written from docs/model.md §3, no cleverness.
 // Activations are row-major Float64Arrays; weights are the official float32 tensors (Linear W is [out, in]).
 
 /** erf to ~1e-15: Maclaurin series for |x| < 2.5, Lentz continued fraction for erfc beyond */
@@ -81,7 +81,7 @@ export function layerNorm(x: Float64Array, rows: number, D: number, g: Float32Ar
 }
 
 /**
- * Multi-head self-attention over x [B, T, D] (UVIT.md §3.3): qkv columns are (K=3, H, Dh); scale Dh^-0.5; no mask.
+ * Multi-head self-attention over x [B, T, D] (docs/model.md §3.3): qkv columns are (K=3, H, Dh); scale Dh^-0.5; no mask.
  */
 export function attention(x: Float64Array, B: number, T: number, D: number, H: number, Wqkv: Float32Array,
   bqkv: Float32Array | undefined, Wproj: Float32Array, bproj: Float32Array): Float64Array {
@@ -119,7 +119,7 @@ export function attention(x: Float64Array, B: number, T: number, D: number, H: n
 }
 
 /**
- * timestep_embedding(t, D) of UVIT.md §3.2: freqs_i = exp(-ln(10000) i / half), i < half = D//2;
+ * timestep_embedding(t, D) of docs/model.md §3.2: freqs_i = exp(-ln(10000) i / half), i < half = D//2;
  * row = [cos(t freqs), sin(t freqs)] (COS FIRST), plus a zero column when D is odd. Returns [B, D] row-major.
  * precision 'float32' (default) follows the official code literally: freqs and args are rounded to float32 like
  * torch does (arange float32, times float32(-ln 10000), / half, exp; t * freqs), then cos/sin in float64. That matches

@@ -31,7 +31,7 @@ export function dimsFromConfig(cfg: UViTConfig): ModelDims {
   };
 }
 
-/** Names and shapes from the model package (official state_dict names, UVIT.md §2). */
+/** Names and shapes from the model package (official state_dict names, docs/model.md §2). */
 export function modelInfoFromConfig(cfg: UViTConfig): ModelInfo {
   const base = modelInfoFromShapes(dimsFromConfig(cfg), expectedParams(cfg));
   return {

@@ -4,9 +4,9 @@
 //   stream_k: the stream tensors it hands to the next segment on another stage (+ eps to the driver from the head),
 //   skip_k:   the skip tensors it makes that are consumed on another stage (sequential only; folded keeps them local).
 // Every message also pays `latencySec`. Skips are needed only when the stream comes back, so with overlapSkips
-// (the default, UVIT.md §9) they travel while the stage computes; the stage is then busy for
+// (the default, docs/model.md §9) they travel while the stage computes; the stage is then busy for
 // max(compute_k + stream_k, stream_k + skip_k) (the link can still be the bottleneck), else the plain sum.
-// With M micro-batches in flight:  T ≈ (M + S - 1) · max_k stageSec_k   (DESIGN.md "partition arithmetic").
+// With M micro-batches in flight:  T ≈ (M + S - 1) · max_k stageSec_k   (docs/model.md §9).
 // Pure: no I/O.
 
 import type { Plan, PartitionKind } from './types.ts';

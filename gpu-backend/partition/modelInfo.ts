@@ -1,6 +1,6 @@
 // What the planner needs to know about a model: its dimensions (for FLOPs and bytes) and which official
 // state_dict tensors belong to the embed, each chain block and the head (for the stage shards).
-// `specModelInfo` derives the names from UVIT.md §2 alone, so the planner is usable and testable on its own;
+// `specModelInfo` derives the names from docs/model.md §2 alone, so the planner is usable and testable on its own;
 // `modelInfoFromConfig` (configInfo.ts) takes them from the model package's own helpers.
 
 import { chain } from '../model/chain.ts';
@@ -16,7 +16,7 @@ export interface ModelInfo {
   paramBytes(name: string): number;
 }
 
-/** Official names and shapes (UVIT.md §2 and §8) of every parameter, from the dimensions. */
+/** Official names and shapes (docs/model.md §2 and §8) of every parameter, from the dimensions. */
 export function specParamShapes(d: ModelDims): Map<string, number[]> {
   const m = new Map<string, number[]>();
   const { D, hidden } = d;

@@ -1,4 +1,4 @@
-// Continuous-time sampling of the official eval.py / eval_ldm.py (UVIT.md §5): the linear VP SDE (beta 0.1 -> 20,
+// Continuous-time sampling of the official eval.py / eval_ldm.py (docs/model.md §5.6): the linear VP SDE (beta 0.1 -> 20,
 // sde.VPSDE) as dpm_solver_pytorch.NoiseScheduleVP('linear'), the network called at t·999 (sde.ScoreModel with
 // model_wrapper(time_input_type='0')), and DPM_Solver.sample(steps, eps=1e-4, adaptive_step_size=False,
 // fast_version=True): noise-prediction DPM-Solver-3/2/1 on a grid uniform in logSNR.

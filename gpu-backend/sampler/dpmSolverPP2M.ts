@@ -1,5 +1,5 @@
 // DPM-Solver++(2M) multistep ('dpm_solver' form), time-uniform grid of steps+1 points, with the dpm_solver_pp.py bug
-// (UnboundLocalError on `timesteps`) fixed: UVIT.md §5.4. The first step is order 1, then each step uses the last two
+// (UnboundLocalError on `timesteps`) fixed: docs/model.md §5.4. The first step is order 1, then each step uses the last two
 // data predictions; the model is evaluated `steps` times and not after the last step.
 import type { Tensor } from '../../shared/tensor.ts';
 import { linComb } from './ops.ts';

@@ -1,5 +1,5 @@
 // DPM-Solver++ "fast", order 3, time-uniform, exactly as U-ViT's dpm_solver_pp.py `sample(method='fast')` with the
-// official scripts' arguments (predict_x0=True, solver_type='dpm_solver', denoise=False); UVIT.md §5.3.
+// official scripts' arguments (predict_x0=True, solver_type='dpm_solver', denoise=False); docs/model.md §5.3.
 // Note this file's 'fast' uses a grid of steps+1 points (not K+1) and takes r1/r2 from the grid's lambdas.
 import type { Tensor } from '../../shared/tensor.ts';
 import type { DataPredictor } from './dataPrediction.ts';

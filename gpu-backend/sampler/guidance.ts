@@ -1,4 +1,4 @@
-// Classifier-free guidance as U-ViT's eval scripts do it (UVIT.md §5.5): eps = cond + s·(cond − uncond), only when s > 0.
+// Classifier-free guidance as U-ViT's eval scripts do it (docs/model.md §5.5): eps = cond + s·(cond − uncond), only when s > 0.
 // Unconditional branch: the null class (num_classes − 1) for class models, an "empty context" for text models.
 // The two branches run either as ONE batch of 2B (cond rows first) or as TWO micro-batches whose calls are in flight
 // together (the pipeline runtime overlaps them); a per-sample model gives identical results either way.

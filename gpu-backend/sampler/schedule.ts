@@ -1,4 +1,4 @@
-// Discrete-time VP noise schedule of U-ViT's dpm_solver_pp.py (UVIT.md §5.2):
+// Discrete-time VP noise schedule of U-ViT's dpm_solver_pp.py (docs/model.md §5.2):
 // NoiseScheduleVP(schedule='discrete', betas=float32(stable_diffusion_beta_schedule())).
 // The tables (betas, log_alpha_d, t_d) are float32 values exactly as torch builds them; everything computed from
 // them (interpolation, alpha, sigma, lambda) is evaluated in float64, which is at least as accurate as torch's float32.

@@ -1,4 +1,4 @@
-// The ONNX engine against the official PyTorch golden vectors (UVIT.md §7): output and every intermediate <= 1e-4.
+// The ONNX engine against the official PyTorch golden vectors (docs/model.md §7): output and every intermediate <= 1e-4.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// The ONNX engine against A1's float64 reference forward on every variant UVIT.md §7 lists, plus the video
+// The ONNX engine against the float64 reference forward on every variant docs/model.md §7 lists, plus the video
 // extension (§8): output and every intermediate within 1e-4 max abs. Small configs, seeded weights (initWeights).
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Tensor } from '../../shared/tensor.ts';

@@ -1,4 +1,4 @@
-// Structural equalities of the ONNX engine: video with F=1, pt=1 equals the 2-D model (UVIT.md §8), and a model
+// Structural equalities of the ONNX engine: video with F=1, pt=1 equals the 2-D model (docs/model.md §8), and a model
 // split by hand into segments with skips crossing equals the unsplit model within 1e-5 (§9).
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';

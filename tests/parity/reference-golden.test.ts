@@ -1,4 +1,4 @@
-// The float64 reference forward against the official PyTorch golden case (UVIT.md §7), and proof that the
+// The float64 reference forward against the official PyTorch golden case (docs/model.md §7), and proof that the
 // comparison is sensitive to the deliberately wrong variants listed there.
 import { describe, expect, it } from 'vitest';
 import { float32, type Tensor } from '../../shared/tensor.ts';
@@ -26,7 +26,7 @@ describe('reference forward vs golden a_cls_conv', () => {
     }
   });
 
-  it('float64 timestep arithmetic still meets 1e-4 (time token off by ~1.5e-5, UVIT.md §3.2 precision note)', () => {
+  it('float64 timestep arithmetic still meets 1e-4 (time token off by ~1.5e-5, docs/model.md §3.2 precision note)', () => {
     const r64 = referenceForward(g.cfg, g.weights, g.inputs, { timestepPrecision: 'float64' });
     expect(maxAbsDiff(r64.output, want)).toBeLessThanOrEqual(1e-4);
     const tok = maxAbsDiff(r64.intermediates.get('tokens_after_pos_embed')!, readNpy(`${GOLDEN}/intermediates/tokens_after_pos_embed.npy`));
@@ -34,7 +34,7 @@ describe('reference forward vs golden a_cls_conv', () => {
     expect(tok).toBeGreaterThan(1e-6); // the two modes really differ
   });
 
-  describe('the comparison catches the deliberately wrong variants of UVIT.md §7', () => {
+  describe('the comparison catches the deliberately wrong variants of docs/model.md §7', () => {
     const D = 64;
     const swapSkip = () => {
       const w = new Map(g.weights);

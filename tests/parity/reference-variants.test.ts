@@ -1,4 +1,4 @@
-// Properties of the reference forward on the variants the golden case does not cover (UVIT.md §7, §8).
+// Properties of the reference forward on the variants the golden case does not cover (docs/model.md §7, §8).
 import { describe, expect, it } from 'vitest';
 import { float32, type Tensor } from '../../shared/tensor.ts';
 import { derive, parseConfig, type UViTConfig } from '../../gpu-backend/model/config.ts';
@@ -61,7 +61,7 @@ describe('timestepEmbedding', () => {
   });
 });
 
-describe('video extension (UVIT.md §8)', () => {
+describe('video extension (docs/model.md §8)', () => {
   it.each([
     ['class, conv', { ...base, num_classes: 5 }],
     ['text, conv=false, mlp_time_embed', { ...base, clip_dim: 6, num_clip_token: 3, conv: false, mlp_time_embed: true }],

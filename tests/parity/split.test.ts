@@ -1,5 +1,5 @@
 // Split models (partition plans run by the in-process Engine) against the golden vectors and the unsplit engine.
-// UVIT.md §9: both partitions must give the unsplit model's result within 1e-5 (the same ops run in the same order).
+// docs/model.md §9: both partitions must give the unsplit model's result within 1e-5 (the same ops run in the same order).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -80,7 +80,7 @@ function checkCommon(cfg: UViTConfig, plan: Plan) {
 }
 
 describe('flops and parameter counts', () => {
-  it('parameter counts from the dimensions equal the official shapes (A1 expectedParams) and the spec names', () => {
+  it('parameter counts from the dimensions equal the official shapes (model/weights.ts expectedParams) and the spec names', () => {
     for (const cfg of Object.values(CONFIGS)) {
       const d = dimsFromConfig(cfg);
       const exp = expectedParams(cfg);

@@ -1,4 +1,4 @@
-// Samplers vs an independent float64 re-derivation of UVIT.md §5 (samplerReference.ts: bisection inverse, product-form
+// Samplers vs an independent float64 re-derivation of docs/model.md §5 (samplerReference.ts: bisection inverse, product-form
 // alphas_cumprod, float64 grid), vs values from a float32 port of the official code, plus analytic checks (Gaussian
 // data has an exactly solvable probability-flow ODE).
 import { describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Test-only float64 re-derivation of UVIT.md §5 (schedule, DPM-Solver++ fast and 2M), written independently of
+// Test-only float64 re-derivation of docs/model.md §5 (schedule, DPM-Solver++ fast and 2M), written independently of
 // gpu-backend/sampler: product-form alphas_cumprod, linear-scan interpolation, bisection for inverse_lambda,
 // float64 grids. Used by sampler.test.ts.
 

@@ -1,7 +1,7 @@
 // Prompt → context [B, n, clip_dim]: a tokenizer plus an ONNX text encoder, both chosen by config.
 // The demo ships a byte-level tokenizer and a small seeded, UNTRAINED encoder (see demo/models.ts); a real CLIP text
 // encoder exported to ONNX (input_ids [B,77] int64 → last_hidden_state [B,77,768]) with its BPE tokenizer plugs in by
-// config, as U-ViT's mscoco model expects (UVIT.md §5.5: raw last_hidden_state, empty string for the uncond branch).
+// config, as U-ViT's mscoco model expects (docs/model.md §5.5: raw last_hidden_state, empty string for the uncond branch).
 import type * as ort from 'onnxruntime-node';
 import * as ortRt from 'onnxruntime-node';
 import * as z from 'zod';

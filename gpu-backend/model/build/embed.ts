@@ -1,4 +1,4 @@
-// Tokens from the model inputs (UVIT.md §3, §3.2, §8): patch embed, time token, label / context tokens, pos_embed.
+// Tokens from the model inputs (docs/model.md §3, §3.2, §8): patch embed, time token, label / context tokens, pos_embed.
 import { DataType } from '../../onnx/onnx.ts';
 import type { Derived } from '../config.ts';
 import { type LayerCtx, linear } from './layers.ts';

@@ -1,4 +1,4 @@
-// Final norm, decoder_pred, drop extras, channel-last unpatchify and final_layer conv (UVIT.md §3, §3.4, §8).
+// Final norm, decoder_pred, drop extras, channel-last unpatchify and final_layer conv (docs/model.md §3, §3.4, §8).
 import type { Derived } from '../config.ts';
 import { type LayerCtx, layerNorm, linear } from './layers.ts';
 

@@ -1,4 +1,4 @@
-// U-ViT layers as ONNX subgraphs (UVIT.md §3.1, §3.3, §3.5). Stream tensors are [B, T, D].
+// U-ViT layers as ONNX subgraphs (docs/model.md §3.1, §3.3, §3.5). Stream tensors are [B, T, D].
 import { f, type GraphBuilder, MS_DOMAIN } from '../../onnx/graph.ts';
 import { transpose2d, type WeightGetter } from './weights.ts';
 
