@@ -19,6 +19,8 @@ export interface OfficialModel {
   guidance: number;
   /** latent models decode with autoencoder_kl.pth; pixel models output images directly */
   latent: boolean;
+  /** config.autoencoder.scale_factor of latent models (FrozenAutoencoderKL's default 0.18215 unless the config says) */
+  scaleFactor?: number;
   /** image side in pixels */
   resolution: number;
 }
@@ -39,17 +41,17 @@ export const OFFICIAL_MODELS: readonly OfficialModel[] = [
   { name: 'imagenet64_uvit_large', file: 'imagenet64_uvit_large.pth', nnet: { name: 'uvit', img_size: 64, patch_size: 4, ...L, num_classes: 1000 },
     evalScript: 'eval.py', solver: 'dpm-solver-fast', steps: 50, guidance: 0, latent: false, resolution: 64 },
   { name: 'imagenet256_uvit_large', file: 'imagenet256_uvit_large.pth', nnet: { name: 'uvit', img_size: 32, patch_size: 2, in_chans: 4, ...L, num_classes: 1001 },
-    evalScript: 'eval_ldm.py', solver: 'dpm-solver-fast', steps: 50, guidance: 0.4, latent: true, resolution: 256 },
+    evalScript: 'eval_ldm.py', solver: 'dpm-solver-fast', steps: 50, guidance: 0.4, latent: true, scaleFactor: 0.18215, resolution: 256 },
   { name: 'imagenet256_uvit_huge', file: 'imagenet256_uvit_huge.pth', nnet: { name: 'uvit', img_size: 32, patch_size: 2, in_chans: 4, ...H, num_classes: 1001, conv: false },
-    evalScript: 'eval_ldm_discrete.py', solver: 'dpmpp-fast3', steps: 50, guidance: 0.4, latent: true, resolution: 256 },
+    evalScript: 'eval_ldm_discrete.py', solver: 'dpmpp-fast3', steps: 50, guidance: 0.4, latent: true, scaleFactor: 0.18215, resolution: 256 },
   { name: 'imagenet512_uvit_large', file: 'imagenet512_uvit_large.pth', nnet: { name: 'uvit', img_size: 64, patch_size: 4, in_chans: 4, ...L, num_classes: 1001 },
-    evalScript: 'eval_ldm.py', solver: 'dpm-solver-fast', steps: 50, guidance: 0.7, latent: true, resolution: 512 },
+    evalScript: 'eval_ldm.py', solver: 'dpm-solver-fast', steps: 50, guidance: 0.7, latent: true, scaleFactor: 0.18215, resolution: 512 },
   { name: 'imagenet512_uvit_huge', file: 'imagenet512_uvit_huge.pth', nnet: { name: 'uvit', img_size: 64, patch_size: 4, in_chans: 4, ...H, num_classes: 1001, conv: false },
-    evalScript: 'eval_ldm_discrete.py', solver: 'dpmpp-fast3', steps: 50, guidance: 0.7, latent: true, resolution: 512 },
+    evalScript: 'eval_ldm_discrete.py', solver: 'dpmpp-fast3', steps: 50, guidance: 0.7, latent: true, scaleFactor: 0.18215, resolution: 512 },
   { name: 'mscoco_uvit_small', file: 'mscoco_uvit_small.pth', nnet: t2i,
-    evalScript: 'eval_t2i_discrete.py', solver: 'dpmpp-fast3', steps: 50, guidance: 1, latent: true, resolution: 256 },
+    evalScript: 'eval_t2i_discrete.py', solver: 'dpmpp-fast3', steps: 50, guidance: 1, latent: true, scaleFactor: 0.2301, resolution: 256 },
   { name: 'mscoco_uvit_small_deep', file: 'mscoco_uvit_small_deep.pth', nnet: { ...t2i, depth: 16 },
-    evalScript: 'eval_t2i_discrete.py', solver: 'dpmpp-fast3', steps: 50, guidance: 1, latent: true, resolution: 256 },
+    evalScript: 'eval_t2i_discrete.py', solver: 'dpmpp-fast3', steps: 50, guidance: 1, latent: true, scaleFactor: 0.2301, resolution: 256 },
 ];
 
 export function officialModel(name: string): OfficialModel {

@@ -53,7 +53,7 @@ export function tensorProblems(file: Pick<TensorReader, 'names' | 'has' | 'info'
     if (!file.has(k)) continue;
     const info = file.info(k);
     if (info.shape.length !== shape.length || info.shape.some((x, i) => x !== shape[i])) {
-      problems.push(`tensor "${k}" has shape [${info.shape.join(',')}], expected [${shape.join(',')}]`);
+      problems.push(`tensor "${k}" has shape [${info.shape.join(',')}], config expects [${shape.join(',')}]`);
     }
     if (!['F32', 'F16', 'BF16', 'F64'].includes(info.dtype)) problems.push(`tensor "${k}" has dtype ${info.dtype}, expected F32, F16 or BF16`);
   }

@@ -1,11 +1,9 @@
-// Official state_dict names and shapes (UVIT.md §2, video shapes §8), shard lists per chain block, and validation
-// of a safetensors file against a config.
+// Official state_dict names and shapes (docs/model.md §2, video shapes §8), shard lists per chain block, and validation
+// of a weights file (safetensors or .pth) against a config.
 import { float32, type Tensor } from '../../shared/tensor.ts';
 import { chain } from './chain.ts';
 import { derive, type UViTConfig } from './config.ts';
-import { SafetensorsFile } from './safetensors.ts';
-
-const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+import { openTensorFile, tensorProblems, type TensorReader } from './tensorFile.ts';
 
 /** parameters of one transformer block, in module registration order (norm1, attn, norm2, mlp, skip_linear) */
 function blockParams(cfg: UViTConfig, prefix: string, skip: boolean): Array<[string, number[]]> {
@@ -97,30 +95,13 @@ export function headParams(cfg: UViTConfig): string[] {
   return headList(cfg).map(([k]) => k);
 }
 
-const fmt = (s: readonly number[]) => `[${s.join(',')}]`;
-
 function listNames(names: string[], max = 20): string {
   return names.slice(0, max).map((s) => `"${s}"`).join(', ') + (names.length > max ? `, ... (${names.length - max} more)` : '');
 }
 
 /** Throws one Error listing every missing, unexpected, mis-shaped or non-float tensor. */
-export function validateWeightsFile(file: SafetensorsFile, cfg: UViTConfig): void {
-  const exp = expectedParams(cfg);
-  const problems: string[] = [];
-  const missing = [...exp.keys()].filter((k) => !file.has(k));
-  const unexpected = file.names.filter((k) => !exp.has(k));
-  for (const [k, shape] of exp) {
-    if (!file.has(k)) continue;
-    const info = file.info(k);
-    if (info.shape.length !== shape.length || info.shape.some((x, i) => x !== shape[i])) {
-      problems.push(`tensor "${k}" has shape ${fmt(info.shape)}, config expects ${fmt(shape)}`);
-    }
-    if (!FLOAT_DTYPES.has(info.dtype)) problems.push(`tensor "${k}" has dtype ${info.dtype}, expected F32, F16 or BF16`);
-  }
-  if (missing.length) problems.push(`missing ${missing.length} tensor${missing.length > 1 ? 's' : ''}: ${listNames(missing)}`);
-  if (unexpected.length) {
-    problems.push(`unexpected ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''}: ${listNames(unexpected)}`);
-  }
+export function validateWeightsFile(file: TensorReader, cfg: UViTConfig): void {
+  const problems = tensorProblems(file, expectedParams(cfg));
   if (problems.length === 0) return;
   const d = derive(cfg);
   const hints: string[] = [];
@@ -136,11 +117,11 @@ export function validateWeightsFile(file: SafetensorsFile, cfg: UViTConfig): voi
 }
 
 /**
- * Open a weights file, validate its whole header against cfg, and read `names` (default: all) as float32 tensors.
+ * Open a weights file (safetensors or .pth), validate its whole header against cfg, and read `names` (default: all) as float32 tensors.
  * Only the requested tensors' bytes are read.
  */
 export function loadWeights(path: string, cfg: UViTConfig, names?: string[]): Map<string, Tensor<'float32'>> {
-  const file = SafetensorsFile.open(path);
+  const file = openTensorFile(path);
   try {
     validateWeightsFile(file, cfg);
     const exp = expectedParams(cfg);

@@ -1,9 +1,9 @@
-// Streaming access to one shard of a safetensors file: tensors are read one at a time when the graph builder asks
+// Streaming access to one shard of a weights file (safetensors or .pth): tensors are read one at a time when the graph builder asks
 // for them, so building a segment never holds the raw copy of every weight next to the builder's own (transposed)
 // copy. Names outside the shard are refused, which checks that a segment only touches its own tensors.
 
 import type { UViTConfig } from '../model/config.ts';
-import { SafetensorsFile } from '../model/safetensors.ts';
+import { openTensorFile } from '../model/tensorFile.ts';
 import { validateWeightsFile } from '../model/weights.ts';
 
 export interface ShardReader {
@@ -15,7 +15,7 @@ export interface ShardReader {
 }
 
 export function openShard(weightsPath: string, cfg: UViTConfig, names: readonly string[]): ShardReader {
-  const file = SafetensorsFile.open(weightsPath);
+  const file = openTensorFile(weightsPath);
   try {
     validateWeightsFile(file, cfg);
   } catch (e) {

@@ -3,22 +3,16 @@
 // read here directly): decode at 32x32 latents and encode_moments, batch 2, within 1e-4 max abs.
 // UVIT_AUTOENCODER_FIXTURES=DIR runs the same comparison on the full autoencoder_kl.pth configuration written by
 // `make.py --full DIR` (too large to commit; see docs/checkpoints.md).
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../shared/tensor.ts';
 import { Autoencoder } from '../../gpu-backend/engine/autoencoder.ts';
-import { type AutoencoderConfig, autoencoderParams, OFFICIAL_AUTOENCODER } from '../../gpu-backend/model/build/autoencoder.ts';
+import { autoencoderParams, OFFICIAL_AUTOENCODER, readAutoencoderConfig } from '../../gpu-backend/model/build/autoencoder.ts';
 import { readNpy } from '../../gpu-backend/model/npy.ts';
 import { maxAbsDiff } from './referenceUtil.ts';
 
 const DIR = process.env.UVIT_AUTOENCODER_FIXTURES ?? resolve(import.meta.dirname, '../fixtures/autoencoder');
-const spec = JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) as { ddconfig: Record<string, unknown>; embed_dim: number; scale_factor: number };
-const cfg: AutoencoderConfig = {
-  ...(spec.ddconfig as unknown as Omit<AutoencoderConfig, 'embed_dim' | 'scale_factor'>),
-  embed_dim: spec.embed_dim,
-  scale_factor: spec.scale_factor,
-};
+const cfg = readAutoencoderConfig(join(DIR, 'config.json'));
 const npy = (n: string) => readNpy(join(DIR, n)) as Tensor<'float32'>;
 
 let ae: Autoencoder | undefined;
@@ -49,6 +43,6 @@ describe('autoencoder (libs/autoencoder.py FrozenAutoencoderKL)', () => {
 
   it('a weights file of another configuration is refused, naming what differs', async () => {
     const small = resolve(import.meta.dirname, '../fixtures/autoencoder/autoencoder.pth');
-    await expect(Autoencoder.open(small)).rejects.toThrow(/do not match the autoencoder configuration: tensor "encoder.conv_in.weight" has shape \[32,3,3,3\], expected \[128,3,3,3\].*missing/);
+    await expect(Autoencoder.open(small)).rejects.toThrow(/do not match the autoencoder configuration: tensor "encoder.conv_in.weight" has shape \[32,3,3,3\], config expects \[128,3,3,3\].*missing/);
   });
 });

@@ -2,6 +2,8 @@
 // Command (../command.ts) and add an entry here: eager(cmd) for light modules, lazy(...) for ones that pull in a lot
 // (so `uvit --help` and the other commands stay fast). `uvit --help` and `uvit <name> --help` pick it up.
 import { eager, lazy, type CommandEntry } from '../command.ts';
+import { convertCommand } from './convert.ts';
+import { decodeCommand } from './decode.ts';
 import { exportCommand } from './export.ts';
 import { forwardCommand } from './forward.ts';
 import { initWeightsCommand } from './initWeights.ts';
@@ -12,6 +14,8 @@ export const COMMANDS: CommandEntry[] = [
   eager(sampleCommand),
   eager(initWeightsCommand),
   eager(exportCommand),
+  eager(convertCommand),
+  eager(decodeCommand),
   lazy('stage', 'run one pipeline stage process: serve its shard of the network over TCP', 'stageCommand', () => import('./stage.ts')),
   lazy('serve', 'run a backend group driver: pull jobs from the edge, generate on the stage pipeline, upload MP4s', 'serveCommand',
     () => import('./serve.ts')),

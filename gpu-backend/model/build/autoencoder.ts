@@ -2,6 +2,7 @@
 // of FrozenAutoencoderKL.decode(z) (z / scale_factor -> post_quant_conv -> Decoder) and the encoder of
 // encode_moments(x) (Encoder -> quant_conv). One structural walk of the official modules serves both for listing the
 // state_dict (names and shapes, to check a weights file) and for building the graph, so the two cannot disagree.
+import { readFileSync } from 'node:fs';
 import { f, GraphBuilder } from '../../onnx/graph.ts';
 import { DataType } from '../../onnx/onnx.ts';
 
@@ -32,6 +33,26 @@ export const OFFICIAL_AUTOENCODER: AutoencoderConfig = {
   embed_dim: 4,
   scale_factor: 0.18215,
 };
+
+/**
+ * FrozenAutoencoderKL's constructor arguments as JSON: {"ddconfig": {...}, "embed_dim": N, "scale_factor": S}
+ * (what tests/fixtures/autoencoder/make.py writes).
+ */
+export function readAutoencoderConfig(path: string): AutoencoderConfig {
+  const j = JSON.parse(readFileSync(path, 'utf8')) as { ddconfig?: Record<string, unknown>; embed_dim?: unknown; scale_factor?: unknown };
+  const dd = j.ddconfig ?? {};
+  const c = { ...dd, embed_dim: j.embed_dim, scale_factor: j.scale_factor } as Record<string, unknown>;
+  for (const k of ['ch', 'num_res_blocks', 'resolution', 'in_channels', 'out_ch', 'z_channels', 'embed_dim', 'scale_factor']) {
+    if (typeof c[k] !== 'number' || !(c[k] > 0)) throw new Error(`autoencoder config ${path}: ${k} must be a positive number, got ${JSON.stringify(c[k])}`);
+  }
+  for (const k of ['ch_mult', 'attn_resolutions']) {
+    if (!Array.isArray(c[k]) || !(c[k] as unknown[]).every((x) => Number.isInteger(x) && (x as number) > 0)) {
+      throw new Error(`autoencoder config ${path}: ${k} must be a list of positive integers`);
+    }
+  }
+  if (dd.double_z === false) throw new Error(`autoencoder config ${path}: double_z must be true (FrozenAutoencoderKL asserts it)`);
+  return c as unknown as AutoencoderConfig;
+}
 
 /** nn.GroupNorm(32, C, eps=1e-6) everywhere (Normalize) */
 const GROUPS = 32;
