@@ -1,17 +1,22 @@
-// npm run bench:edge — one local workerd (wrangler dev), three routes, same client:
-//   bare Hono hello-world (/bench/hello), authenticated GET /v1/videos/:id, cached /cdn/<token>/<sha>.mp4.
-// Prints p50/p99 latency (sequential requests) and requests/s (CONCURRENCY in flight), and the ratio to the bare route.
-// Env: BENCH_SECONDS (per route and phase, default 3), BENCH_CONCURRENCY (default 8), BENCH_MP4_BYTES (default 262144).
+// npm run bench:edge — one local workerd (wrangler dev), same client:
+//   1. three routes: bare Hono hello-world (/bench/hello), authenticated GET /v1/videos/:id, cached /cdn/… .mp4;
+//      p50/p99 latency (sequential requests), requests/s (CONCURRENCY in flight), and the ratio to the bare route;
+//   2. per request type: Durable Object calls per request and their spread over the shards, CPU ms per request,
+//      at JOB_SHARDS = 1 and 4 (bench/edgeShards.ts), and the capacity that gives at 1, 4 and 16 shards.
+// Env: BENCH_SECONDS (per route and phase, default 3), BENCH_CONCURRENCY (default 8), BENCH_MP4_BYTES (default 262144),
+//      BENCH_REQUESTS (per request type in part 2, default 300), BENCH_TENANTS (owners in part 2, default 16).
 import { LEASE_PATHS, SIG_HEADERS, sha256Hex, signedJsonFetch, signRequest, type LeaseGrant } from '../shared/lease.ts';
 import { createKey } from '../scripts/keys.ts';
 import { startEdge } from './edgeDev.ts';
+import { capacity, measureShards, OBJECT_LIMIT_RPS } from './edgeShards.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const MP4_BYTES = Number(process.env.BENCH_MP4_BYTES ?? 256 * 1024);
 const ADMIN = 'bench-admin';
 const BACKEND = 'bench-backend';
-
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 300);
+const TENANTS = Number(process.env.BENCH_TENANTS ?? 16);
 
 interface Stats { p50: number; p99: number; mean: number; n: number; rps: number }
 
@@ -93,7 +98,7 @@ async function main(): Promise<void> {
     const routes: [string, string, Record<string, string>][] = [
       ['bare Hono hello (/bench/hello)', `${edge.url}/bench/hello`, {}],
       ['GET /v1/videos/:id (auth + DO)', `${edge.url}/v1/videos/${created.id}`, auth],
-      [`GET /cdn/… cached (${MP4_BYTES} B)`, video.cdn_url, {}],
+      [`GET /cdn/… cached (${MP4_BYTES} B)`, new URL(video.cdn_url, edge.url).toString(), {}],
     ];
     const stats = await measureAll(routes.map(([, url, headers]) => ({ url, headers })));
     const results: [string, Stats][] = routes.map(([name], k) => [name, stats[k]]);
@@ -107,6 +112,28 @@ async function main(): Promise<void> {
   } finally {
     await edge.stop();
   }
+  await shardCosts();
+}
+
+async function shardCosts(): Promise<void> {
+  const fmt = (x: number) => (x === Infinity ? '∞ (no DO)' : x >= 10_000 ? `${(x / 1000).toFixed(0)}k` : x.toFixed(0));
+  const runs = [];
+  for (const shards of [1, 4]) runs.push({ shards, costs: await measureShards(shards, TENANTS, REQUESTS, CONCURRENCY) });
+  console.log(`\njob-store cost per request type — ${TENANTS} owners, ${REQUESTS} requests per type, ${CONCURRENCY} in flight; hops = Durable Object calls per request; CPU = the app workerd process (Worker + all Durable Objects) per request`);
+  console.log('request type'.padEnd(40) + runs.map((r) => `hops@${r.shards}`.padStart(9) + 'busiest'.padStart(9) + `CPU ms@${r.shards}`.padStart(11)).join(''));
+  for (let k = 0; k < runs[0].costs.length; k++) {
+    let line = runs[0].costs[k].type.padEnd(40);
+    for (const r of runs) {
+      const c = r.costs[k];
+      line += c.hops.toFixed(2).padStart(9) + `${(c.maxShardShare * 100).toFixed(0)}%`.padStart(9) + c.cpuMs.toFixed(2).padStart(11);
+    }
+    console.log(line);
+  }
+  // hops measured with 1 shard for the 1-shard column, with 4 for the 4- and 16-shard ones
+  console.log(`\nDO-bound capacity (req/s) at ${OBJECT_LIMIT_RPS} req/s per object, tenants spread evenly: shards × ${OBJECT_LIMIT_RPS} ÷ hops (idle polls: ${OBJECT_LIMIT_RPS} ÷ (1 + 1/shards))`);
+  console.log('request type'.padEnd(40) + [1, 4, 16].map((n) => `${n} shard${n > 1 ? 's' : ''}`.padStart(11)).join(''));
+  for (let k = 0; k < runs[0].costs.length; k++)
+    console.log(runs[0].costs[k].type.padEnd(40) + [1, 4, 16].map((n) => fmt(capacity(runs[n === 1 ? 0 : 1].costs[k], n)).padStart(11)).join(''));
 }
 
 main().catch((e: Error) => {

@@ -66,7 +66,8 @@ export async function startChaosStack(o: ChaosStackOptions): Promise<{ stack: St
     wranglerDebugLog: o.wranglerDebugLog,
     stages: 2,
     backend: o.backend,
-    edgeVars: { LEASE_TTL_MS: '3000', MAX_ATTEMPTS: '3', ...o.edgeVars },
+    // several job-store shards, so every chaos run also checks the guarantees across shards (lease sweep, routing)
+    edgeVars: { LEASE_TTL_MS: '3000', MAX_ATTEMPTS: '3', JOB_SHARDS: '4', ...o.edgeVars },
     extraModels: [fakeCatalogEntry(), fakeCatalogEntry(IDLE_MODEL), fakeCatalogEntry(FUZZ_MODEL)],
     log: () => {},
     readyTimeoutMs: 120_000,
