@@ -1,19 +1,17 @@
-// In-process staged runner for the CLI: loads the plan's stages one after another (each from its own shard of the
-// weights file) so the resident memory of each stage can be measured, then runs the segments in route order with a
-// local skip map, counting the bytes that cross a stage boundary (what a multi-process pipeline would send).
-import { rmSync } from 'node:fs';
+// In-process staged runner for the CLI: the Engine, loading the plan's stages one after another (each from its own
+// shard of the weights file) so the resident memory of each stage can be measured, and counting on every forward
+// the bytes that cross a stage boundary (what a multi-process pipeline would send).
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as ort from 'onnxruntime-node';
-import { float32, type Tensor } from '../../shared/tensor.ts';
-import { derive, type Derived, type UViTConfig } from '../model/config.ts';
-import { runRoute } from '../engine/route.ts';
-import { makeSegmentWorkDir, openSegment } from '../engine/segmentLoader.ts';
+import type { Tensor } from '../../shared/tensor.ts';
+import { Engine } from '../engine/engine.ts';
 import { createSession, type ExecutionProvider } from '../engine/session.ts';
+import { chain } from '../model/chain.ts';
+import { derive, type UViTConfig } from '../model/config.ts';
 import { GraphBuilder } from '../onnx/graph.ts';
 import { DataType } from '../onnx/onnx.ts';
 import type { Plan } from '../partition/types.ts';
-import { chain, type Segment, TENSOR } from '../model/chain.ts';
 import type { ModelInputs } from '../sampler/guidance.ts';
 
 export interface RunnerOptions {
@@ -67,11 +65,6 @@ export interface NetworkRunner {
   release(): Promise<void>;
 }
 
-interface LoadedSegment {
-  segment: Segment;
-  session: ort.InferenceSession;
-}
-
 const rss = () => process.memoryUsage().rss;
 
 /** A full GC before each RSS reading, so a stage's figure is what it keeps, not the garbage of building it. */
@@ -88,82 +81,62 @@ const collect: () => void = (() => {
 
 export class InProcessRunner implements NetworkRunner {
   readonly memoryScope = 'in-process' as const;
-  readonly config: UViTConfig;
-  readonly derived: Derived;
   readonly plan: Plan;
   readonly stages: StageStats[];
   readonly traffic: TrafficStats = { activationBytes: 0, activationHops: 0, skipBytes: 0, skipTransfers: 0 };
   forwards = 0;
-  private readonly route: LoadedSegment[];
-  private readonly workDir?: string;
+  private readonly engine: Engine;
 
-  private constructor(o: RunnerOptions, route: LoadedSegment[], stages: StageStats[], workDir?: string) {
-    this.config = o.config;
-    this.derived = derive(o.config);
-    this.plan = o.plan;
-    this.route = route;
+  private constructor(engine: Engine, stages: StageStats[]) {
+    this.engine = engine;
+    this.plan = engine.plan;
     this.stages = stages;
-    this.workDir = workDir;
   }
 
   static async create(o: RunnerOptions): Promise<InProcessRunner> {
-    const { config, plan } = o;
-    const { n } = derive(config);
-    const loaded = new Map<number, LoadedSegment>();
+    const { n } = derive(o.config);
     const stages: StageStats[] = [];
-    let workDir: string | undefined;
+    let t0 = 0;
+    let r0 = 0;
     await warmUpOrt({ threads: o.threads, ep: o.ep, deviceId: o.deviceId });
-    try {
-      for (const info of [...plan.stages].sort((a, b) => a.stage - b.stage)) {
-        const t0 = performance.now();
-        collect();
-        const r0 = rss();
-        const segs = info.segments.map((i) => plan.segments[i]);
-        let paramBytes = 0;
-        for (const seg of segs) {
-          const opened = await openSegment(config, seg, {
-            weightsPath: o.weightsPath,
-            session: { threads: o.threads, ep: o.ep, deviceId: o.deviceId },
-            workDir: () => (workDir ??= makeSegmentWorkDir()),
-          });
-          paramBytes += opened.paramBytes;
-          loaded.set(seg.index, { segment: seg, session: opened.session });
-        }
-        collect();
-        const stats: StageStats = {
-          stage: info.stage,
-          segments: [...info.segments],
-          blocks: segs.flatMap((s) => Array.from({ length: s.end - s.start }, (_, k) => chain.name(n, s.start + k))),
-          embed: segs.some((s) => s.embed),
-          head: segs.some((s) => s.head),
-          paramBytes,
-          peakRssBytes: Math.max(0, rss() - r0),
-          loadMs: performance.now() - t0,
-          computeMs: 0,
-          runs: 0,
-        };
-        stages.push(stats);
-        o.log?.(`stage ${stats.stage}: ${stats.blocks.length} blocks, ${(paramBytes / 2 ** 20).toFixed(1)} MiB params, loaded in ${stats.loadMs.toFixed(0)} ms`);
-      }
-    } catch (e) {
-      for (const l of loaded.values()) await l.session.release();
-      if (workDir) rmSync(workDir, { recursive: true, force: true });
-      throw e;
-    }
-    const route = [...plan.segments].sort((a, b) => a.index - b.index).map((s) => loaded.get(s.index)!);
-    return new InProcessRunner(o, route, stages, workDir);
+    const engine = await Engine.create({
+      config: o.config,
+      weightsPath: o.weightsPath,
+      plan: o.plan,
+      threads: o.threads,
+      ep: o.ep,
+      deviceId: o.deviceId,
+      onStage: {
+        before: () => {
+          t0 = performance.now();
+          collect();
+          r0 = rss();
+        },
+        after: (stage, { segments: segs, paramBytes }) => {
+          collect();
+          const stats: StageStats = {
+            stage,
+            segments: segs.map((s) => s.index),
+            blocks: segs.flatMap((s) => Array.from({ length: s.end - s.start }, (_, k) => chain.name(n, s.start + k))),
+            embed: segs.some((s) => s.embed),
+            head: segs.some((s) => s.head),
+            paramBytes,
+            peakRssBytes: Math.max(0, rss() - r0),
+            loadMs: performance.now() - t0,
+            computeMs: 0,
+            runs: 0,
+          };
+          stages.push(stats);
+          o.log?.(`stage ${stage}: ${stats.blocks.length} blocks, ${(paramBytes / 2 ** 20).toFixed(1)} MiB params, loaded in ${stats.loadMs.toFixed(0)} ms`);
+        },
+      },
+    });
+    return new InProcessRunner(engine, stages);
   }
 
-  /** One network forward; inputs are assumed validated against the config (cli/inputs.ts). */
+  /** One network forward, counting per stage compute and what crosses a stage boundary. */
   async forward(inp: ModelInputs): Promise<Tensor<'float32'>> {
-    const B = inp.x.dims[0];
-    const embedFeeds: Record<string, ort.Tensor> = {
-      [TENSOR.x]: new ort.Tensor('float32', inp.x.data, inp.x.dims),
-      [TENSOR.timesteps]: new ort.Tensor('float32', inp.timesteps.data, [B]),
-    };
-    if (inp.y) embedFeeds[TENSOR.y] = new ort.Tensor('int64', inp.y.data, [B]);
-    if (inp.context) embedFeeds[TENSOR.context] = new ort.Tensor('float32', inp.context.data, inp.context.dims);
-    const out = await runRoute(this.route, embedFeeds, {
+    const eps = await this.engine.forward(inp, {
       onHandOver: (kind, t, fromStage, to) => {
         if (fromStage === to.stage) return;
         if (kind === 'h') {
@@ -180,14 +153,12 @@ export class InProcessRunner implements NetworkRunner {
         st.runs++;
       },
     });
-    const eps = float32([...out.dims], out.data as Float32Array);
     this.forwards++;
     return eps;
   }
 
-  async release(): Promise<void> {
-    for (const l of this.route) await l.session.release();
-    if (this.workDir) rmSync(this.workDir, { recursive: true, force: true });
+  release(): Promise<void> {
+    return this.engine.release();
   }
 }
 

@@ -1,4 +1,6 @@
 // In-process executor: one ONNX Runtime session per segment of a Plan, run in route order with a local skip map.
+// The one executor of a plan in a single process: the driver's in-process backend, the CLI (through hooks that
+// measure each stage and the bytes a multi-process pipeline would send), the benches and the parity tests.
 import { mkdirSync, rmSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { float32, type Tensor } from '../../shared/tensor.ts';
@@ -9,7 +11,7 @@ import { planSequential, validatePlan } from '../partition/index.ts';
 import type { Plan } from '../partition/types.ts';
 import { type Segment, TENSOR } from '../model/chain.ts';
 import type { ExecutionProvider } from './session.ts';
-import { runRoute } from './route.ts';
+import { type RouteHooks, runRoute } from './route.ts';
 import { makeSegmentWorkDir, openSegment } from './segmentLoader.ts';
 
 export interface EngineOptions {
@@ -35,6 +37,13 @@ export interface EngineOptions {
   externalDataOverBytes?: number;
   /** where those files go: given, they are written there and left; default a fresh temp folder removed on release */
   workDir?: string;
+  /** called around the loading of each stage's segments (stages in order), e.g. to measure what a stage keeps */
+  onStage?: StageLoadHooks;
+}
+
+export interface StageLoadHooks {
+  before?(stage: number): void;
+  after?(stage: number, loaded: { segments: Segment[]; paramBytes: number }): void;
 }
 
 export interface ForwardInputs {
@@ -94,7 +103,6 @@ export class Engine {
     }
     const plan = o.plan ?? planSequential(o.config, 1);
     validatePlan(plan, d.n);
-    const route = [...plan.segments].sort((a, b) => a.index - b.index);
     const loaded: LoadedSegment[] = [];
     let ownDir: string | undefined;
     const workDir = () => {
@@ -103,7 +111,18 @@ export class Engine {
       return o.workDir;
     };
     try {
-      for (const seg of route) loaded.push(await loadSegment(o, seg, workDir));
+      for (const info of [...plan.stages].sort((a, b) => a.stage - b.stage)) {
+        o.onStage?.before?.(info.stage);
+        const segs = info.segments.map((i) => plan.segments[i]);
+        let paramBytes = 0;
+        for (const seg of segs) {
+          const l = await loadSegment(o, seg, workDir);
+          loaded.push(l);
+          paramBytes += l.paramBytes;
+        }
+        o.onStage?.after?.(info.stage, { segments: segs, paramBytes });
+      }
+      loaded.sort((a, b) => a.segment.index - b.segment.index);
     } catch (e) {
       for (const l of loaded) await l.session.release();
       if (ownDir) rmSync(ownDir, { recursive: true, force: true });
@@ -112,15 +131,19 @@ export class Engine {
     return new Engine(o.config, plan, loaded, ownDir);
   }
 
-  async forward(inputs: ForwardInputs): Promise<Tensor<'float32'>> {
-    return (await this.forwardDetailed(inputs)).eps;
+  /** `hooks` see every hand-over between segments and every segment run */
+  async forward(inputs: ForwardInputs, hooks?: RouteHooks): Promise<Tensor<'float32'>> {
+    return (await this.forwardDetailed(inputs, hooks)).eps;
   }
 
-  async forwardDetailed(inputs: ForwardInputs): Promise<ForwardResult> {
+  async forwardDetailed(inputs: ForwardInputs, hooks: RouteHooks = {}): Promise<ForwardResult> {
     const intermediates = new Map<string, Tensor<'float32'>>();
     const timings: SegmentTiming[] = [];
     const out = await runRoute(this.segments, this.inputFeeds(inputs), {
-      onRun: ({ segment: s, session }, outputs, ms) => {
+      onHandOver: hooks.onHandOver,
+      onRun: (r, outputs, ms) => {
+        hooks.onRun?.(r, outputs, ms);
+        const { segment: s, session } = r;
         timings.push({ segment: s.index, stage: s.stage, start: s.start, end: s.end, ms });
         for (const name of session.outputNames) {
           if (name === TENSOR.eps || name === TENSOR.hOut || name.startsWith('skip_')) continue;
