@@ -1,6 +1,6 @@
 // One forward over a plan's segments in route order, in one process: the stream tensor h goes from each segment to
-// the next, long skips wait in a map until their consumer runs. The Engine and the CLI's in-process runner both use
-// it; they differ only in what they record (intermediates and timings; bytes that would cross a stage boundary).
+// the next, long skips wait in a map until their consumer runs. The Engine's forward; callers record what they need
+// through the hooks (intermediates and timings; the CLI: bytes that would cross a stage boundary).
 import type * as ort from 'onnxruntime-node';
 import { type Segment, TENSOR } from '../model/chain.ts';
 
