@@ -8,7 +8,7 @@
 import { LEASE_PATHS, SIG_HEADERS, sha256Hex, signedJsonFetch, signRequest, type LeaseGrant } from '../shared/lease.ts';
 import { createKey } from '../scripts/keys.ts';
 import { startEdge } from './edgeDev.ts';
-import { capacity, measureShards, OBJECT_LIMIT_RPS } from './edgeShards.ts';
+import { capacity, measureShards, OBJECT_LIMIT_RPS, type TypeCost } from './edgeShards.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
 
 async function shardCosts(): Promise<void> {
   const fmt = (x: number) => (x === Infinity ? '∞ (no DO)' : x >= 10_000 ? `${(x / 1000).toFixed(0)}k` : x.toFixed(0));
-  const runs = [];
+  const runs: { shards: number; costs: TypeCost[] }[] = [];
   for (const shards of [1, 4]) runs.push({ shards, costs: await measureShards(shards, TENANTS, REQUESTS, CONCURRENCY) });
   console.log(`\njob-store cost per request type — ${TENANTS} owners, ${REQUESTS} requests per type, ${CONCURRENCY} in flight; hops = Durable Object calls per request; CPU = the app workerd process (Worker + all Durable Objects) per request`);
   console.log('request type'.padEnd(40) + runs.map((r) => `hops@${r.shards}`.padStart(9) + 'busiest'.padStart(9) + `CPU ms@${r.shards}`.padStart(11)).join(''));
