@@ -1,7 +1,8 @@
-// CLIP byte-level BPE tokenizer (OpenAI CLIP / Hugging Face CLIPTokenizer files vocab.json + merges.txt), for plugging
-// a real CLIP text encoder in. Follows OpenAI's simple_tokenizer without ftfy: whitespace collapsed, lower-cased, the
-// CLIP regex split, bytes→unicode map, BPE with '</w>' word ends; then <|startoftext|> ids… <|endoftext|>, truncated to
-// `length` and padded with `pad_id` (default <|endoftext|>, as HF's openai/clip-vit-large-patch14 tokenizer pads).
+// CLIP byte-level BPE tokenizer (OpenAI CLIP / Hugging Face CLIPTokenizer files vocab.json + merges.txt), as U-ViT ran
+// it (libs/clip.py: transformers' CLIPTokenizer with ftfy installed): cleaning = ftfy.fix_text (the fixes below),
+// whitespace collapsed, lower-cased; the CLIP regex split, bytes→unicode map, BPE with '</w>' word ends, the two special
+// tokens kept whole; then <|startoftext|> ids… <|endoftext|>, truncated to `length` and padded with `pad_id` (default
+// <|endoftext|>, as HF's openai/clip-vit-large-patch14 tokenizer pads).
 import { readFileSync } from 'node:fs';
 import type { Tokenizer } from './tokenizer.ts';
 
@@ -24,6 +25,38 @@ function bytesToUnicode(): string[] {
 }
 
 const PAT = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
+
+// ftfy 6 fix_text's character fixes that a typed prompt meets (its mojibake repair, fix_encoding, is not reproduced)
+const LIGATURES: Record<string, string> = {
+  'Ĳ': 'IJ', 'ĳ': 'ij', 'ŉ': 'ʼn', 'Ǳ': 'DZ', 'ǲ': 'Dz', 'ǳ': 'dz', 'Ǆ': 'DŽ', 'ǅ': 'Dž', 'ǆ': 'dž', 'Ǉ': 'LJ', 'ǈ': 'Lj',
+  'ǉ': 'lj', 'Ǌ': 'NJ', 'ǋ': 'Nj', 'ǌ': 'nj', 'ﬀ': 'ff', 'ﬁ': 'fi', 'ﬂ': 'fl', 'ﬃ': 'ffi', 'ﬄ': 'ffl', 'ﬅ': 'ſt', 'ﬆ': 'st',
+};
+const HTML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
+
+/**
+ * ftfy.fix_text for prompts: HTML entities (only when the text has no '<', ftfy's "auto"), terminal escapes and
+ * control characters removed, Latin ligatures split, full-width characters made half-width, curly quotes straightened,
+ * NFC.
+ */
+export function fixText(text: string): string {
+  let t = text;
+  if (!t.includes('<')) {
+    t = t.replace(/&(#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z]+);/g, (m, e: string) => {
+      if (e[0] !== '#') return HTML_ENTITIES[e.toLowerCase()] ?? m;
+      const cp = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+      return cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : m;
+    });
+  }
+  t = t.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+  t = t.replace(/[\x00-\x08\x0b\x0e-\x1f\x7f\u206a-\u206f\ufeff\ufff9-\ufffc]/g, '');
+  t = t.replace(/[\u0132\u0133\u0149\u01c4-\u01cc\u01f1-\u01f3\ufb00-\ufb06]/g, (c) => LIGATURES[c] ?? c);
+  t = t.replace(/[\u3000\uff01-\uffef]/g, (c) => {
+    const n = c.normalize('NFKC');
+    return n.length === 1 ? n : c;
+  });
+  t = t.replace(/[\u02bc\u2018-\u201b]/g, "'").replace(/[\u201c-\u201f]/g, '"');
+  return t.normalize('NFC');
+}
 
 export class ClipBpeTokenizer implements Tokenizer {
   readonly length: number;
@@ -89,9 +122,13 @@ export class ClipBpeTokenizer implements Tokenizer {
   }
 
   encode(text: string): number[] {
-    const clean = text.replace(/\s+/g, ' ').trim().toLowerCase();
+    const clean = fixText(text).replace(/\s+/g, ' ').trim().toLowerCase();
     const ids: number[] = [];
     for (const m of clean.matchAll(PAT)) {
+      if (m[0] === '<|startoftext|>' || m[0] === '<|endoftext|>') {
+        ids.push(m[0] === '<|startoftext|>' ? this.bos : this.eos);
+        continue;
+      }
       const bytes = new globalThis.TextEncoder().encode(m[0]);
       const mapped = Array.from(bytes, (b) => this.byteMap[b]).join('');
       for (const piece of this.bpe(mapped)) {
