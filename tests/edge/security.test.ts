@@ -44,6 +44,14 @@ describe('finding 4: webhook egress (SSRF)', () => {
   ];
   const dev = egressPolicy({ WEBHOOK_ALLOW_HTTP: 'true' });
 
+  it('the runtime\'s URL parser gives every IPv4 spelling one normal form (what the policy judges)', () => {
+    for (const h of ['127.1', '127.0.1', '0x7f000001', '0x7f.0.0.1', '2130706433', '0177.0.0.1', '017700000001', '%31%32%37.0.0.1'])
+      expect(new URL(`http://${h}/`).hostname, h).toBe('127.0.0.1');
+    expect(new URL('http://[::ffff:127.0.0.1]/').hostname).toBe('[::ffff:7f00:1]');
+    expect(new URL('http://[0:0:0:0:0:0:0:1]/').hostname).toBe('[::1]');
+    expect(new URL('http://LOCALHOST./').hostname).toBe('localhost.');
+  });
+
   it.each(refused)('refuses %s', (url) => {
     expect(checkWebhookUrl(url, dev)).toMatchObject({ ok: false });
   });
