@@ -4,14 +4,13 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Engine } from '../engine/engine.ts';
 import { initWeightsToFile } from '../model/initWeights.ts';
-import { LatentDecoder } from '../driver/decoder.ts';
 import { buildDemoDecoder, buildDemoTextEncoder } from './models.ts';
-import { Driver, engineForward, type Forward } from '../driver/driver.ts';
+import type { Driver, Forward } from '../driver/driver.ts';
+import { assembleDriver } from '../serve/assemble.ts';
+import { inProcessBackend } from '../serve/backend.ts';
 import { loadGroupConfig, type LoadedGroupConfig } from '../serve/groupConfig.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
-import { PromptEncoder } from '../driver/text/encoder.ts';
 
 /** demo.json beside this file */
 export const DEMO_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), 'demo.json');
@@ -90,29 +89,18 @@ export async function createDriver(
   const t0 = performance.now();
   const cfg = loadGroupConfig(configPath);
   if (opts.prepare !== false) prepareDemo(cfg, opts.log);
-  let engine: Engine | undefined;
-  let forward = opts.forward;
-  if (!forward) {
-    engine = await Engine.create({
-      config: cfg.uvit,
-      weightsPath: cfg.weights,
-      threads: cfg.engine.threads,
-      ep: cfg.engine.ep,
-      deviceId: cfg.engine.device_id,
-    });
-    forward = engineForward(engine);
-  }
-  const textEncoder = await PromptEncoder.create(cfg.text_encoder, cfg.text_encoder.ep ?? cfg.engine);
-  const decoder = await LatentDecoder.create(cfg.decoder, cfg.decoder.ep ?? cfg.engine);
-  const driver = new Driver({ model: cfg.uvit, forward, textEncoder, decoder, metrics: opts.metrics });
+  const backend = opts.forward ? undefined : await inProcessBackend(cfg);
+  const assembled = await assembleDriver(cfg, opts.forward ?? backend!.forward, opts.metrics).catch(async (e) => {
+    await backend?.close();
+    throw e;
+  });
   return {
-    driver,
+    driver: assembled.driver,
     cfg,
     loadMs: performance.now() - t0,
     async close() {
-      await textEncoder.release();
-      await decoder.release();
-      await engine?.release();
+      await assembled.release();
+      await backend?.close();
     },
   };
 }

@@ -8,13 +8,11 @@ import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command, CommandContext, Values } from '../command.ts';
 import { UsageError, intValue, parseCommandArgs, str } from '../command.ts';
-import { LatentDecoder } from '../../driver/decoder.ts';
 import { DEMO_CONFIG, prepareDemo } from '../../demo/demo.ts';
-import { Driver } from '../../driver/driver.ts';
 import { loadGroupConfig } from '../../serve/groupConfig.ts';
 import { DriverMetrics, serveMetrics } from '../../metrics/driverMetrics.ts';
 import { jsonLogger } from '../../metrics/log.ts';
-import { PromptEncoder } from '../../driver/text/encoder.ts';
+import { assembleDriver } from '../../serve/assemble.ts';
 import { Worker } from '../../serve/worker.ts';
 import { exportStages, inProcessBackend, pipelineBackend, type Backend } from '../../serve/backend.ts';
 
@@ -102,9 +100,7 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
   const metrics = new DriverMetrics();
   const src = backend.metricsSource();
   if (src) metrics.attachPipeline(src);
-  const textEncoder = await PromptEncoder.create(cfg.text_encoder, cfg.text_encoder.ep ?? cfg.engine);
-  const decoder = await LatentDecoder.create(cfg.decoder, cfg.decoder.ep ?? cfg.engine);
-  const driver = new Driver({ model: cfg.uvit, forward: backend.forward, textEncoder, decoder, metrics });
+  const { driver, release } = await assembleDriver(cfg, backend.forward, metrics);
   const model = str(v.model) ?? cfg.model_id;
   const group = str(v.group) ?? `${hostname()}-${process.pid}`;
   const worker = new Worker({
@@ -128,8 +124,7 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
         await worker.stop();
         await m?.close();
         await backend.close();
-        await textEncoder.release();
-        await decoder.release();
+        await release();
       })()),
   };
 }

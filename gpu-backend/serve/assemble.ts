@@ -1,0 +1,31 @@
+// The one place a Driver is put together: the group config's text encoder and latent decoder around a forward
+// function (a Backend's: the in-process engine or the stage pipeline). `uvit serve`, the demo and the tests use it.
+import { LatentDecoder } from '../driver/decoder.ts';
+import { Driver, type Forward } from '../driver/driver.ts';
+import { PromptEncoder } from '../driver/text/encoder.ts';
+import type { DriverMetrics } from '../metrics/driverMetrics.ts';
+import type { LoadedGroupConfig } from './groupConfig.ts';
+
+export interface AssembledDriver {
+  driver: Driver;
+  /** releases the text encoder and the decoder (the forward's owner releases the network) */
+  release(): Promise<void>;
+}
+
+export async function assembleDriver(cfg: LoadedGroupConfig, forward: Forward, metrics?: DriverMetrics): Promise<AssembledDriver> {
+  const textEncoder = await PromptEncoder.create(cfg.text_encoder, cfg.text_encoder.ep ?? cfg.engine);
+  let decoder: LatentDecoder;
+  try {
+    decoder = await LatentDecoder.create(cfg.decoder, cfg.decoder.ep ?? cfg.engine);
+  } catch (e) {
+    await textEncoder.release();
+    throw e;
+  }
+  return {
+    driver: new Driver({ model: cfg.uvit, forward, textEncoder, decoder, metrics }),
+    async release() {
+      await textEncoder.release();
+      await decoder.release();
+    },
+  };
+}
