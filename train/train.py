@@ -18,7 +18,7 @@ import torch
 import world
 from model import TextEncoder, UViTVideo
 
-CONFIG = dict(img_size=world.S, patch_size=4, in_chans=3, embed_dim=96, depth=10, num_heads=3, mlp_ratio=4,
+CONFIG = dict(img_size=world.S, patch_size=2, in_chans=3, embed_dim=96, depth=10, num_heads=3, mlp_ratio=4,
               qkv_bias=False, mlp_time_embed=False, conv=True, skip=True, clip_dim=64,
               num_clip_token=world.NUM_TOKENS, num_frames=world.F, temporal_patch_size=4)
 N_STEPS = 1000

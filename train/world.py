@@ -1,10 +1,10 @@
 """The shapes world: vocabulary, prompts and an exact, seeded renderer at latent resolution.
 
 A clip is one flat-coloured object (ball, square or triangle) on a flat background, 16 s long. The service shows it as
-128 frames of 128x128 (8 fps); the model works on a latent video of F=16 frames of SxS=32x32 RGB in [-1, 1], which the
+128 frames of 128x128 (8 fps); the model works on a latent video of F=16 frames of SxS=16x16 RGB in [-1, 1], which the
 fixed decoder (linear interpolation, see decoder.py) brings up to the output size. The renderer draws the world
 directly at latent resolution: latent pixel (i, j) of latent frame k is the area average of the 128x128 picture at
-the time of output frame 8k + 3.5 over the 4x4 output pixels it covers (supersampled 4x4 per latent pixel), so
+the time of output frame 8k + 3.5 over the 8x8 output pixels it covers (supersampled 8x8 per latent pixel), so
 decoding a rendered latent gives what a linear-interpolating camera would film.
 """
 import math
@@ -40,8 +40,8 @@ NUM_TOKENS = 12
 
 SECONDS, FPS = 16, 8
 FRAMES_OUT, SIZE_OUT = SECONDS * FPS, 128
-F, S = 16, 32  # latent frames, latent side
-SUPER = SIZE_OUT // S  # supersampling per latent pixel (4)
+F, S = 16, 16  # latent frames, latent side
+SUPER = SIZE_OUT // S  # supersampling per latent pixel (8)
 
 
 def tokenize(text):
@@ -78,7 +78,7 @@ def sample_scenes(gen, n, combos):
             bg = names[int(bgc[i] * len(names))]
         scenes.append(dict(
             colour=colour, shape=shape, motion=motion, background=bg,
-            radius=0.10 + 0.05 * float(r_all[i]),  # fraction of the frame
+            radius=0.14 + 0.06 * float(r_all[i]),  # fraction of the frame
             x=float(x_all[i]), y=float(y_all[i]),
             speed=0.3 + 0.4 * float(v_all[i]),  # frames per clip, so >= a quarter of the frame
             period=4.0 + 2.5 * float(p_all[i]),  # seconds per bounce, so >= 2 bounces in 16 s
