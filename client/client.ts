@@ -1,7 +1,7 @@
 // Typed client for the public API (/v1/videos*), built on the shared zod schemas: every response is validated, every
 // error comes back as a typed UvitApiError carrying the server's problem+json. Like the openai SDK it retries
 // 408/429/5xx and broken connections with backoff (honouring Retry-After) and pages lists with `for await`.
-// Works in Node ≥ 20 and any fetch runtime.
+// Works in Node ≥ 20.3 (AbortSignal.any) and any fetch runtime.
 import * as z from 'zod';
 import { Video, VideoList, VideoDeleted, CreateVideoBody, VideoStatus } from '../shared/api/videos.ts';
 import type { ListQuery } from '../shared/api/videos.ts';
