@@ -43,10 +43,14 @@ export function openTensorFile(path: string): TensorReader {
   return sniffFormat(path) === 'pth' ? PthFile.open(path) : SafetensorsFile.open(path);
 }
 
+/** "a", "b", ... (N more): the first `max` names for an error message */
+export function listNames(names: string[], max = 20): string {
+  return names.slice(0, max).map((s) => `"${s}"`).join(', ') + (names.length > max ? `, ... (${names.length - max} more)` : '');
+}
+
 /** Every missing, unexpected, mis-shaped or non-float tensor of `file` against the expected names and shapes. */
 export function tensorProblems(file: Pick<TensorReader, 'names' | 'has' | 'info'>, expected: Map<string, readonly number[]>): string[] {
   const problems: string[] = [];
-  const list = (names: string[]) => names.slice(0, 20).map((s) => `"${s}"`).join(', ') + (names.length > 20 ? `, ... (${names.length - 20} more)` : '');
   const missing = [...expected.keys()].filter((k) => !file.has(k));
   const unexpected = file.names.filter((k) => !expected.has(k));
   for (const [k, shape] of expected) {
@@ -57,7 +61,7 @@ export function tensorProblems(file: Pick<TensorReader, 'names' | 'has' | 'info'
     }
     if (!['F32', 'F16', 'BF16', 'F64'].includes(info.dtype)) problems.push(`tensor "${k}" has dtype ${info.dtype}, expected F32, F16 or BF16`);
   }
-  if (missing.length) problems.push(`missing ${missing.length} tensor${missing.length > 1 ? 's' : ''}: ${list(missing)}`);
-  if (unexpected.length) problems.push(`unexpected ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''}: ${list(unexpected)}`);
+  if (missing.length) problems.push(`missing ${missing.length} tensor${missing.length > 1 ? 's' : ''}: ${listNames(missing)}`);
+  if (unexpected.length) problems.push(`unexpected ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''}: ${listNames(unexpected)}`);
   return problems;
 }

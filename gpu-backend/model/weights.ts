@@ -3,7 +3,7 @@
 import { float32, type Tensor } from '../../shared/tensor.ts';
 import { chain } from './chain.ts';
 import { derive, type UViTConfig } from './config.ts';
-import { openTensorFile, tensorProblems, type TensorReader } from './tensorFile.ts';
+import { listNames, openTensorFile, tensorProblems, type TensorReader } from './tensorFile.ts';
 
 /** parameters of one transformer block, in module registration order (norm1, attn, norm2, mlp, skip_linear) */
 function blockParams(cfg: UViTConfig, prefix: string, skip: boolean): Array<[string, number[]]> {
@@ -93,10 +93,6 @@ export function embedParams(cfg: UViTConfig): string[] {
 /** norm.*, decoder_pred.*, final_layer.* (if conv) */
 export function headParams(cfg: UViTConfig): string[] {
   return headList(cfg).map(([k]) => k);
-}
-
-function listNames(names: string[], max = 20): string {
-  return names.slice(0, max).map((s) => `"${s}"`).join(', ') + (names.length > max ? `, ... (${names.length - max} more)` : '');
 }
 
 /** Throws one Error listing every missing, unexpected, mis-shaped or non-float tensor. */

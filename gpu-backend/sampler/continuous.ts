@@ -7,6 +7,7 @@
 // holds: near t = 1e-4, 1 − exp(2·log α) cancels to ~1e-5 and float64 would move λ (hence the grid and the network
 // times) by ~1e-3 away from what the official code computes.
 import type { Tensor } from '../../shared/tensor.ts';
+import { fastOrders } from './dpmSolverPPFast.ts';
 import { linComb } from './ops.ts';
 import { linspaceF32 } from './schedule.ts';
 import type { EpsFn, SamplerOptions } from './types.ts';
@@ -45,16 +46,6 @@ function logAddExp0(a: number): number {
   return f(Math.max(a, 0) + f(Math.log1p(f(Math.exp(f(-Math.abs(a)))))));
 }
 
-/** DPM-Solver-fast: K = steps//3 + 1 steps of orders [3,..,3,2,1] / [3,..,3,1] / [3,..,3,2] (sum = steps). */
-export function continuousFastOrders(steps: number): number[] {
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
-  const K = Math.floor(steps / 3) + 1;
-  const threes = (n: number) => new Array<number>(Math.max(0, n)).fill(3);
-  if (steps % 3 === 0) return [...threes(K - 2), 2, 1];
-  if (steps % 3 === 1) return [...threes(K - 1), 1];
-  return [...threes(K - 1), 2];
-}
-
 /** The K+1 times uniform in λ between T and eps (get_time_steps('logSNR')). */
 export function logSnrGrid(K: number, tT: number, t0: number): Float32Array {
   const lams = linspaceF32(linearVP.lambda(f(tT)), linearVP.lambda(f(t0)), K + 1);
@@ -74,7 +65,7 @@ export interface ContinuousOptions extends SamplerOptions {
  * starts at T = 1 and ends at `eps`.
  */
 export async function dpmSolverFastContinuous(epsFn: EpsFn, xT: Tensor<'float32'>, opts: ContinuousOptions): Promise<Tensor<'float32'>> {
-  const orders = continuousFastOrders(opts.steps);
+  const orders = fastOrders(opts.steps); // DPM-Solver-fast's order list, the same rule as dpm_solver_pp.py's
   const grid = logSnrGrid(orders.length, linearVP.T, opts.eps ?? 1e-4);
   let calls = 0;
   const noise = async (x: Tensor<'float32'>, t: number): Promise<Tensor<'float32'>> => {
