@@ -1,11 +1,15 @@
-// Demo set-up and wiring: make the demo's files if missing (seeded random U-ViT weights by init-weights, the seeded
-// untrained text encoder and decoder ONNX files), and build a Driver around the in-process engine.
-// Nothing is downloaded: every file comes from a seed.
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+// Model set-up and wiring: make the demo's files if missing (seeded random U-ViT weights by init-weights, the seeded
+// untrained text encoder and decoder ONNX files) or build a shipped trained model's ONNX files from its committed
+// tensors, and build a Driver around the in-process engine. Nothing is downloaded.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initWeightsToFile } from '../model/initWeights.ts';
 import { buildDemoDecoder, buildDemoTextEncoder } from './models.ts';
+import { buildInterpolationDecoder } from '../driver/interpolationDecoder.ts';
+import { makeTokenizer } from '../driver/text/encoder.ts';
+import { WordTokenizer } from '../driver/text/tokenizer.ts';
+import { buildWordTextEncoder } from '../driver/text/wordEncoder.ts';
 import type { Driver, Forward } from '../driver/driver.ts';
 import { assembleDriver } from '../serve/assemble.ts';
 import { inProcessBackend } from '../serve/backend.ts';
@@ -28,9 +32,15 @@ export interface PreparedFile {
   ms: number;
 }
 
-/** Creates whichever of weights / text encoder / decoder files are missing, from the config's `demo` seeds. */
+/**
+ * Makes the group's model files. The demo (`demo` seeds) gets whichever of weights / text encoder / decoder are
+ * missing, seeded random and untrained. A shipped trained model (`build`) has committed weights; its text encoder
+ * (from the committed tensors) and fixed decoder ONNX are built on every call and written only when the bytes differ,
+ * so a re-exported model never meets a stale cached graph.
+ */
 export function prepareDemo(cfg: LoadedGroupConfig, log: (s: string) => void = () => {}): PreparedFile[] {
   const d = cfg.demo;
+  const b = cfg.build;
   const out: PreparedFile[] = [];
   const make = (path: string, what: string, fn: () => void) => {
     if (existsSync(path)) {
@@ -43,12 +53,32 @@ export function prepareDemo(cfg: LoadedGroupConfig, log: (s: string) => void = (
     fn();
     out.push({ path, made: true, ms: performance.now() - t0 });
   };
+  const build = (path: string, what: string, fn: () => Uint8Array) => {
+    const t0 = performance.now();
+    const bytes = fn();
+    const same = existsSync(path) && Buffer.from(bytes).equals(readFileSync(path));
+    if (!same) {
+      log(`building ${what} ${path}`);
+      writeAtomic(path, bytes);
+    }
+    out.push({ path, made: !same, ms: performance.now() - t0 });
+  };
   make(cfg.weights, 'U-ViT weights', () => {
     mkdirSync(dirname(cfg.weights), { recursive: true });
     const tmp = `${cfg.weights}.tmp-${process.pid}`;
     initWeightsToFile(cfg.uvit, d!.weights_seed, tmp);
     renameSync(tmp, cfg.weights);
   });
+  if (b) {
+    const tok = makeTokenizer(cfg.text_encoder);
+    if (!(tok instanceof WordTokenizer)) throw new Error('a built text encoder takes the word tokenizer ("tokenizer": {"type": "words"})');
+    build(cfg.text_encoder.onnx, 'text encoder', () =>
+      buildWordTextEncoder({ tensors: b.text_encoder, numTokens: cfg.text_encoder.num_tokens, dim: cfg.text_encoder.dim, vocab: tok.vocabSize }));
+    if (cfg.decoder.layout !== 'video') throw new Error('the interpolation decoder has the video layout');
+    build(cfg.decoder.onnx, 'interpolation decoder', () =>
+      buildInterpolationDecoder({ channels: cfg.uvit.in_chans, size: cfg.uvit.img_size, temporal: cfg.decoder.temporal, spatial: cfg.decoder.spatial }));
+    return out;
+  }
   make(cfg.text_encoder.onnx, 'text encoder', () => {
     if (cfg.text_encoder.tokenizer.type !== 'bytes') throw new Error('the demo text encoder takes the byte tokenizer');
     writeAtomic(cfg.text_encoder.onnx, buildDemoTextEncoder({ numTokens: cfg.text_encoder.num_tokens, dim: cfg.text_encoder.dim, seed: d!.text_encoder_seed }));

@@ -48,8 +48,21 @@ export const GroupConfigSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * a shipped trained model: the text encoder and decoder ONNX files are built (when missing) from committed
+     * tensors by `prepareDemo`: the word text encoder from `text_encoder` (safetensors: tok_emb, pos_emb, ln.weight,
+     * ln.bias), and the fixed decoder by linear interpolation (driver/interpolationDecoder.ts)
+     */
+    build: z
+      .object({
+        text_encoder: z.string(),
+        decoder: z.literal('linear-interpolation'),
+      })
+      .strict()
+      .optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => !(c.demo && c.build), { message: '"demo" (seeded random files) and "build" (a trained model) exclude each other' });
 export type GroupConfig = z.infer<typeof GroupConfigSchema>;
 
 export interface LoadedGroupConfig extends GroupConfig {
@@ -61,6 +74,17 @@ export interface LoadedGroupConfig extends GroupConfig {
 
 function abs(base: string, p: string): string {
   return isAbsolute(p) ? p : resolve(base, p);
+}
+
+function resolveTokenizer(base: string, t: GroupConfig['text_encoder']['tokenizer']): GroupConfig['text_encoder']['tokenizer'] {
+  switch (t.type) {
+    case 'bytes':
+      return t;
+    case 'clip-bpe':
+      return { ...t, vocab: abs(base, t.vocab), merges: abs(base, t.merges) };
+    case 'words':
+      return { ...t, vocab: abs(base, t.vocab) };
+  }
 }
 
 /** Reads, validates, and resolves paths; checks that the text encoder and decoder fit the model. */
@@ -86,12 +110,10 @@ export function loadGroupConfig(path: string): LoadedGroupConfig {
     text_encoder: {
       ...c.text_encoder,
       onnx: abs(base, c.text_encoder.onnx),
-      tokenizer:
-        c.text_encoder.tokenizer.type === 'clip-bpe'
-          ? { ...c.text_encoder.tokenizer, vocab: abs(base, c.text_encoder.tokenizer.vocab), merges: abs(base, c.text_encoder.tokenizer.merges) }
-          : c.text_encoder.tokenizer,
+      tokenizer: resolveTokenizer(base, c.text_encoder.tokenizer),
     },
     decoder: { ...c.decoder, onnx: abs(base, c.decoder.onnx) },
+    build: c.build && { ...c.build, text_encoder: abs(base, c.build.text_encoder) },
     uvit: loadConfig(abs(base, c.model)),
   };
   const u = out.uvit;

@@ -2,13 +2,15 @@
 // The demo ships a byte-level tokenizer and a small seeded, UNTRAINED encoder (see demo/models.ts); a real CLIP text
 // encoder exported to ONNX (input_ids [B,77] int64 → last_hidden_state [B,77,768]) with its BPE tokenizer plugs in by
 // config, as U-ViT's mscoco model expects (docs/model.md §5.5: raw last_hidden_state, empty string for the uncond branch).
+// The trained shapes model takes a word tokenizer over its fixed vocabulary (driver/text/wordEncoder.ts).
 import type * as ort from 'onnxruntime-node';
 import * as ortRt from 'onnxruntime-node';
 import * as z from 'zod';
 import type { Tensor } from '../../../shared/tensor.ts';
 import { EpConfigSchema, type EpConfig, fromOrtF32, openSession } from '../ort.ts';
 import { ClipBpeTokenizer } from './clip.ts';
-import { ByteTokenizer, type Tokenizer } from './tokenizer.ts';
+import { readFileSync } from 'node:fs';
+import { ByteTokenizer, type Tokenizer, WordTokenizer } from './tokenizer.ts';
 
 export const TokenizerConfigSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('bytes') }).strict(),
@@ -20,6 +22,13 @@ export const TokenizerConfigSchema = z.discriminatedUnion('type', [
       merges: z.string().describe('merges.txt'),
       /** pad id; HF openai/clip-vit-large-patch14 pads with <|endoftext|> (49407) */
       pad_id: z.number().int().min(0).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('words'),
+      /** JSON array of words; index = token id; must hold "<pad>" and "<unk>" */
+      vocab: z.string().describe('vocab.json'),
     })
     .strict(),
 ]);
@@ -46,7 +55,21 @@ export function makeTokenizer(cfg: TextEncoderConfig): Tokenizer {
       return new ByteTokenizer(cfg.num_tokens);
     case 'clip-bpe':
       return ClipBpeTokenizer.fromFiles(cfg.tokenizer.vocab, cfg.tokenizer.merges, cfg.num_tokens, cfg.tokenizer.pad_id);
+    case 'words':
+      return new WordTokenizer(readVocab(cfg.tokenizer.vocab), cfg.num_tokens);
   }
+}
+
+/** a word tokenizer's vocabulary file: a JSON array of distinct strings */
+export function readVocab(path: string): string[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`word vocabulary ${path}: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(v) || !v.every((w) => typeof w === 'string')) throw new Error(`word vocabulary ${path}: not a JSON array of strings`);
+  return v;
 }
 
 export class PromptEncoder {

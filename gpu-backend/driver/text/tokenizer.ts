@@ -25,3 +25,39 @@ export class ByteTokenizer implements Tokenizer {
     return ids;
   }
 }
+
+/**
+ * Word-level tokenizer over a fixed vocabulary (the trained shapes model, train/world.py): the prompt is lower-cased,
+ * its runs of letters a–z are the words, each word maps to its index in `vocab` or to `<unk>`, then `<pad>` fills up
+ * to `length` (longer prompts are truncated). The empty prompt is all padding: the unconditional context.
+ */
+export class WordTokenizer implements Tokenizer {
+  static readonly PAD = '<pad>';
+  static readonly UNK = '<unk>';
+  readonly length: number;
+  private readonly ids: Map<string, number>;
+  private readonly pad: number;
+  private readonly unk: number;
+  constructor(vocab: readonly string[], length: number) {
+    if (!Number.isInteger(length) || length < 1) throw new Error(`word tokenizer: length must be a positive integer, got ${length}`);
+    this.ids = new Map(vocab.map((w, i) => [w, i]));
+    if (this.ids.size !== vocab.length) throw new Error('word tokenizer: the vocabulary has duplicate words');
+    const special = (w: string) => {
+      const id = this.ids.get(w);
+      if (id === undefined) throw new Error(`word tokenizer: the vocabulary has no "${w}"`);
+      return id;
+    };
+    this.pad = special(WordTokenizer.PAD);
+    this.unk = special(WordTokenizer.UNK);
+    this.length = length;
+  }
+  get vocabSize(): number {
+    return this.ids.size;
+  }
+  encode(text: string): number[] {
+    const words = text.toLowerCase().match(/[a-z]+/g) ?? [];
+    const ids = words.slice(0, this.length).map((w) => this.ids.get(w) ?? this.unk);
+    while (ids.length < this.length) ids.push(this.pad);
+    return ids;
+  }
+}

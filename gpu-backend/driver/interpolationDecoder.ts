@@ -1,0 +1,68 @@
+// The trained shapes model's decoder as an ONNX graph, built with the project's graph builder. It is FIXED (no
+// weights): separable linear interpolation of the low-resolution RGB latent video up to the output size, mapped from
+// [-1, 1] to [0, 1]. Half-pixel centres with edge clamping, i.e. torch's interpolate(mode='trilinear',
+// align_corners=False), which is what the training data generator (train/world.py) assumes.
+import { GraphBuilder } from '../onnx/graph.ts';
+import { DataType } from '../onnx/onnx.ts';
+
+/**
+ * Weights of output sample o from input samples at factor r (half-pixel, clamped): source position
+ * s = (o + 0.5)/r − 0.5, between floor(s) and floor(s) + 1, clamped to [0, n − 1]. Returns [n·r, n] row-major.
+ */
+export function interpolationMatrix(n: number, r: number): Float32Array {
+  const m = new Float32Array(n * r * n);
+  for (let o = 0; o < n * r; o++) {
+    const s = Math.max(0, (o + 0.5) / r - 0.5);
+    const i0 = Math.min(Math.floor(s), n - 1);
+    const i1 = Math.min(i0 + 1, n - 1);
+    const w1 = s - Math.floor(s);
+    m[o * n + i0] += 1 - w1;
+    m[o * n + i1] += w1;
+  }
+  return m;
+}
+
+export interface InterpolationDecoderSpec {
+  /** latent channels (3: the latent is RGB) */
+  channels: number;
+  /** latent side h = w */
+  size: number;
+  temporal: number;
+  spatial: number;
+}
+
+/**
+ * latents [B, C, F, h, w] in [-1, 1] → frames [B, C, temporal·F, spatial·h, spatial·w] in [0, 1]; B and F dynamic.
+ * Time: the clip is edge-padded by one frame each side, and output frame temporal·k + j blends latent frames k−1, k, k+1
+ * with the j-th row weights of the interpolation (a frame-count-free form of the same matrix). Space: two MatMuls by
+ * constant interpolation matrices.
+ */
+export function buildInterpolationDecoder(spec: InterpolationDecoderSpec): Uint8Array {
+  const { channels: C, size: h, temporal: r, spatial: s } = spec;
+  const g = new GraphBuilder('interpolation_decoder', 17);
+  const z = g.input('latents', DataType.FLOAT, ['B', C, 'F', h, h]);
+  const padded = g.op('Pad', [z, g.i64([0, 0, 1, 0, 0, 0, 0, 1, 0, 0])], { mode: 'edge' });
+  const shifted = [0, 1, 2].map((k) =>
+    g.op('Slice', [padded, g.i64([k]), g.i64([k - 2 === 0 ? Number.MAX_SAFE_INTEGER : k - 2]), g.i64([2])]));
+  // phase j of frame k sits at k + (j + 0.5)/r − 0.5: between k−1 and k for the first half, k and k+1 after
+  const phases: string[] = [];
+  for (let j = 0; j < r; j++) {
+    const d = (j + 0.5) / r - 0.5;
+    const w = d < 0 ? [-d, 1 + d, 0] : [0, 1 - d, d];
+    const terms = w.flatMap((wk, k) => (wk === 0 ? [] : [g.op('Mul', [shifted[k], g.scalar(wk)])]));
+    const sum = terms.reduce((a, b) => g.op('Add', [a, b]));
+    phases.push(g.op('Unsqueeze', [sum, g.i64([3])]));
+  }
+  let x = g.op('Reshape', [g.op('Concat', phases, { axis: 3 }), g.i64([0, 0, -1, h, h])]);
+  const A = g.f32('interp_rows', [h * s, h], interpolationMatrix(h, s));
+  const At = g.f32('interp_cols', [h, h * s], transpose(interpolationMatrix(h, s), h * s, h));
+  x = g.op('MatMul', [g.op('MatMul', [A, x]), At]);
+  g.output(g.op('Add', [g.op('Mul', [x, g.scalar(0.5)]), g.scalar(0.5)]), 'frames', DataType.FLOAT, ['B', C, 'T', h * s, h * s]);
+  return g.encode();
+}
+
+function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(m.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = m[i * cols + j];
+  return t;
+}

@@ -1,0 +1,61 @@
+"""Reference inputs and outputs of the PyTorch training model for the TypeScript parity test
+(tests/parity/shapes-model.test.ts), from the shipped model files:
+  prompts.json, ids.npy      the word tokenizer's ids for a few prompts (incl. the empty one and an unknown word)
+  context.npy                the text encoder's output for them
+  x.npy, t.npy, out.npy      one U-ViT forward: seeded latents, sampling-style float times, contexts 0 and 1
+  z.npy, decoded.npy         the fixed decoder on a small latent (torch trilinear interpolation, half-pixel)
+    python3 train/parity.py [--model models/uvit-t2v-shapes] [--out tests/fixtures/shapes]
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+from safetensors.torch import load_file
+
+import world
+from model import TextEncoder, UViTVideo
+
+PROMPTS = ['a red triangle moving up', '', 'a Yellow ball, bouncing on a gray background!', 'a purple ball moving left']
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--model', default='models/uvit-t2v-shapes')
+    ap.add_argument('--out', default='tests/fixtures/shapes')
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    cfg = json.load(open(os.path.join(a.model, 'model.json')))
+    vocab = json.load(open(os.path.join(a.model, 'vocab.json')))
+    assert vocab == world.VOCAB
+    net = UViTVideo(cfg).eval()
+    net.load_state_dict(load_file(os.path.join(a.model, 'weights.safetensors')))
+    te = TextEncoder(len(vocab), cfg['num_clip_token'], cfg['clip_dim']).eval()
+    t = load_file(os.path.join(a.model, 'text_encoder.safetensors'))
+    te.load_state_dict({('tok_emb.weight' if k == 'tok_emb' else k): v for k, v in t.items()})
+    os.makedirs(a.out, exist_ok=True)
+    save = lambda name, arr: np.save(os.path.join(a.out, name), np.ascontiguousarray(arr))
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        ids = torch.tensor([world.tokenize(p) for p in PROMPTS])
+        ctx = te(ids)
+        x = torch.randn(2, 3, cfg['num_frames'], cfg['img_size'], cfg['img_size'], generator=g)
+        ts = torch.tensor([900.0999755859375, 37.5], dtype=torch.float32)
+        out = net(x, ts, ctx[:2])
+        z = torch.rand(1, 3, 3, 4, 4, generator=g) * 2 - 1
+        dec = Fn.interpolate(z, scale_factor=(8, 4, 4), mode='trilinear', align_corners=False) * 0.5 + 0.5
+    json.dump(PROMPTS, open(os.path.join(a.out, 'prompts.json'), 'w'), indent=1)
+    save('ids.npy', ids.numpy().astype(np.int64))
+    save('context.npy', ctx.numpy())
+    save('x.npy', x.numpy())
+    save('t.npy', ts.numpy())
+    save('out.npy', out.numpy())
+    save('z.npy', z.numpy())
+    save('decoded.npy', dec.numpy())
+    print(f'wrote {a.out}: out max |eps| {out.abs().max():.3f}')
+
+
+if __name__ == '__main__':
+    main()
