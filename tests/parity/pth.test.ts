@@ -10,6 +10,7 @@ import { Engine, type ForwardInputs } from '../../gpu-backend/engine/engine.ts';
 import { parseConfig } from '../../gpu-backend/model/config.ts';
 import { convertToSafetensors } from '../../gpu-backend/model/convert.ts';
 import { readNpy } from '../../gpu-backend/model/npy.ts';
+import { PyDict, unpickle } from '../../gpu-backend/model/pickle.ts';
 import { PthFile } from '../../gpu-backend/model/pth.ts';
 import { SafetensorsFile } from '../../gpu-backend/model/safetensors.ts';
 import { openTensorFile } from '../../gpu-backend/model/tensorFile.ts';
@@ -49,6 +50,34 @@ describe('.pth reader: tensors as torch holds them', () => {
       pth.close();
       st.close();
     }
+  });
+
+  it('pickle protocol 4 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL) reads the same', () => {
+    const p4 = PthFile.open(f('proto4.pth'));
+    const st = SafetensorsFile.open(f('views.safetensors'));
+    try {
+      expect(p4.names).toEqual(st.names);
+      for (const n of p4.names) expect(Array.from(p4.readFloat32(n)), n).toEqual(Array.from(st.readFloat32(n)));
+    } finally {
+      p4.close();
+      st.close();
+    }
+  });
+
+  it('a storage shorter than its reference, or a view past its storage, is refused at open', () => {
+    expect(() => PthFile.open(f('short_storage.pth'))).toThrow(/tensor "[a-z_]+": storage 0 holds 92 bytes, but F32\[24\] needs 96/);
+    expect(() => PthFile.open(f('out_of_bounds.pth'))).toThrow(/tensor "window": shape \[2,3\] stride \[6,1\] offset 80 reaches element 88 of a 24-element storage/);
+  });
+
+  it('malformed pickles are refused with the byte and the reason', () => {
+    const bytes = (...b: Array<number | string>) => Uint8Array.from(b.flatMap((x) => (typeof x === 'string' ? [...Buffer.from(x, 'latin1')] : [x])));
+    expect(() => unpickle(bytes(0x80, 2, 0x7d), 'p')).toThrow(/p: pickle byte 3: unexpected end of the pickle \(truncated\?\)/);
+    expect(() => unpickle(bytes(0x80, 2, 0x68, 5, 0x2e), 'p')).toThrow(/pickle byte 2: memo key 5 was never stored/);
+    expect(() => unpickle(bytes(0x80, 2, 0x73, 0x2e), 'p')).toThrow(/stack underflow/);
+    expect(() => unpickle(bytes(0x80, 2, 'cbuiltins\neval\n', 0x2e), 'p')).toThrow(/refused global builtins\.eval/);
+    expect(() => unpickle(bytes(0x80, 2, 'ctorch\nFloatStorage\n', 0x29, 0x52, 0x2e), 'p')).toThrow(/torch\.FloatStorage cannot be called/);
+    expect(() => unpickle(bytes(0x80, 2, 0x29, 0x51, 0x2e), 'p')).toThrow(/persistent id tuple of 0 is not \('storage', type, key, location, numel\)/);
+    expect(unpickle(bytes(0x80, 2, 0x7d, 0x28, 0x58, 1, 0, 0, 0, 'k', 0x8a, 5, 0, 0, 0, 0, 1, 0x75, 0x2e), 'p')).toBeInstanceOf(PyDict);
   });
 
   it('a truncated archive and a legacy (non-zip) pickle are refused with what is wrong', () => {
