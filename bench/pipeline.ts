@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   try {
     for (const kind of partitions) for (const gran of a.granularity!.split(',') as Granularity[]) {
       const g = await spawnStages(writePlan(join(work, 'plans'), cfg, weights, kind, S), { threads: 1, granularity: gran });
-      const c = await PipelineClient.connect(g.plan, g.addresses).catch(async (e) => {
+      const c = await PipelineClient.connect(g.plan, g.addresses, { secret: g.secret }).catch(async (e) => {
         await g.close();
         throw e;
       });

@@ -115,6 +115,8 @@ export class Stack {
   stages: Proc[] = [];
   driver: Proc | undefined;
   stopped = false;
+  /** the backend group's stage secret: fresh per run, given to the stages and the driver in their environment */
+  readonly groupSecret = randomBytes(32).toString('hex');
 
   constructor(opts: StackOptions) {
     this.opts = opts;
@@ -208,6 +210,7 @@ export class Stack {
     const st = this.model!.stageSettings[k];
     return this.launch({
       name: `stage${k}`, command: process.execPath, cwd: ROOT, logFile: this.logFile(`stage${k}`), echo: o.echo,
+      env: { ...process.env, UVIT_GROUP_SECRET: this.groupSecret },
       args: [UVIT, 'stage', '--plan', this.model!.planPath, '--index', String(k), '--listen', this.stageAddress(k),
         '--peers', Array.from({ length: o.stages }, (_, j) => this.stageAddress(j)).join(','),
         '--ep', st.ep, '--device-id', String(st.deviceId), '--threads', String(st.threads)],
@@ -223,7 +226,7 @@ export class Stack {
     const o = this.opts;
     return this.launch({
       name: 'driver', command: process.execPath, cwd: ROOT, logFile: this.logFile('driver'), echo: o.echo,
-      env: { ...process.env, UVIT_BACKEND_SECRET: this.secrets.BACKEND_SECRET },
+      env: { ...process.env, UVIT_BACKEND_SECRET: this.secrets.BACKEND_SECRET, UVIT_GROUP_SECRET: this.groupSecret },
       args: [UVIT, 'serve', '--config', o.config, '--plan', this.model!.planPath, '--edge', this.baseUrl,
         '--stages', Array.from({ length: o.stages }, (_, k) => this.stageAddress(k)).join(','),
         '--group', `local-${o.edgePort}`, '--metrics', `${o.host}:${o.metricsPort}`, '--work-dir', join(o.stateDir, 'work')],

@@ -8,6 +8,8 @@
 //  40 role u8   41 dtype u8   42 rank u8   43 reserved u8   44 dims 8 x u32
 //  76 payloadBytes u32   80 crc32 u32 over bytes [0,80) then the payload
 // A CRC mismatch means a torn or corrupted frame: the stream cannot be trusted any further.
+// Kinds: data (a tensor), error (UTF-8 text for the job), hello / stats (UTF-8 JSON), cancel (the job ends), auth (the
+// connection handshake, gpu-backend/pipeline/wire/auth.ts), job (a driver opens a job on a stage; the stage echoes it).
 
 import { type Crc32Fn, crc32 } from './crc32.ts';
 import { f16ToF32, f32ToF16 } from './halfFloat.ts';
@@ -18,16 +20,16 @@ export const FRAME_VERSION = 1;
 export const HEADER_BYTES = 84;
 export const MAX_RANK = 8;
 export const NO_SEGMENT = 0xffff;
-/** job id of control frames that concern no job (hello, stats) */
+/** job id of control frames that concern no job (hello, stats, auth) */
 export const NO_JOB = '0'.repeat(32);
 const CRC_OFFSET = 80;
 const FLAG_F16_WIRE = 1;
 
-export type FrameKind = 'data' | 'error' | 'hello' | 'cancel' | 'stats';
+export type FrameKind = 'data' | 'error' | 'hello' | 'cancel' | 'stats' | 'auth' | 'job';
 export type TensorRole = 'none' | 'stream' | 'skip' | 'eps' | 'input';
 export type WireDType = 'float32' | 'float16' | 'int64' | 'uint8';
 
-const KINDS: FrameKind[] = ['data', 'error', 'hello', 'cancel', 'stats'];
+const KINDS: FrameKind[] = ['data', 'error', 'hello', 'cancel', 'stats', 'auth', 'job'];
 const ROLES: TensorRole[] = ['none', 'stream', 'skip', 'eps', 'input'];
 const DTYPES: (WireDType | undefined)[] = [undefined, 'float32', 'float16', 'int64', 'uint8'];
 const DTYPE_BYTES: Record<WireDType, number> = { float32: 4, float16: 2, int64: 8, uint8: 1 };

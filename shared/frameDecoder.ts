@@ -1,6 +1,14 @@
 // The receiving side of a byte stream of frames (format and single-frame decoding: shared/frame.ts).
 import { type DecodeOptions, type Frame, FrameError, type FrameHeader, HEADER_BYTES, decodeBody, decodeHeader } from './frame.ts';
 
+export interface StreamDecodeOptions extends DecodeOptions {
+  /**
+   * Called once a header has parsed, before any of its payload is kept: false skips the payload as it arrives, never
+   * buffering it (the stream stays in step). Lets a receiver refuse a frame by its header before allocating for it.
+   */
+  admit?: (header: FrameHeader) => boolean;
+}
+
 /**
  * Reassembles frames from a byte stream cut at arbitrary points. push() returns the complete frames; a framing error
  * throws, and the decoder is then poisoned (a torn stream cannot be resynchronised).
@@ -10,15 +18,27 @@ export class FrameDecoder {
   private buffered = 0;
   private header: FrameHeader | null = null;
   private headerBytes: Uint8Array | null = null;
+  /** payload bytes of a refused frame still to skip */
+  private skipping = 0;
   private failed: FrameError | null = null;
-  private readonly opts: DecodeOptions;
+  private readonly opts: StreamDecodeOptions;
 
-  constructor(opts: DecodeOptions = {}) {
+  constructor(opts: StreamDecodeOptions = {}) {
     this.opts = opts;
   }
 
   get bufferedBytes(): number {
     return this.buffered;
+  }
+
+  /** part of a frame has arrived and the rest has not */
+  get midFrame(): boolean {
+    return this.buffered > 0 || this.header !== null || this.skipping > 0;
+  }
+
+  /** payload size of the admitted frame being reassembled (what it will hold once complete), 0 between frames */
+  get pendingPayloadBytes(): number {
+    return this.header?.payloadBytes ?? 0;
   }
 
   /** like push(), but frames decoded before a framing error are returned along with the error */
@@ -46,10 +66,22 @@ export class FrameDecoder {
     }
     try {
       for (;;) {
+        if (this.skipping) {
+          const n = Math.min(this.skipping, this.buffered);
+          this.take(n, false);
+          this.skipping -= n;
+          if (this.skipping) break;
+        }
         if (!this.header) {
           if (this.buffered < HEADER_BYTES) break;
-          this.headerBytes = this.take(HEADER_BYTES);
-          this.header = decodeHeader(this.headerBytes, this.opts);
+          const headerBytes = this.take(HEADER_BYTES);
+          const h = decodeHeader(headerBytes, this.opts);
+          if (this.opts.admit && !this.opts.admit(h)) {
+            this.skipping = h.payloadBytes;
+            continue;
+          }
+          this.headerBytes = headerBytes;
+          this.header = h;
         }
         if (this.buffered < this.header.payloadBytes) break;
         const payload = this.take(this.header.payloadBytes);
@@ -63,8 +95,8 @@ export class FrameDecoder {
     }
   }
 
-  /** remove n bytes from the front (a view when they sit in one chunk, else a copy) */
-  private take(n: number): Uint8Array {
+  /** remove n bytes from the front (a view when they sit in one chunk, else a copy; nothing when !keep) */
+  private take(n: number, keep = true): Uint8Array {
     this.buffered -= n;
     const first = this.chunks[0];
     if (n === 0) return new Uint8Array(0);
@@ -73,12 +105,12 @@ export class FrameDecoder {
       else this.chunks[0] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = new Uint8Array(n);
+    const out = new Uint8Array(keep ? n : 0);
     let off = 0;
     while (off < n) {
       const c = this.chunks[0];
       const k = Math.min(c.length, n - off);
-      out.set(c.subarray(0, k), off);
+      if (keep) out.set(c.subarray(0, k), off);
       off += k;
       if (k === c.length) this.chunks.shift();
       else this.chunks[0] = c.subarray(k);

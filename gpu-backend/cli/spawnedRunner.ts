@@ -23,7 +23,7 @@ export interface SpawnedRunnerOptions {
   ep?: 'cpu' | 'cuda';
   /** CUDA device per stage (default: stage index) */
   deviceIds?: number[];
-  pipeline?: PipelineOptions;
+  pipeline?: Omit<PipelineOptions, 'secret'>;
   log?: (line: string) => void;
 }
 
@@ -61,7 +61,7 @@ export class SpawnedPipelineRunner implements NetworkRunner {
     try {
       group = await spawnStages(planPath, { threads: o.threads, ep: o.ep, deviceIds: o.deviceIds });
       o.log?.(`spawned ${o.plan.numStages} stage processes (${o.plan.partition}): ${group.addresses.join(', ')} pids ${group.pids.join(', ')}`);
-      const client = await PipelineClient.connect(o.plan, group.addresses, o.pipeline);
+      const client = await PipelineClient.connect(o.plan, group.addresses, { ...o.pipeline, secret: group.secret });
       const n = derive(o.config).n;
       const stages: CliStageStats[] = o.plan.stages.map((st) => {
         const segs = st.segments.map((i) => o.plan.segments[i]);

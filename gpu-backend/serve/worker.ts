@@ -1,6 +1,8 @@
 // The backend group's pull loop: lease a job from the edge (HMAC-signed lease API, shared/lease.ts), generate it with
 // the Driver while heartbeating progress, upload the MP4 (PUT with Content-Length + X-Content-SHA256), or report the
 // failure with a retryable flag. `capacity` loops run side by side, so that many jobs share the stage pipeline.
+// Heartbeats go out on a timer whether or not progress moved (a long step or encode must not lose the lease); a
+// sampler step that takes longer than the lease means the group is stuck, and the job is given back (retryable).
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, rmSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -51,6 +53,8 @@ export interface WorkerOptions {
   beforeJob?: () => Promise<void>;
   /** called when a job fails: e.g. mark the pipeline for reconnection */
   onJobError?: (e: unknown) => void;
+  /** called when a job is given back for making no progress: fail its network forwards in flight */
+  abandonJob?: (jobId: string, reason: string) => void;
   /** called after every finished lease (tests) */
   onJobEnd?: (r: JobOutcome) => void;
   log?: (line: string) => void;
@@ -172,17 +176,19 @@ export class Worker {
     this.log(`job ${job.id} (lease ${leaseId}, attempt ${grant.attempt}): ${job.num_frames} frames ${job.size} @ ${job.fps} fps, ` +
       `${job.steps} steps, guidance ${job.guidance}, seed ${job.seed}`);
     let progress = 0;
-    let lastSent = -1;
     let lost = false;
     let cancelled = false;
+    /** the fail report, once the job is given back for making no progress */
+    let gaveBack: Promise<void> | undefined;
+    // the lease as granted; a sampler step must finish well within it (heartbeats alone would hide a stuck group)
+    const leaseMs = Math.max(grant.expires_at - Date.now(), 2 * grant.heartbeat_interval_ms);
+    let sampling = false;
+    let steppedAt = Date.now();
     const beat = async () => {
-      if (progress === lastSent && lastSent >= 0) return;
-      const p = progress;
       try {
-        const res = await this.post(LEASE_PATHS.heartbeat(leaseId), { progress: p });
+        const res = await this.post(LEASE_PATHS.heartbeat(leaseId), { progress });
         const text = await res.text();
         if (res.status === 200) {
-          lastSent = p;
           const h = HeartbeatResponse.safeParse(JSON.parse(text));
           if (h.success && h.data.cancel) {
             cancelled = true;
@@ -198,17 +204,29 @@ export class Worker {
         this.log(`job ${job.id}: heartbeat failed: ${(e as Error).message}`);
       }
     };
-    // heartbeat on progress (at most every 1 s) and at least every heartbeat_interval_ms
+    // heartbeat on progress (at most every 1 s) and on a timer every heartbeat_interval_ms, progress or not
     let inflight: Promise<void> | null = null;
     let lastBeat = 0;
     const maybeBeat = (force = false) => {
-      if (inflight) return;
+      if (inflight || gaveBack) return;
       const now = Date.now();
       if (!force && now - lastBeat < 1000) return;
       lastBeat = now;
       inflight = beat().finally(() => (inflight = null));
     };
-    const timer = setInterval(() => maybeBeat(true), Math.max(250, Math.min(grant.heartbeat_interval_ms, 10_000)));
+    const giveBack = (stuckMs: number) => {
+      const reason = `no sampler step finished for ${stuckMs} ms, longer than the ${leaseMs} ms lease: the job is given back`;
+      this.log(`job ${job.id}: ${reason}`);
+      clearInterval(timer);
+      ac.abort();
+      this.o.abandonJob?.(leaseId, `job ${job.id}: ${reason}`);
+      gaveBack = this.fail(leaseId, { reason, retryable: true, code: 'step_timeout' });
+    };
+    const timer = setInterval(() => {
+      const stuck = Date.now() - steppedAt;
+      if (sampling && stuck > leaseMs) giveBack(stuck);
+      else maybeBeat(true);
+    }, Math.max(250, Math.min(grant.heartbeat_interval_ms, 10_000)));
     const out = join(this.o.workDir, `${leaseId.replace(/[^A-Za-z0-9_.-]/g, '_')}.mp4`);
     let outcome: JobOutcome;
     try {
@@ -230,12 +248,14 @@ export class Worker {
         signal: ac.signal,
         onProgress: (e) => {
           progress = Math.min(99, Math.floor(e.percent));
+          sampling = e.phase === 'sample' && e.step !== e.total; // decode and encode are single calls, not steps
+          steppedAt = Date.now();
           maybeBeat();
         },
       });
       clearInterval(timer);
       await inflight;
-      if (lost || cancelled) throw new Error('lease ended during encoding');
+      if (lost || cancelled || gaveBack) throw new Error('lease ended during encoding');
       const up = await this.upload(leaseId, out);
       const t = result.timings;
       this.log(`job ${job.id}: completed ${up.bytes} bytes sha256 ${up.sha256.slice(0, 12)}…; text ${t.textMs.toFixed(0)} ms, ` +
@@ -244,7 +264,10 @@ export class Worker {
     } catch (e) {
       clearInterval(timer);
       await inflight;
-      if (cancelled || lost) {
+      if (gaveBack) {
+        await gaveBack;
+        outcome = { leaseId, jobId: job.id, status: 'failed', error: (e as Error).message, retryable: true };
+      } else if (cancelled || lost) {
         this.log(`job ${job.id}: ${cancelled ? 'cancelled by the edge' : 'lease lost'}; dropped`);
         outcome = { leaseId, jobId: job.id, status: cancelled ? 'cancelled' : 'lost' };
       } else {

@@ -1,8 +1,8 @@
 // The stage protocol under bad input: shared/frame.ts properties (any single bit flip of a frame is detected, random
 // bytes only ever raise FrameError, any chunking reassembles), and a REAL `uvit stage` process (tiny model, the
-// stack's own stage command line) fed torn, oversized, mis-typed and garbage frames over TCP: it must reject each
-// without crashing and keep answering a well-behaved driver. Seeded (CHAOS_SEED; counts CHAOS_FRAME_N, CHAOS_STAGE_N).
-import net from 'node:net';
+// stack's own stage command line) fed torn, oversized, mis-typed and garbage frames over TCP, half of them by a
+// stranger and half after a valid handshake: it must reject each without crashing and keep answering a well-behaved
+// driver. Seeded (CHAOS_SEED; counts CHAOS_FRAME_N, CHAOS_STAGE_N).
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,8 @@ import {
 } from '../../shared/frame.ts';
 import { FrameDecoder } from '../../shared/frameDecoder.ts';
 import type { Tensor } from '../../shared/tensor.ts';
+import { GroupSecret, SECRET_ENV } from '../../gpu-backend/pipeline/wire/auth.ts';
+import { RawStageClient, controlMeta } from '../integration/stage-raw.ts';
 import { prepareModel } from '../../scripts/startModel.ts';
 import { Proc, freePort } from '../../scripts/startProcs.ts';
 import { ROOT } from '../../scripts/startStack.ts';
@@ -83,6 +85,7 @@ describe('shared/frame.ts properties (seeded)', () => {
 
 let stage: Proc;
 let port = 0;
+const secret = GroupSecret.generate();
 
 beforeAll(async () => {
   const cfg = tinyGroupConfig();
@@ -90,6 +93,7 @@ beforeAll(async () => {
   port = await freePort();
   stage = new Proc({
     name: 'stage0', command: process.execPath, cwd: ROOT, logFile: join(tmpdir(), `uvit-chaos-stage-${process.pid}.log`),
+    env: { ...process.env, [SECRET_ENV]: secret.reveal() },
     args: [join(ROOT, 'bin/uvit.js'), 'stage', '--plan', m.planPath, '--index', '0', '--listen', `127.0.0.1:${port}`, '--threads', '1', '--max-payload-mb', '1'],
   });
   await stage.waitForLine(/^uvit-stage ready stage=0/, 120_000);
@@ -100,45 +104,29 @@ afterAll(async () => {
   await stage?.stop(3000);
 });
 
-/** Opens a connection, sends `chunks`, and resolves when the stage closes it or after `ms`. */
-function sendRaw(chunks: Uint8Array[], ms = 400, halfClose = false): Promise<{ closedByStage: boolean; received: number }> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    let received = 0;
-    let done = false;
-    const finish = (closedByStage: boolean) => { if (done) return; done = true; clearTimeout(t); s.destroy(); resolve({ closedByStage, received }); };
-    const t = setTimeout(() => finish(false), ms);
-    s.on('data', (d) => (received += d.length));
-    s.on('error', () => finish(true));
-    s.on('close', () => finish(true));
-    s.on('connect', () => {
-      for (const c of chunks) s.write(c);
-      if (halfClose) s.end();
-    });
-  });
+/** Opens a connection (as a driver with the group secret, or a stranger), sends `chunks`, and resolves when the stage closes it or after `ms`. */
+async function sendRaw(chunks: Uint8Array[], ms = 400, halfClose = false, asDriver?: number): Promise<{ closedByStage: boolean; received: number }> {
+  const c = await RawStageClient.open(`127.0.0.1:${port}`, asDriver === undefined ? undefined : { secret, role: 'driver', stage: 0, id: asDriver });
+  for (const b of chunks) c.write(b);
+  if (halfClose) c.socket.end();
+  const closedByStage = await c.closesWithin(ms);
+  c.destroy();
+  return { closedByStage, received: c.received };
 }
 
-/** A driver's hello then a stats request: the stage must answer both (it is alive and serving). */
+/** A driver's handshake, hello and a stats request: the stage must answer (it is alive and serving). */
 async function healthy(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    const dec = new FrameDecoder();
-    const m: FrameMeta = { kind: 'hello', jobId: '0'.repeat(32), origin: 4242, step: 0, microBatch: 0, segment: NO_SEGMENT, role: 'none', roleIndex: 0 };
-    const kinds: string[] = [];
-    const t = setTimeout(() => { s.destroy(); resolve(false); }, 5000);
-    s.on('error', () => { clearTimeout(t); resolve(false); });
-    s.on('data', (d) => {
-      try {
-        for (const f of dec.push(new Uint8Array(d))) kinds.push(f.header.kind);
-      } catch { /* refused */ }
-      if (kinds.includes('hello') && kinds.includes('stats')) { clearTimeout(t); s.destroy(); resolve(true); }
-    });
-    s.on('connect', () => {
-      const h = textFrame(m, JSON.stringify({ role: 'driver' }));
-      const st = textFrame({ ...m, kind: 'stats' }, '');
-      for (const b of [h.header, h.payload, st.header, st.payload]) s.write(b);
-    });
-  });
+  try {
+    const c = await RawStageClient.open(`127.0.0.1:${port}`, { secret, role: 'driver', stage: 0, id: 4242 });
+    c.sendText(controlMeta('hello', 4242), JSON.stringify({ role: 'driver' }));
+    c.sendText(controlMeta('stats', 4242), '');
+    await c.next((f) => f.header.kind === 'hello', 5000);
+    await c.next((f) => f.header.kind === 'stats', 5000);
+    c.destroy();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function bytesOf(f: { header: Uint8Array; payload: Uint8Array }): Uint8Array {
@@ -148,10 +136,14 @@ function bytesOf(f: { header: Uint8Array; payload: Uint8Array }): Uint8Array {
   return out;
 }
 
-type Attack = { name: string; chunks: Uint8Array[]; halfClose?: boolean };
+type Attack = { name: string; chunks: Uint8Array[]; halfClose?: boolean; origin: number };
 
 function attack(r: Prng): Attack {
   const m = meta(r);
+  return { ...pickAttack(r, m), origin: m.origin };
+}
+
+function pickAttack(r: Prng, m: FrameMeta): Omit<Attack, 'origin'> {
   const good = encodeFrameBytes({ ...m, kind: 'data', role: 'input', roleIndex: 0, segment: 0 }, { dtype: 'float32', dims: [1, 4], data: new Float32Array(4) });
   const set = (b: Uint8Array, off: number, f: (v: DataView) => void) => { const c = b.slice(); f(new DataView(c.buffer)); return c; };
   const hello = (text: string) => bytesOf(textFrame({ ...m, kind: 'hello' }, text));
@@ -162,7 +154,7 @@ function attack(r: Prng): Attack {
     case 3: return { name: 'oversized: header claims 512 MiB (limit 1 MiB)', chunks: [set(good, 0, (v) => { v.setUint8(42, 1); v.setUint32(44, 128 * 2 ** 20, true); v.setUint32(76, 512 * 2 ** 20, true); })] };
     case 4: return { name: 'oversized: one dim above the maximum', chunks: [set(good, 0, (v) => v.setUint32(44, 0xffffffff, true))] };
     case 5: return { name: 'mis-typed: unknown dtype code', chunks: [set(good, 0, (v) => v.setUint8(41, r.int(5, 255)))] };
-    case 6: return { name: 'mis-typed: unknown frame kind', chunks: [set(good, 0, (v) => v.setUint8(6, r.int(5, 255)))] };
+    case 6: return { name: 'mis-typed: unknown frame kind', chunks: [set(good, 0, (v) => v.setUint8(6, r.int(7, 255)))] };
     case 7: return { name: 'bad header: rank 9', chunks: [set(good, 0, (v) => v.setUint8(42, 9))] };
     case 8: return { name: 'bad magic / version', chunks: [set(good, 0, (v) => (r.bool() ? v.setUint32(0, r.int(0, 2 ** 31), true) : v.setUint16(4, r.int(2, 999), true)))] };
     case 9: { // well-formed frames whose tensors the stage cannot take: int64/uint8/float16 inputs, unknown slots, segments it does not hold
@@ -190,7 +182,7 @@ describe('a real stage process under bad frames', () => {
       const a = attack(r);
       names.set(a.name, (names.get(a.name) ?? 0) + 1);
       tally.add('bad_inputs_tried');
-      await sendRaw(a.chunks, 150, a.halfClose);
+      await sendRaw(a.chunks, 150, a.halfClose, i % 2 ? a.origin : undefined);
       const alive = stage.alive && (i % 5 !== 4 || (await healthy()));
       expect(alive, `seed ${seed + 1} case ${i} (${a.name}) killed or wedged the stage; its output:\n${stage.tail(30)}`).toBe(true);
       tally.add('bad_inputs_handled');
@@ -201,14 +193,10 @@ describe('a real stage process under bad frames', () => {
   }, 120_000);
 
   it('a frame error is logged precisely and the stage counts it (stats tornFrames)', async () => {
-    const s = await new Promise<{ tornFrames: number }>((resolve, reject) => {
-      const sock = net.connect(port, '127.0.0.1');
-      const dec = new FrameDecoder();
-      const m: FrameMeta = { kind: 'stats', jobId: '0'.repeat(32), origin: 1, step: 0, microBatch: 0, segment: NO_SEGMENT, role: 'none', roleIndex: 0 };
-      sock.on('data', (d) => { for (const f of dec.push(new Uint8Array(d))) if (f.header.kind === 'stats') { sock.destroy(); resolve(JSON.parse(frameText(f))); } });
-      sock.on('error', reject);
-      sock.on('connect', () => sock.write(bytesOf(textFrame(m, ''))));
-    });
+    const c = await RawStageClient.open(`127.0.0.1:${port}`, { secret, role: 'driver', stage: 0, id: 1 });
+    c.sendText(controlMeta('stats', 1), '');
+    const s = JSON.parse(frameText(await c.next((f) => f.header.kind === 'stats'))) as { tornFrames: number };
+    c.destroy();
     expect(s.tornFrames).toBeGreaterThan(0);
     expect(stage.tail(60)).toMatch(/rejected a frame/);
   });

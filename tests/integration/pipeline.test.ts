@@ -1,12 +1,10 @@
 // Spawned stage processes over real TCP vs the in-process unsplit engine; failure handling.
-import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../shared/tensor.ts';
-import { encodeFrameBytes, frameText, NO_SEGMENT, type Frame } from '../../shared/frame.ts';
-import { FrameDecoder } from '../../shared/frameDecoder.ts';
+import { encodeFrameBytes, frameText } from '../../shared/frame.ts';
 import { jobIdOf } from '../../shared/jobId.ts';
 import { Engine } from '../../gpu-backend/engine/engine.ts';
 import type { UViTConfig } from '../../gpu-backend/model/config.ts';
@@ -15,6 +13,7 @@ import { PipelineClient } from '../../gpu-backend/pipeline/client/pipelineClient
 import { spawnStages, type StageGroup } from '../../gpu-backend/pipeline/client/spawn.ts';
 import { writePlan } from '../../gpu-backend/pipeline/setup.ts';
 import { GOLDEN, goldenConfig, goldenInputs, inputsFor, maxAbsDiff, videoSetup } from './pipeline-helpers.ts';
+import { RawStageClient, controlMeta } from './stage-raw.ts';
 
 let dir: string;
 beforeAll(() => {
@@ -26,7 +25,7 @@ async function withGroup<T>(planPath: string, fn: (g: StageGroup, c: PipelineCli
   const g = await spawnStages(planPath, { threads: 1 });
   let c: PipelineClient | undefined;
   try {
-    c = await PipelineClient.connect(g.plan, g.addresses, { timeoutMs: 30_000 });
+    c = await PipelineClient.connect(g.plan, g.addresses, { secret: g.secret, timeoutMs: 30_000 });
     return await fn(g, c);
   } finally {
     c?.close();
@@ -114,27 +113,22 @@ describe('stage pipeline failures', () => {
     const plan = writePlan(join(dir, 'torn'), cfg, join(GOLDEN, 'weights.safetensors'), 'sequential');
     const inp = goldenInputs();
     await withGroup(plan, async (g, c) => {
-      // a raw "driver" connection to stage 1 that sends a corrupted stream frame
-      const [host, port] = [g.addresses[1].split(':')[0], Number(g.addresses[1].split(':')[1])];
-      const sock = net.connect({ host, port });
-      await new Promise((r) => sock.once('connect', r));
-      const frames: Frame[] = [];
-      const dec = new FrameDecoder();
-      sock.on('data', (d) => frames.push(...dec.push(new Uint8Array(d))));
-      const closed = new Promise((r) => sock.once('close', r));
+      // a job opened on stage 1 by a raw driver connection; a raw peer link (it holds the group secret too) carries a
+      // corrupted activation of it: the CRC catches it, the job fails with a clear error to its driver only
       const job = jobIdOf('torn-job');
-      const meta = { jobId: job, origin: 4242, step: 0, microBatch: 0, segment: NO_SEGMENT, role: 'none' as const, roleIndex: 0 };
-      const hello = new TextEncoder().encode(JSON.stringify({ role: 'driver' }));
-      sock.write(encodeFrameBytes({ ...meta, kind: 'hello' }, { dtype: 'uint8', dims: [hello.length], data: hello }));
+      const drv = await RawStageClient.open(g.addresses[1], { secret: g.secret, role: 'driver', stage: 1, id: 4242 });
+      drv.sendText(controlMeta('job', 4242, job), '');
+      await drv.next((f) => f.header.kind === 'job');
+      const peer = await RawStageClient.open(g.addresses[1], { secret: g.secret, role: 'peer', stage: 1, id: 0 });
       const h = new Float32Array(2 * 66 * 64);
-      const bad = encodeFrameBytes({ ...meta, kind: 'data', segment: 1, role: 'stream' }, { dtype: 'float32', dims: [2, 66, 64], data: h });
+      const bad = encodeFrameBytes({ ...controlMeta('data', 4242, job), segment: 1, role: 'stream' }, { dtype: 'float32', dims: [2, 66, 64], data: h });
       bad[bad.length - 3] ^= 0x40;
-      sock.write(bad);
-      await closed;
-      const err = frames.find((f) => f.header.kind === 'error');
-      expect(err).toBeDefined();
-      expect(err!.header.jobId).toBe(job);
-      expect(frameText(err!)).toMatch(/stage 1: rejected a frame .* torn frame: CRC32 mismatch/);
+      peer.write(bad);
+      await peer.closed;
+      const err = await drv.next((f) => f.header.kind === 'error');
+      expect(err.header.jobId).toBe(job);
+      expect(frameText(err)).toMatch(/stage 1: rejected a frame .* torn frame: CRC32 mismatch/);
+      drv.destroy();
       // a job whose compute fails (bad input shape) fails alone, with the stage's message
       const badInp = { ...inp, x: { dtype: 'float32' as const, dims: [2, 4, 8, 8], data: new Float32Array(2 * 4 * 64) } };
       const good = c.forward('ok-job', 0, 0, inp);
@@ -147,7 +141,7 @@ describe('stage pipeline failures', () => {
       expect(stats[1].tornFrames).toBe(1);
       // a second driver on the same group with the float16 transport: half the bytes on the wire, eps close to f32
       // (f16 rounding of every tensor crossing a link: about 2^-11 relative, so a loose bound, not the 1e-5 parity)
-      const c16 = await PipelineClient.connect(g.plan, g.addresses, { f16: true });
+      const c16 = await PipelineClient.connect(g.plan, g.addresses, { secret: g.secret, f16: true });
       try {
         const before = await c16.refreshStats();
         const e16 = await c16.forward('f16-job', 0, 0, inp);

@@ -7,6 +7,7 @@ import { parseConfig } from '../../gpu-backend/model/config.ts';
 import { planSequential } from '../../gpu-backend/partition/index.ts';
 import { PipelineClient } from '../../gpu-backend/pipeline/client/pipelineClient.ts';
 import { FrameSocket } from '../../gpu-backend/pipeline/wire/transport.ts';
+import { AUTH_META, GroupSecret, authTensor, checkProof, encodeChallenge } from '../../gpu-backend/pipeline/wire/auth.ts';
 import type { StageHello } from '../../gpu-backend/pipeline/wire/protocol.ts';
 
 const cfg = parseConfig({ img_size: 8, patch_size: 2, in_chans: 4, embed_dim: 32, depth: 3, num_heads: 2, num_classes: 10 });
@@ -18,13 +19,23 @@ const meta = (kind: FrameMeta['kind']): FrameMeta => ({
 let server: net.Server | undefined;
 afterEach(() => server?.close());
 
-/** a stage that answers the hello properly, then replies to the first data frame with a stats frame that is not JSON */
+const secret = GroupSecret.generate();
+
+/**
+ * a stage that completes the handshake and answers the hello and job opening properly, then replies to the first
+ * data frame with a stats frame that is not JSON
+ */
 async function garbageStatsStage(): Promise<string> {
   server = net.createServer((socket) => {
+    const challenge = encodeChallenge();
     const conn = new FrameSocket(socket, {
       name: 'fake stage',
       onFrame: (f) => {
-        if (f.header.kind === 'hello') {
+        if (f.header.kind === 'auth') {
+          void conn.send(AUTH_META, authTensor(checkProof(secret, challenge.nonce, 0, f.tensor.data as Uint8Array).accept));
+        } else if (f.header.kind === 'job') {
+          void conn.sendText({ ...meta('job'), jobId: f.header.jobId, origin: f.header.origin }, '');
+        } else if (f.header.kind === 'hello') {
           const hello: StageHello = { role: 'stage', stage: 0, partition: 'sequential', segments: { '0': ['x', 'timesteps', 'y'] } };
           void conn.sendText(meta('hello'), JSON.stringify(hello));
         } else if (f.header.kind === 'data') {
@@ -32,6 +43,7 @@ async function garbageStatsStage(): Promise<string> {
         }
       },
     });
+    void conn.send(AUTH_META, authTensor(challenge.bytes));
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   return `127.0.0.1:${(server!.address() as net.AddressInfo).port}`;
@@ -39,7 +51,7 @@ async function garbageStatsStage(): Promise<string> {
 
 describe('pipeline client vs a misbehaving stage', () => {
   it('a stats frame that is not JSON fails the in-flight forward as a lost stage; the driver keeps running', async () => {
-    const c = await PipelineClient.connect(plan, [await garbageStatsStage()], { timeoutMs: 10_000 });
+    const c = await PipelineClient.connect(plan, [await garbageStatsStage()], { secret, timeoutMs: 10_000 });
     try {
       const inputs = {
         x: { dtype: 'float32' as const, dims: [1, 4, 8, 8], data: new Float32Array(256) },

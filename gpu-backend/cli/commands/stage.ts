@@ -10,6 +10,8 @@ export const stageCommand: Command = {
   options: STAGE_OPTIONS as unknown as Command['options'],
   notes:
     'Prints "uvit-stage ready stage=K address=HOST:PORT" on stdout when it accepts connections. The driver connects to\n' +
-    'every stage; stages connect to each other (addresses from --peers or the driver hello). Frames: shared/frame.ts.',
+    'every stage; stages connect to each other (addresses from --peers or the driver hello). Frames: shared/frame.ts.\n' +
+    'Every connection must prove the group secret first (HMAC challenge-response): set UVIT_GROUP_SECRET_FILE to a\n' +
+    'file readable by its owner only (chmod 600), or UVIT_GROUP_SECRET; the driver and every stage need the same one.',
   run: (v) => serveStage(v),
 };

@@ -1,6 +1,8 @@
 // Driver side of a stage group: `forward(jobId, step, microBatch, inputs) -> eps` over the stage pipeline, with any
-// number of micro-batches in flight (CFG halves, batch items, concurrent jobs). Inputs go to the stage of segment 0;
-// eps comes back from the stage of the head segment. Errors from any stage fail only the job they name; a lost stage
+// number of micro-batches in flight (CFG halves, batch items, concurrent jobs). Every connection proves the group
+// secret (wire/auth.ts) as the driver; a job's first forward opens it on every stage (one round trip) so that each
+// stage takes its tensors from this connection and its peers only. Inputs go to the stage of segment 0; eps comes
+// back from the stage of the head segment. Errors from any stage fail only the job they name; a lost stage
 // connection fails everything in flight (the group must be restarted).
 import { randomInt } from 'node:crypto';
 import { type Frame, type FrameMeta, INPUT_SLOTS, type InputName, NO_JOB, NO_SEGMENT, frameText } from '../../../shared/frame.ts';
@@ -9,11 +11,14 @@ import type { Tensor } from '../../../shared/tensor.ts';
 import type { Plan } from '../../partition/types.ts';
 import type { ModelFn, ModelInputs } from '../../sampler/guidance.ts';
 import { MicroBatchWindow } from './scheduler.ts';
+import type { GroupSecret } from '../wire/auth.ts';
 import type { DriverHello, StageHello, StageStats } from '../wire/protocol.ts';
 import { connectFrames, type FrameSocket } from '../wire/transport.ts';
 import type { PipelineMetricsSource } from '../../metrics/driverMetrics.ts';
 
 export interface PipelineOptions {
+  /** the group secret the stages were started with */
+  secret: GroupSecret;
   /** carry activations and skips (and inputs/eps) as float16 on the wire; changes numerics (default false) */
   f16?: boolean;
   /** a forward that has not returned after this long fails its job (default 10 min) */
@@ -52,6 +57,16 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** a job being opened: the stages that have not echoed its 'job' frame yet */
+interface Opening {
+  left: Set<number>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/** jobs kept open here; a stage keeps up to limits.ts maxJobsPerDriver (1024), so it never forgets one of these */
+const OPEN_JOBS = 256;
+
 export class PipelineClient {
   readonly plan: Plan;
   readonly addresses: string[];
@@ -67,6 +82,9 @@ export class PipelineClient {
   private broken: Error | null = null;
   private closing = false;
   private readonly seq = new Map<string, number>();
+  /** jobs open on every stage (or being opened), least recently used first */
+  private readonly opened = new Map<string, Promise<void>>();
+  private readonly opening = new Map<string, Opening>();
   private statsTimer: NodeJS.Timeout | null = null;
 
   private constructor(plan: Plan, addresses: string[], opts: PipelineOptions) {
@@ -85,7 +103,7 @@ export class PipelineClient {
     };
   }
 
-  static async connect(plan: Plan, addresses: string[], opts: PipelineOptions = {}): Promise<PipelineClient> {
+  static async connect(plan: Plan, addresses: string[], opts: PipelineOptions): Promise<PipelineClient> {
     const c = new PipelineClient(plan, addresses, opts);
     await c.open();
     return c;
@@ -103,6 +121,7 @@ export class PipelineClient {
         const conn = await connectFrames(this.addresses[k], {
           name: `stage ${k} at ${this.addresses[k]}`,
           timeoutMs: this.opts.connectTimeoutMs ?? 10_000,
+          auth: { secret: this.opts.secret, role: 'driver', stage: k, id: this.origin },
           onFrame: (f) => this.onFrame(k, f),
           onClose: (e) => this.onClose(k, e),
         });
@@ -146,7 +165,19 @@ export class PipelineClient {
       else this.statsWaiters[k].shift()?.(body as StageStats);
       return;
     }
-    if (h.kind === 'error') return this.failJob(h.jobId, new Error(frameText(f)));
+    if (h.kind === 'error') {
+      this.failJob(h.jobId, new Error(frameText(f)));
+      return;
+    }
+    if (h.kind === 'job') {
+      const o = this.opening.get(h.jobId);
+      o?.left.delete(k);
+      if (o && !o.left.size) {
+        this.opening.delete(h.jobId);
+        o.resolve();
+      }
+      return;
+    }
     if (h.kind === 'data' && h.role === 'eps') {
       const key = `${h.jobId}:${h.step}:${h.microBatch}`;
       const p = this.pending.get(key);
@@ -169,9 +200,13 @@ export class PipelineClient {
       p.reject(err);
     }
     for (const w of this.statsWaiters[k]?.splice(0) ?? []) w(undefined as never);
+    for (const o of this.opening.values()) o.reject(err);
+    this.opening.clear();
+    this.opened.clear();
   }
 
-  private failJob(job: string, err: Error): void {
+  /** fail a job's forwards in flight (and its opening); true if it had any, and then it is cancelled on the stages */
+  private failJob(job: string, err: Error): boolean {
     let any = false;
     for (const [key, p] of this.pending) {
       if (p.job !== job) continue;
@@ -181,13 +216,44 @@ export class PipelineClient {
       this.metrics.failedForwards++;
       p.reject(err);
     }
+    const o = this.opening.get(job);
+    if (o) {
+      any = true;
+      this.opening.delete(job);
+      o.reject(err);
+    }
     if (any) this.cancel(job);
+    return any;
   }
 
-  /** drop a job's state on every stage (after a failure, or when the driver abandons it) */
+  /** drop a job's state on every stage (after a failure, or when the driver abandons it); it reopens on next use */
   cancel(jobId: string): void {
     const job = jobIdOf(jobId);
+    this.opened.delete(job);
     for (const c of this.conns) c.sendText(this.meta('cancel', job), '').catch(() => {});
+  }
+
+  /** give up on a job: its forwards in flight fail with `reason` now, and its state on every stage is dropped */
+  abandon(jobId: string, reason: string): void {
+    const job = jobIdOf(jobId);
+    if (!this.failJob(job, new Error(reason))) this.cancel(job);
+  }
+
+  /** open a job on every stage before its first inputs, so that no stage meets a tensor of a job it does not know */
+  private openJob(job: string): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken);
+    const known = this.opened.get(job);
+    if (known) {
+      this.opened.delete(job); // most recently used last
+      this.opened.set(job, known);
+      return known;
+    }
+    const p = new Promise<void>((resolve, reject) => this.opening.set(job, { left: new Set(this.conns.keys()), resolve, reject }));
+    p.catch(() => this.opened.get(job) === p && this.opened.delete(job));
+    this.opened.set(job, p);
+    if (this.opened.size > OPEN_JOBS) this.opened.delete(this.opened.keys().next().value!);
+    for (const c of this.conns) c.sendText(this.meta('job', job), '').catch((e) => this.failJob(job, e as Error));
+    return p;
   }
 
   /** one network forward of one micro-batch (tensors of one job only) */
@@ -199,6 +265,7 @@ export class PipelineClient {
     this.metrics.queued--;
     this.metrics.inFlight++;
     try {
+      await this.openJob(job);
       return await this.send(job, step, microBatch, inputs);
     } finally {
       this.metrics.inFlight--;
@@ -301,5 +368,7 @@ export class PipelineClient {
       p.reject(err);
     }
     this.pending.clear();
+    for (const o of this.opening.values()) o.reject(err);
+    this.opening.clear();
   }
 }

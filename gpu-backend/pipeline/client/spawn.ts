@@ -1,4 +1,6 @@
 // Launch a backend group's stage processes on localhost (free ports), wait until each is ready, tear down cleanly.
+// Each spawned group gets its own fresh group secret, handed to the stages in their environment (not their command
+// line, which `ps` shows) and to the caller in StageGroup.secret for its PipelineClient.
 // Used by `uvit forward|sample --stages N --spawn`, the integration tests and bench:pipeline.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type PlanFile, readPlanFile, writePlanFile } from '../../partition/planFile.ts';
 import type { Plan } from '../../partition/types.ts';
+import { GroupSecret, SECRET_ENV } from '../wire/auth.ts';
 import type { Granularity } from '../stage/units.ts';
 
 const STAGE_MAIN = join(dirname(fileURLToPath(import.meta.url)), '../stage/main.ts');
@@ -28,6 +31,8 @@ export interface SpawnOptions {
    * Stages exit when this process dies either way (they watch their stdin pipe).
    */
   ownSession?: boolean;
+  /** extra `uvit stage` flags for every stage (limits, timeouts) */
+  stageArgs?: string[];
   /** ONNX sessions per stage segment: 'auto' (default), 'block' or 'segment' (see stage/units.ts) */
   granularity?: Granularity;
 }
@@ -36,6 +41,8 @@ export interface StageGroup {
   plan: Plan;
   planPath: string;
   addresses: string[];
+  /** the secret the stages require: give it to PipelineClient.connect */
+  secret: GroupSecret;
   pids: number[];
   /** the last stderr lines of stage k */
   stderr(k: number): string;
@@ -58,6 +65,7 @@ export async function spawnStages(plan: string | { file: PlanFile; baseDir: stri
   const loaded = readPlanFile(planPath);
   const S = loaded.plan.numStages;
   const host = opts.host ?? '127.0.0.1';
+  const secret = GroupSecret.generate();
   const procs: ChildProcess[] = [];
   const tails: string[] = new Array(S).fill('');
   const exited: (string | null)[] = new Array(S).fill(null);
@@ -86,10 +94,12 @@ export async function spawnStages(plan: string | { file: PlanFile; baseDir: stri
   for (let k = 0; k < S; k++) {
     const args = [STAGE_MAIN, '--plan', planPath, '--index', String(k), '--listen', `${host}:0`, '--threads', String(opts.threads ?? 1), '--exit-with-stdin'];
     if (opts.granularity) args.push('--granularity', opts.granularity);
+    if (opts.stageArgs) args.push(...opts.stageArgs);
     if (opts.ep === 'cuda') args.push('--ep', 'cuda', '--device-id', String(opts.deviceIds?.[k] ?? k));
     const p = spawn(process.execPath, args, {
       stdio: ['pipe', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'],
       detached: opts.ownSession ?? true,
+      env: { ...process.env, [SECRET_ENV]: secret.reveal() },
     });
     p.stdin!.on('error', () => {}); // the stage may be gone already
     procs.push(p);
@@ -131,6 +141,7 @@ export async function spawnStages(plan: string | { file: PlanFile; baseDir: stri
     plan: loaded.plan,
     planPath,
     addresses,
+    secret,
     pids: procs.map((p) => p.pid!),
     stderr: (k) => tails[k],
     kill: (k) => void procs[k].kill('SIGKILL'),

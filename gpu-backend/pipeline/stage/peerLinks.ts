@@ -1,8 +1,9 @@
 // A stage's outgoing links to the other stages: one TCP connection per peer, opened on first use (addresses from
-// --peers or the driver's hello), announced with a PeerHello, reused while open; the server waits on backed-up links.
-import { type FrameLimits, type FrameMeta, NO_JOB, NO_SEGMENT } from '../../../shared/frame.ts';
+// --peers or the driver's hello), authenticated as "peer stage k" (wire/auth.ts), reused while open and closed after
+// a while unused (before the receiving stage would drop it as idle); the server waits on backed-up links.
+import type { FrameLimits, FrameMeta } from '../../../shared/frame.ts';
 import type { Tensor } from '../../../shared/tensor.ts';
-import type { PeerHello } from '../wire/protocol.ts';
+import type { GroupSecret } from '../wire/auth.ts';
 import { connectFrames, type FrameSocket } from '../wire/transport.ts';
 
 export interface PeerLinksOptions {
@@ -10,7 +11,10 @@ export interface PeerLinksOptions {
   index: number;
   /** addresses of all stages by index, read at connect time (the driver's hello may set them late) */
   peers: () => string[] | undefined;
+  secret: GroupSecret;
   limits?: FrameLimits;
+  /** close a link unused this long, ms */
+  idleMs: number;
 }
 
 export class PeerLinks {
@@ -18,6 +22,7 @@ export class PeerLinks {
   private readonly pending = new Map<number, Promise<FrameSocket>>();
   /** connected links, for sends without a promise hop (keeps frames in order) */
   private readonly ready = new Map<number, FrameSocket>();
+  private readonly usedAt = new Map<FrameSocket, number>();
 
   constructor(opts: PeerLinksOptions) {
     this.opts = opts;
@@ -27,11 +32,13 @@ export class PeerLinks {
   send(stage: number, m: FrameMeta, t: Tensor, f16: boolean, fail: (e: unknown) => void): void {
     const cached = this.ready.get(stage);
     if (cached && !cached.isClosed) {
+      this.usedAt.set(cached, Date.now());
       cached.send(m, t, f16).catch(fail);
       return;
     }
     void this.connect(stage).then((c) => {
       this.ready.set(stage, c);
+      this.usedAt.set(c, Date.now());
       c.send(m, t, f16).catch(fail);
     }, fail);
   }
@@ -39,6 +46,13 @@ export class PeerLinks {
   /** resolves once no open link is backed up (bounded in-flight work) */
   async drain(): Promise<void> {
     for (const c of this.ready.values()) if (c.backedUp) await c.writable();
+  }
+
+  /** close links unused for idleMs with nothing left to write */
+  sweep(now: number): void {
+    for (const c of this.ready.values()) {
+      if (now - (this.usedAt.get(c) ?? now) > this.opts.idleMs && c.pendingBytes === 0) c.end();
+    }
   }
 
   close(): void {
@@ -55,16 +69,13 @@ export class PeerLinks {
       name: `stage ${index} -> stage ${stage} at ${addr}`,
       timeoutMs: 2000,
       limits: this.opts.limits,
+      auth: { secret: this.opts.secret, role: 'peer', stage, id: index },
       onFrame: () => {},
       onClose: (_e, c) => {
         if (this.pending.get(stage) === p) this.pending.delete(stage);
         if (this.ready.get(stage) === c) this.ready.delete(stage);
+        this.usedAt.delete(c);
       },
-    }).then(async (c) => {
-      const hello: PeerHello = { role: 'peer', stage: index };
-      const meta: FrameMeta = { kind: 'hello', jobId: NO_JOB, origin: 0, step: 0, microBatch: 0, segment: NO_SEGMENT, role: 'none', roleIndex: 0 };
-      await c.sendText(meta, JSON.stringify(hello));
-      return c;
     });
     p.catch(() => this.pending.delete(stage));
     this.pending.set(stage, p);

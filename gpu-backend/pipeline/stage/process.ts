@@ -1,11 +1,14 @@
 // `uvit stage --plan PLAN.json --index K --listen HOST:PORT [--peers A0,A1,..] [--threads N] [--ep cpu|cuda]
-//  [--device-id N] [--max-payload-mb N]`: one stage process of a backend group. Loads only stage K's shard, prints
-// "uvit-stage ready stage=K address=HOST:PORT" on stdout once it accepts connections, runs until SIGTERM/SIGINT
-// (or, with --exit-with-stdin, until its parent closes stdin). Errors in one job never end the process.
+//  [--device-id N] [--max-payload-mb N] [--max-batch N] [--max-held-mb N] [--idle-timeout-s N] [--stall-timeout-s N]`:
+// one stage process of a backend group. Loads only stage K's shard, prints "uvit-stage ready stage=K address=HOST:PORT"
+// on stdout once it accepts connections, runs until SIGTERM/SIGINT (or, with --exit-with-stdin, until its parent
+// closes stdin). Errors in one job never end the process. The group secret comes from the environment (wire/auth.ts).
 import { parseArgs } from 'node:util';
 import { readPlanFile } from '../../partition/planFile.ts';
+import { groupSecretFromEnv } from '../wire/auth.ts';
 import { parseAddress } from '../wire/transport.ts';
 import { createOrtExecutor } from './executor.ts';
+import { DEFAULT_MAX_BATCH, type StageLimits } from './limits.ts';
 import { StageServer } from './server.ts';
 import type { Granularity } from './units.ts';
 
@@ -14,7 +17,8 @@ export type StageArgs = Record<string, string | boolean | undefined>;
 
 export const STAGE_USAGE =
   'stage --plan PLAN.json --index K --listen HOST:PORT [--peers HOST:PORT,...] [--threads N] [--ep cpu|cuda] [--device-id N]\n' +
-  '       [--max-payload-mb N] [--granularity auto|block|segment] [--exit-with-stdin]';
+  '       [--max-payload-mb N] [--max-batch N] [--max-held-mb N] [--idle-timeout-s N] [--stall-timeout-s N]\n' +
+  '       [--granularity auto|block|segment] [--exit-with-stdin]   (group secret: UVIT_GROUP_SECRET_FILE or UVIT_GROUP_SECRET)';
 
 /** the flags of a stage process; `uvit stage` shows them in its help */
 export const STAGE_OPTIONS = {
@@ -26,6 +30,10 @@ export const STAGE_OPTIONS = {
   ep: { type: 'string', value: 'EP', choices: ['cpu', 'cuda'], default: 'cpu', help: 'execution provider' },
   'device-id': { type: 'string', value: 'N', default: '0', help: 'CUDA device ordinal (with --ep cuda)' },
   'max-payload-mb': { type: 'string', value: 'N', default: '1024', help: 'largest tensor frame accepted, MiB' },
+  'max-batch': { type: 'string', value: 'N', default: String(DEFAULT_MAX_BATCH), help: 'items per tensor; with the model config this sizes every tensor accepted, checked before its payload is read' },
+  'max-held-mb': { type: 'string', value: 'N', help: 'tensors held for all jobs at once, MiB (default: 8 forwards per stage at --max-batch)' },
+  'idle-timeout-s': { type: 'string', value: 'N', default: '600', help: 'close a connection that sends nothing and has nothing held this long' },
+  'stall-timeout-s': { type: 'string', value: 'N', default: '60', help: 'drop a peer that stops mid-frame, or does not read what it is sent, this long' },
   granularity: {
     type: 'string', value: 'G', choices: ['auto', 'block', 'segment'], default: 'auto',
     help: 'ONNX sessions per segment: auto = cut where a skip crosses the network (sent as soon as made), block = one per block, segment = one per segment',
@@ -51,6 +59,7 @@ export async function startStage(v: StageArgs): Promise<StageServer> {
   const t0 = performance.now();
   if (typeof v.plan !== 'string') throw new Error(`uvit stage: --plan is required\nusage: uvit ${STAGE_USAGE}`);
   const index = intArg(v.index, 'index');
+  const secret = groupSecretFromEnv();
   const { host, port } = parseAddress(typeof v.listen === 'string' ? v.listen : '127.0.0.1:0');
   const ep = v.ep ?? 'cpu';
   if (ep !== 'cpu' && ep !== 'cuda') throw new Error(`uvit stage: --ep must be cpu or cuda, got "${String(ep)}"`);
@@ -73,7 +82,14 @@ export async function startStage(v: StageArgs): Promise<StageServer> {
     },
   );
   const maxMb = v['max-payload-mb'] !== undefined ? intArg(v['max-payload-mb'], 'max-payload-mb') : 1024;
-  const server = new StageServer({ plan, index, executor, host, port, peers, limits: { maxPayloadBytes: maxMb * 2 ** 20 } });
+  const limits: Partial<StageLimits> = {};
+  if (v['max-batch'] !== undefined) limits.maxBatch = intArg(v['max-batch'], 'max-batch');
+  if (v['max-held-mb'] !== undefined) limits.maxHeldBytes = intArg(v['max-held-mb'], 'max-held-mb') * 2 ** 20;
+  if (v['idle-timeout-s'] !== undefined) limits.idleMs = intArg(v['idle-timeout-s'], 'idle-timeout-s') * 1000;
+  if (v['stall-timeout-s'] !== undefined) limits.stallMs = intArg(v['stall-timeout-s'], 'stall-timeout-s') * 1000;
+  const server = new StageServer({
+    plan, config: loaded.config, index, executor, secret, host, port, peers, frameLimits: { maxPayloadBytes: maxMb * 2 ** 20 }, limits,
+  });
   const address = await server.listen();
   server.loadMs = performance.now() - t0;
   process.stdout.write(`uvit-stage ready stage=${index} address=${address}\n`);

@@ -34,6 +34,8 @@ export class UnitQueue {
   private readonly accepted = new Set<string>();
   private readonly mbs = new Map<string, MbState>();
   private readonly ready: Ready[] = [];
+  /** tensor bytes in mbs and ready, kept in step by every method that adds or removes one */
+  private held = 0;
 
   constructor(units: readonly Unit[], inputNames: (unitKey: string) => readonly string[]) {
     this.units = units;
@@ -46,6 +48,17 @@ export class UnitQueue {
 
   get depth(): number {
     return this.ready.length;
+  }
+
+  /** bytes of the tensors waiting here (inputs of units not yet run) */
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** whether any tensor of this job waits here */
+  holds(jobId: string): boolean {
+    for (const st of this.mbs.values()) if (st.jobId === jobId) return true;
+    return this.ready.some((r) => r.st.jobId === jobId);
   }
 
   /** input names of a unit */
@@ -72,6 +85,7 @@ export class UnitQueue {
     }
     if (st.tensors.has(name)) throw new Error(`duplicate ${name}`);
     st.tensors.set(name, t);
+    this.held += t.data.byteLength;
     st.touched = Date.now();
     for (const u of this.units) {
       if (st.started.has(u.key)) continue;
@@ -95,7 +109,9 @@ export class UnitQueue {
     if (!this.ready.length) return undefined;
     let pick = 0;
     for (let i = 1; i < this.ready.length; i++) if (this.ready[i].unit.rank > this.ready[pick].unit.rank) pick = i;
-    return this.ready.splice(pick, 1)[0];
+    const r = this.ready.splice(pick, 1)[0];
+    this.held -= feedBytes(r);
+    return r;
   }
 
   /** jobs (with their origin) that have inputs waiting for a unit */
@@ -106,17 +122,23 @@ export class UnitQueue {
   }
 
   dropJob(jobId: string): void {
-    for (const [k, st] of this.mbs) if (st.jobId === jobId) this.mbs.delete(k);
-    for (let i = this.ready.length - 1; i >= 0; i--) if (this.ready[i].st.jobId === jobId) this.ready.splice(i, 1);
-  }
-
-  dropOrigin(origin: number): void {
-    const jobs = new Set([...this.mbs.values(), ...this.ready.map((r) => r.st)].filter((st) => st.origin === origin).map((st) => st.jobId));
-    for (const j of jobs) this.dropJob(j);
+    for (const [k, st] of this.mbs) if (st.jobId === jobId) this.dropMb(k, st);
+    for (let i = this.ready.length - 1; i >= 0; i--) {
+      if (this.ready[i].st.jobId !== jobId) continue;
+      this.held -= feedBytes(this.ready[i]);
+      this.ready.splice(i, 1);
+    }
   }
 
   /** forget micro-batches not touched since `before` (ms epoch) */
   sweep(before: number): void {
-    for (const [k, st] of this.mbs) if (st.touched < before) this.mbs.delete(k);
+    for (const [k, st] of this.mbs) if (st.touched < before) this.dropMb(k, st);
+  }
+
+  private dropMb(key: string, st: MbState): void {
+    for (const t of st.tensors.values()) this.held -= t.data.byteLength;
+    this.mbs.delete(key);
   }
 }
+
+const feedBytes = (r: Ready): number => Object.values(r.feeds).reduce((a, t) => a + t.data.byteLength, 0);

@@ -7,6 +7,7 @@ import {
   type EncodedFrame,
   type Frame,
   FrameError,
+  type FrameHeader,
   type FrameLimits,
   type FrameMeta,
   encodeFrame,
@@ -14,6 +15,7 @@ import {
 } from '../../../shared/frame.ts';
 import { FrameDecoder } from '../../../shared/frameDecoder.ts';
 import type { Tensor } from '../../../shared/tensor.ts';
+import { AUTH_META, type AuthRole, answerChallenge, authTensor, checkAccept, type GroupSecret } from './auth.ts';
 
 /** zlib's native CRC-32 (same values as shared/crc32.ts, several times faster) */
 export const nativeCrc32: Crc32Fn = (data, init) => (data.length ? zlibCrc32(data, init) : init); // zlib returns 0 for some empty views
@@ -25,6 +27,8 @@ export interface FrameSocketOptions {
   /** bytes queued (not yet handed to the kernel) above which `writable()` waits (default 64 MiB) */
   maxQueuedBytes?: number;
   onFrame: (frame: Frame, conn: FrameSocket) => void;
+  /** a frame's header, before its payload is read: false skips the payload unbuffered (shared/frameDecoder.ts) */
+  admit?: (header: FrameHeader, conn: FrameSocket) => boolean;
   /** a frame that failed to decode; the connection is closed right after (the stream cannot be resynchronised) */
   onFrameError?: (err: FrameError, conn: FrameSocket) => void;
   /** called once when the connection ends; `err` is set when it ended abnormally */
@@ -53,17 +57,23 @@ export class FrameSocket {
   private closed = false;
   private ending = false;
   private poisoned = false;
+  /** when bytes last arrived (Date.now()) */
+  private receivedAt = Date.now();
+  /** since when the kernel buffer has been full with frames still queued (0: not waiting) */
+  private drainWaitSince = 0;
 
   constructor(socket: net.Socket, opts: FrameSocketOptions) {
     this.socket = socket;
     this.name = opts.name;
     this.opts = opts;
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 2 ** 20;
-    this.decoder = new FrameDecoder({ ...opts.limits, crc: nativeCrc32 });
+    const admit = opts.admit;
+    this.decoder = new FrameDecoder({ ...opts.limits, crc: nativeCrc32, admit: admit && ((h) => admit(h, this)) });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       this.waitingDrain = false;
+      this.drainWaitSince = 0;
       this.pump();
     });
     socket.on('error', (e) => this.finish(new Error(`${this.name}: ${e.message}`)));
@@ -79,8 +89,26 @@ export class FrameSocket {
     return this.queuedBytes;
   }
 
+  /** what the frame being received will hold once complete (admitted, payload still arriving) */
+  get incomingBytes(): number {
+    return this.decoder.pendingPayloadBytes;
+  }
+
+  /** ms since the last bytes arrived */
+  idleFor(now = Date.now()): number {
+    return now - this.receivedAt;
+  }
+
+  /** what makes this peer slow, if anything: half a frame received, or our output not drained, for longer than ms */
+  stalled(ms: number, now = Date.now()): string | undefined {
+    if (this.decoder.midFrame && now - this.receivedAt > ms) return `sent part of a frame and nothing more for ${now - this.receivedAt} ms`;
+    if (this.drainWaitSince && now - this.drainWaitSince > ms) return `has not read what it was sent for ${now - this.drainWaitSince} ms`;
+    return undefined;
+  }
+
   private onData(chunk: Buffer): void {
     if (this.closed || this.poisoned) return;
+    this.receivedAt = Date.now();
     // frames before a torn one are delivered first (a hello and a torn frame may share one read)
     const { frames, error } = this.decoder.feed(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
     for (const f of frames) {
@@ -137,7 +165,10 @@ export class FrameSocket {
       this.socket.write(p.frame.header);
       const ok = this.socket.write(p.frame.payload);
       p.resolve();
-      if (!ok) this.waitingDrain = true;
+      if (!ok) {
+        this.waitingDrain = true;
+        this.drainWaitSince = Date.now();
+      }
     }
     if (this.ending && !this.queue.length && !this.closed) this.socket.end();
     if (this.queuedBytes < this.maxQueuedBytes && this.writableWaiters.length) {
@@ -180,17 +211,31 @@ export function parseAddress(addr: string): { host: string; port: number } {
   return { host: addr.slice(0, i).replace(/^\[|\]$/g, ''), port };
 }
 
-/** connect, retrying refused connections until `timeoutMs` (a stage may still be starting) */
+/** who a client proves to be when it connects to a stage (wire/auth.ts) */
+export interface ClientAuth {
+  secret: GroupSecret;
+  role: AuthRole;
+  /** the index of the stage at the address */
+  stage: number;
+  /** driver: its origin; peer: its own stage index */
+  id: number;
+}
+
+/**
+ * Connect, retrying refused connections until `timeoutMs` (a stage may still be starting). With `auth`, resolves only
+ * after the handshake: both sides proved the group secret; frames reach `onFrame` from then on.
+ */
 export async function connectFrames(
   address: string,
-  opts: Omit<FrameSocketOptions, 'name'> & { name?: string; timeoutMs?: number },
+  opts: Omit<FrameSocketOptions, 'name'> & { name?: string; timeoutMs?: number; auth?: ClientAuth },
 ): Promise<FrameSocket> {
   const { host, port } = parseAddress(address);
   const deadline = Date.now() + (opts.timeoutMs ?? 5000);
   const name = opts.name ?? address;
   for (let attempt = 0; ; attempt++) {
+    let socket: net.Socket;
     try {
-      const socket = await new Promise<net.Socket>((resolve, reject) => {
+      socket = await new Promise<net.Socket>((resolve, reject) => {
         const s = net.connect({ host, port });
         s.once('connect', () => {
           s.removeListener('error', reject);
@@ -198,10 +243,54 @@ export async function connectFrames(
         });
         s.once('error', reject);
       });
-      return new FrameSocket(socket, { ...opts, name });
     } catch (e) {
       if (Date.now() >= deadline) throw new Error(`${name}: cannot connect to ${address}: ${(e as Error).message}`);
       await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 250)));
+      continue;
     }
+    if (!opts.auth) return new FrameSocket(socket, { ...opts, name });
+    return handshake(socket, { ...opts, name }, opts.auth, Math.max(deadline - Date.now(), 5000));
   }
+}
+
+/** the client side of wire/auth.ts: answer the challenge, check the stage's accept, then hand frames to the owner */
+function handshake(socket: net.Socket, opts: FrameSocketOptions, auth: ClientAuth, ms: number): Promise<FrameSocket> {
+  return new Promise<FrameSocket>((resolve, reject) => {
+    let open = false;
+    let expectAccept: Uint8Array | undefined;
+    const fail = (msg: string) => {
+      clearTimeout(timer);
+      const err = new Error(`${opts.name}: handshake failed: ${msg}`);
+      reject(err);
+      conn.destroy(err);
+    };
+    const timer = setTimeout(() => fail(`no answer within ${ms} ms`), ms);
+    const conn = new FrameSocket(socket, {
+      ...opts,
+      onFrame: (f, c) => {
+        if (open) return opts.onFrame(f, c);
+        try {
+          if (f.header.kind !== 'auth') throw new Error(`expected an auth frame, got a ${f.header.kind} frame`);
+          const bytes = f.tensor.data as Uint8Array;
+          if (!expectAccept) {
+            const a = answerChallenge(auth.secret, bytes, auth);
+            expectAccept = a.expectAccept;
+            c.send(AUTH_META, authTensor(a.proof)).catch(() => {});
+          } else {
+            checkAccept(expectAccept, bytes);
+            open = true;
+            clearTimeout(timer);
+            resolve(c);
+          }
+        } catch (e) {
+          fail((e as Error).message);
+        }
+      },
+      onFrameError: (e, c) => (open ? opts.onFrameError?.(e, c) : fail(e.message)),
+      onClose: (e, c) => {
+        if (open) return opts.onClose?.(e, c);
+        fail('the stage closed the connection (not this group\'s secret, or not the stage index it expected)');
+      },
+    });
+  });
 }
