@@ -9,7 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEMO_CONFIG, createDriver, prepareDemo } from './demo.ts';
 import { loadGroupConfig } from '../serve/groupConfig.ts';
-import { exportStages, pipelineBackend, type Backend } from '../serve/backend.ts';
+import { pipelineBackend, type Backend } from '../serve/backend.ts';
+import { exportStages } from '../serve/stages.ts';
 import { probeMp4 } from '../driver/ffmpeg.ts';
 
 async function main(): Promise<void> {
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
     // the group as it is served: N stage processes (1 thread each), CFG halves as two micro-batches in flight
     const cfg0 = loadGroupConfig(values.config!);
     prepareDemo(cfg0, (s) => console.error(s));
-    const planPath = exportStages(cfg0, nStages, join(dirname(out), `stages-${nStages}`), (s) => console.error(s));
+    const { planPath } = exportStages(cfg0, nStages, join(dirname(out), 'stages'), (s) => console.error(s));
     backend = await pipelineBackend({ planPath, cfg: cfg0, log: (s) => console.error(s) });
   }
   const cpu0 = process.cpuUsage();
