@@ -8,6 +8,7 @@ import type { LoadedGroupConfig } from './groupConfig.ts';
 import type { PipelineMetricsSource } from '../metrics/driverMetrics.ts';
 import { PipelineClient } from '../pipeline/client/pipelineClient.ts';
 import { spawnStages, type StageGroup } from '../pipeline/client/spawn.ts';
+import type { GroupSecret } from '../pipeline/wire/auth.ts';
 
 export interface Backend {
   /** e.g. "in-process engine (2 threads)" or "2 stages (sequential) at 127.0.0.1:7101,127.0.0.1:7102" */
@@ -17,6 +18,8 @@ export interface Backend {
   metricsSource(): PipelineMetricsSource | undefined;
   /** called before each job; reconnects / respawns when the pipeline is broken */
   ensureHealthy(): Promise<void>;
+  /** give up on a job: its network forwards in flight fail now (the stages drop its state) */
+  abandon(jobId: string, reason: string): void;
   close(): Promise<void>;
   /** SIGKILL local stage k (spawned stages only; tests of the recovery path) */
   killStage?(k: number): void;
@@ -36,14 +39,17 @@ export async function inProcessBackend(cfg: LoadedGroupConfig): Promise<Backend>
     numStages: 1,
     metricsSource: () => undefined,
     ensureHealthy: async () => {},
+    // an in-process forward cannot be interrupted; the driver stops at its next step (it checks its abort signal)
+    abandon: () => {},
     close: () => engine.release(),
   };
 }
 
 interface PipelineBackendOptions {
   planPath: string;
-  /** connect to these stage addresses; or spawn local stages when absent */
+  /** connect to these stage addresses (with the group secret they run with); or spawn local stages when absent */
   addresses?: string[];
+  secret?: GroupSecret;
   cfg: LoadedGroupConfig;
   f16?: boolean;
   log?: (s: string) => void;
@@ -66,7 +72,9 @@ export async function pipelineBackend(o: PipelineBackendOptions): Promise<Backen
       log(`spawned ${plan.numStages} stage processes (pids ${group.pids.join(', ')}) at ${group.addresses.join(', ')}`);
     }
     const addrs = o.addresses ?? group!.addresses;
-    client = await PipelineClient.connect(plan, addrs, { f16: o.f16, statsIntervalMs: 2000 });
+    const secret = o.addresses ? o.secret : group!.secret;
+    if (!secret) throw new Error('pipeline backend: stages at given addresses need their group secret');
+    client = await PipelineClient.connect(plan, addrs, { secret, f16: o.f16, statsIntervalMs: 2000 });
   };
   const down = async () => {
     client?.close();
@@ -113,6 +121,7 @@ export async function pipelineBackend(o: PipelineBackendOptions): Promise<Backen
       healing ??= (client ? heal() : up()).finally(() => (healing = null));
       await healing;
     },
+    abandon: (jobId, reason) => client?.abandon(jobId, reason),
     close: down,
     killStage: o.addresses ? undefined : (k) => group?.kill(k),
   };

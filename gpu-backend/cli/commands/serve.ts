@@ -16,6 +16,7 @@ import { assembleDriver } from '../../serve/assemble.ts';
 import { Worker } from '../../serve/worker.ts';
 import { inProcessBackend, pipelineBackend, type Backend } from '../../serve/backend.ts';
 import { exportStages } from '../../serve/stages.ts';
+import { groupSecretFromEnv } from '../../pipeline/wire/auth.ts';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -41,7 +42,10 @@ export const serveCommand: Command = {
     'wait-ms': { type: 'string', value: 'MS', default: '20000', help: 'long-poll bound per lease request' },
   },
   notes: `
-The secret is read from the environment (never a flag, so it does not show in ps). Jobs whose size or length the
+The secret is read from the environment (never a flag, so it does not show in ps). With --stages ADDRS the stages'
+group secret comes from UVIT_GROUP_SECRET_FILE (a 0600 file) or UVIT_GROUP_SECRET; with --stages N the spawned
+group gets a fresh one. A job that makes no progress for longer than its lease is given back (retryable) instead of
+holding the group. Jobs whose size or length the
 model cannot make fail as not retryable; stage or upload failures are reported retryable, and a broken stage
 pipeline is reconnected (spawned stages are respawned) before the next job.`,
   run: (v, ctx) => serve(v, ctx),
@@ -95,7 +99,7 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
     const addresses = stagesArg.split(',').map((s) => s.trim()).filter(Boolean);
     addresses.forEach((a) => parseHostPort('stages', a));
     if (!str(v.plan)) throw new UsageError('uvit serve: --stages with addresses needs --plan (the plan.json the stages run)');
-    backend = await pipelineBackend({ planPath: resolve(str(v.plan)!), addresses, cfg, f16: v.f16 === true, log });
+    backend = await pipelineBackend({ planPath: resolve(str(v.plan)!), addresses, secret: groupSecretFromEnv(), cfg, f16: v.f16 === true, log });
   }
 
   const metrics = new DriverMetrics();
@@ -109,6 +113,7 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
     solver: cfg.sampler.solver,
     cfgMode: backend.numStages > 1 ? 'micro' : cfg.sampler.cfg_mode,
     beforeJob: () => backend.ensureHealthy(),
+    abandonJob: (jobId, reason) => backend.abandon(jobId, reason),
     log,
   });
   const m = metricsAt ? await serveMetrics(() => metrics.render(), metricsAt) : undefined;
