@@ -1,4 +1,4 @@
-// Binary tensor frame: the one wire format between driver and stage processes (DESIGN.md "Tensor frame").
+// Binary tensor frame: the one wire format between driver and stage processes (docs/protocol.md §2).
 // Runtime-agnostic: DataView / Uint8Array only, so it can run in Node and in workerd.
 //
 // Layout (little-endian), HEADER_BYTES = 84, then `payloadBytes` of raw payload:

@@ -1,5 +1,5 @@
 // Where the worker's network forwards run: in this process (Engine), on stage processes at given addresses (the
-// E1 pipeline client), or on stage processes this process spawns on localhost. The pipeline variants heal: before
+// pipeline client), or on stage processes this process spawns on localhost. The pipeline variants heal: before
 // each job they check the link (a stats round trip) and reconnect, or respawn dead local stages, when it is broken.
 import { Engine } from '../engine/engine.ts';
 import { readPlanFile } from '../partition/planFile.ts';

@@ -30,7 +30,7 @@ export interface PipelineOptions {
   statsIntervalMs?: number;
 }
 
-/** plain metrics object (E2 renders it as Prometheus text) */
+/** plain metrics object (metrics/driverMetrics.ts renders it as Prometheus text) */
 export interface PipelineMetrics {
   partition: string;
   numStages: number;
@@ -347,7 +347,7 @@ export class PipelineClient {
     return all;
   }
 
-  /** the shape E2's DriverMetrics.attachPipeline takes (values from the last stats poll) */
+  /** the shape DriverMetrics.attachPipeline takes (values from the last stats poll) */
   metricsSource(): PipelineMetricsSource {
     const m = this.metrics;
     return {
