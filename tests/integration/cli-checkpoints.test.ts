@@ -59,6 +59,13 @@ describe('--weights takes a .pth', () => {
     expect(maxAbsDiff(readNpy(p('eps.npy')), readNpy(pth('cls_f32.out.npy')))).toBeLessThanOrEqual(1e-4);
   });
 
+  it('uvit export splits it into stage models', async () => {
+    const r = await uvit('export', '--config', p('cls.json'), '--weights', pth('cls_f32.pth'), '--stages', '2', '--partition', 'sequential', '--out', p('plan'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(join(p('plan'), 'plan.json'));
+    expect(JSON.parse(readFileSync(join(p('plan'), 'plan.json'), 'utf8')).plan.numStages).toBe(2);
+  });
+
   it('uvit sample --solver dpm-solver-fast runs the continuous-time solver on it', async () => {
     const r = await uvit('sample', '--config', p('cls.json'), '--weights', pth('cls_f32.pth'), '--z-init', pth('cls_f32.x.npy'),
       '--y', pth('cls_f32.y.npy'), '--steps', '4', '--solver', 'dpm-solver-fast', '--guidance', '0.4', '--out', p('x0.npy'), '--threads', '1');
