@@ -16,6 +16,7 @@ export interface Vars extends EgressVars {
   MAX_RESULT_BYTES?: string;
   RESULT_TTL_S?: string;
   JOB_SHARDS?: string;
+  WEBHOOK_PROGRESS_MIN_MS?: string;
   MODELS_JSON?: string;
   /** origin for absolute URLs in responses (download_url, cdn_url); never taken from the Host header */
   PUBLIC_BASE_URL?: string;

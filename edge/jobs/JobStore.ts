@@ -4,7 +4,7 @@
 // (auth + work together).
 import { DurableObject } from 'cloudflare:workers';
 import type { CreateKeyRequest } from '../../shared/api/keys.ts';
-import type { Video, VideoList, ListQuery } from '../../shared/api/videos.ts';
+import { DEFAULT_WEBHOOK_EVENTS, type ListQuery, type Video, type VideoList, type WebhookEventType } from '../../shared/api/videos.ts';
 import type { FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
 import type { PresentedKey } from '../auth/apiKey.ts';
 import { egressPolicy } from '../auth/egress.ts';
@@ -24,6 +24,10 @@ import { fail, type CreateInput, type QueueStats, type RateInfo, type Result } f
 import { TERMINAL, toVideo } from './videoRow.ts';
 import { Waiters } from './waiters.ts';
 import { deliverDue, enqueueWebhook } from './webhooks.ts';
+
+function subscribed(r: JobRow, type: WebhookEventType): boolean {
+  return (r.webhook_events ? (JSON.parse(r.webhook_events) as string[]) : DEFAULT_WEBHOOK_EVENTS).includes(type);
+}
 
 /** A store's env: the vars, and the namespace of its sibling shards (content shared across shards is freed only
  * when no shard references it). */
@@ -286,7 +290,7 @@ export class JobStore extends DurableObject<StoreEnv> {
       registerGroup(this.sql, req, Date.now());
       const grant = this.claim(req);
       if (grant) {
-        await this.ensureAlarm(grant.expires_at);
+        await this.ensureAlarm(this.queueWebhook(grant.job.id, 'video.in_progress') ? Date.now() : grant.expires_at);
         return grant;
       }
       const left = deadline - Date.now();
@@ -307,17 +311,26 @@ export class JobStore extends DurableObject<StoreEnv> {
     return { ok: true, value: r };
   }
 
-  heartbeat(leaseId: string, hb: HeartbeatRequest): Result<HeartbeatResponse> {
+  async heartbeat(leaseId: string, hb: HeartbeatRequest): Promise<Result<HeartbeatResponse>> {
     this.hop();
     const l = this.leased(leaseId);
     if (!l.ok) return l;
     const r = l.value;
     if (r.status === 'cancelled') return { ok: true, value: { expires_at: 0, cancel: true } };
     if (r.status !== 'in_progress') return fail(409, 'lease_lost', `Video ${r.id} is ${r.status}; lease ${leaseId} is over.`);
-    const expires = Date.now() + this.leaseTtl;
+    const now = Date.now();
+    const expires = now + this.leaseTtl;
     const progress = Math.max(r.progress, Math.min(99, hb.progress));
     this.sql.exec('UPDATE jobs SET lease_expires = ?, progress = ? WHERE id = ?', expires, progress, r.id);
-    if (progress !== r.progress) this.publish(r.id);
+    if (progress !== r.progress) {
+      this.publish(r.id);
+      // progress webhooks only on request, and at most one per WEBHOOK_PROGRESS_MIN_MS per video
+      const due = r.hook_progress_at === null || now - r.hook_progress_at >= intVar(this.env.WEBHOOK_PROGRESS_MIN_MS, 10_000);
+      if (due && this.queueWebhook(r.id, 'video.progress')) {
+        this.sql.exec('UPDATE jobs SET hook_progress_at = ? WHERE id = ?', now, r.id);
+        await this.ensureAlarm(now);
+      }
+    }
     return { ok: true, value: { expires_at: expires, cancel: false } };
   }
 
@@ -439,10 +452,12 @@ export class JobStore extends DurableObject<StoreEnv> {
     else await this.scheduleAlarm();
   }
 
-  private queueWebhook(id: string): boolean {
+  /** Queues the job's webhook of `type` (default: its terminal event) when it has a URL and subscribed to the type. */
+  private queueWebhook(id: string, type?: WebhookEventType): boolean {
     const r = this.row(id);
-    if (!r.webhook_url) return false;
-    enqueueWebhook(this.sql, r.key_id, r.webhook_url, toVideo(r), Date.now());
+    const t = type ?? (r.status === 'completed' ? 'video.completed' : 'video.failed');
+    if (!r.webhook_url || !subscribed(r, t)) return false;
+    enqueueWebhook(this.sql, r.key_id, r.webhook_url, t, toVideo(r), Date.now());
     return true;
   }
 

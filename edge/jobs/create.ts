@@ -47,13 +47,14 @@ export function createJob(
   }
   const id = `video_${randomHex(16)}`;
   const spec: JobSpec = { ...input.spec, id };
+  const events = input.webhookEvents ? JSON.stringify(input.webhookEvents) : null;
   // Only a caller-chosen seed makes a request reproducible, so only then may it be answered from the cache.
   const hit = input.seedGiven && reuse ? (reuse.local ? findResult(sql, ownerScope(key), spec.params_hash) : reuse.hit) : undefined;
   if (hit && reuse && hit.sha256 === reuse.hit.sha256) {
     sql.exec(
-      `INSERT INTO jobs (id, key_id, status, progress, model, spec, params_hash, webhook_url, created_at, completed_at,
-         content_sha256, bytes, cdn_path, cached, idem_key, idem_hash, expires_at) VALUES (?,?,'completed',100,?,?,?,?,?,?,?,?,?,1,?,?,?)`,
-      id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, now, now,
+      `INSERT INTO jobs (id, key_id, status, progress, model, spec, params_hash, webhook_url, webhook_events, created_at, completed_at,
+         content_sha256, bytes, cdn_path, cached, idem_key, idem_hash, expires_at) VALUES (?,?,'completed',100,?,?,?,?,?,?,?,?,?,?,1,?,?,?)`,
+      id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, events, now, now,
       hit.sha256, hit.bytes, reuse.cdnPath, input.idemKey, input.idemHash, reuse.expiresAt,
     );
     return { ok: true, value: { row: row(id), replayed: false, queued: false } };
@@ -64,9 +65,9 @@ export function createJob(
   const queued = sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE status = 'queued'").one().n;
   if (queued >= maxQueue) return fail(429, 'queue_full', `The queue is full (${queued} of ${maxQueue} jobs waiting); retry later.`, 30);
   sql.exec(
-    `INSERT INTO jobs (id, key_id, status, model, spec, params_hash, webhook_url, created_at, idem_key, idem_hash)
-     VALUES (?,?,'queued',?,?,?,?,?,?,?)`,
-    id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, now, input.idemKey, input.idemHash,
+    `INSERT INTO jobs (id, key_id, status, model, spec, params_hash, webhook_url, webhook_events, created_at, idem_key, idem_hash)
+     VALUES (?,?,'queued',?,?,?,?,?,?,?,?)`,
+    id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, events, now, input.idemKey, input.idemHash,
   );
   return { ok: true, value: { row: row(id), replayed: false, queued: true } };
 }

@@ -5,6 +5,8 @@ const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['keys', 'share_results', 'INTEGER NOT NULL DEFAULT 0'],
   ['keys', 'result_ttl_s', 'INTEGER'],
   ['jobs', 'expires_at', 'INTEGER'],
+  ['jobs', 'webhook_events', 'TEXT'],
+  ['jobs', 'hook_progress_at', 'INTEGER'],
 ];
 
 export function migrate(sql: SqlStorage): void {
@@ -28,7 +30,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   created_at INTEGER NOT NULL, completed_at INTEGER, error_code TEXT, error_message TEXT,
   attempts INTEGER NOT NULL DEFAULT 0, lease_id TEXT, lease_group TEXT, lease_expires INTEGER,
   content_sha256 TEXT, bytes INTEGER, cdn_path TEXT, cached INTEGER NOT NULL DEFAULT 0,
-  idem_key TEXT, idem_hash TEXT, expires_at INTEGER
+  idem_key TEXT, idem_hash TEXT, expires_at INTEGER, webhook_events TEXT, hook_progress_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs(key_id, seq);
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(model, status, seq);
@@ -79,6 +81,8 @@ export type JobRow = {
   idem_key: string | null;
   idem_hash: string | null;
   expires_at: number | null; // unix ms; set at a terminal state, the row (and its content) is dropped then
+  webhook_events: string | null; // JSON array of subscribed event types; null = the default ones
+  hook_progress_at: number | null; // when the last video.progress event was queued
 };
 
 export type KeyRow = {

@@ -15,6 +15,7 @@ export interface CreateInput {
   spec: JobSpec; // id is ignored (the store assigns one); params_hash set
   seedGiven: boolean;
   webhookUrl: string | null;
+  webhookEvents: string[] | null;
   idemKey: string | null;
   idemHash: string | null;
 }

@@ -3,7 +3,7 @@
 // policy (auth/egress.ts) and does not follow redirects (a 3xx would carry the signed body elsewhere); both refusals
 // are final, not retried.
 import { signWebhook, type WebhookEvent } from '../../shared/api/webhooks.ts';
-import type { Video } from '../../shared/api/videos.ts';
+import type { Video, WebhookEventType } from '../../shared/api/videos.ts';
 import { randomHex } from '../auth/apiKey.ts';
 import { checkWebhookUrl, type EgressPolicy } from '../auth/egress.ts';
 
@@ -19,12 +19,12 @@ export type WebhookRow = {
   last_error: string | null;
 };
 
-export function enqueueWebhook(sql: SqlStorage, keyId: string, url: string, video: Video, now: number): void {
+export function enqueueWebhook(sql: SqlStorage, keyId: string, url: string, type: WebhookEventType, video: Video, now: number): void {
   const id = `evt_${randomHex(16)}`;
   const event: WebhookEvent = {
     id,
     object: 'event',
-    type: video.status === 'completed' ? 'video.completed' : 'video.failed',
+    type,
     created_at: Math.floor(now / 1000),
     data: video,
   };

@@ -49,6 +49,7 @@ videos.post('/', async (c) => {
     spec: { ...canon.spec, id: '', params_hash },
     seedGiven: body.seed !== undefined,
     webhookUrl: body.webhook_url ?? null,
+    webhookEvents: body.webhook_events ?? null,
     idemKey,
     idemHash,
   });

@@ -10,6 +10,15 @@ const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/;
 export const MAX_SECONDS = 16;
 export const MAX_PROMPT_CHARS = 4000;
 
+/**
+ * Event types a create may subscribe to (webhook_events). Without a list: completed and failed. video.in_progress
+ * comes when a backend starts the job (again after a requeue), video.progress when its progress advances, at most
+ * once per WEBHOOK_PROGRESS_MIN_MS per video.
+ */
+export const WebhookEventType = z.enum(['video.completed', 'video.failed', 'video.in_progress', 'video.progress']);
+export type WebhookEventType = z.infer<typeof WebhookEventType>;
+export const DEFAULT_WEBHOOK_EVENTS: WebhookEventType[] = ['video.completed', 'video.failed'];
+
 export const CreateVideoBody = z
   .strictObject({
     prompt: z
@@ -32,6 +41,12 @@ export const CreateVideoBody = z
       .url({ protocol: /^https?$/, error: 'webhook_url must be an absolute http(s) URL' })
       .max(2048)
       .optional(),
+    webhook_events: z
+      .array(WebhookEventType)
+      .min(1)
+      .max(4)
+      .optional()
+      .describe('events sent to webhook_url; default ["video.completed", "video.failed"]'),
   })
   .meta({ id: 'CreateVideoRequest' });
 export type CreateVideoBody = z.infer<typeof CreateVideoBody>;

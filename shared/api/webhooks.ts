@@ -1,13 +1,13 @@
 // Webhook events and their signature (Standard Webhooks layout: webhook-id / webhook-timestamp / webhook-signature
 // "v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>"). Runtime-agnostic so clients can verify with the same code.
 import * as z from 'zod';
-import { Video } from './videos.ts';
+import { Video, WebhookEventType } from './videos.ts';
 
 export const WebhookEvent = z
   .object({
     id: z.string(),
     object: z.literal('event'),
-    type: z.enum(['video.completed', 'video.failed']),
+    type: WebhookEventType,
     created_at: z.number().int(),
     data: Video,
   })

@@ -1,9 +1,10 @@
 // workerd tests of the edge (wrangler.toml worker + test secrets), run by @cloudflare/vitest-plugin. Two projects:
 // this one (one job-store shard, as deployed by default) and sharded/ (JOB_SHARDS = 4).
 // Outbound fetches (webhooks) go to a recorder here in Node: http://hooks.test/<path> answers per path (/redirect/…: 307),
-// GET http://hooks.test/__log returns everything received.
+// GET http://hooks.test/__log returns everything received, POST /__verify checks a delivery with the openai SDK.
 import { fileURLToPath } from 'node:url';
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import OpenAI from 'openai';
 import { defineConfig } from 'vitest/config';
 
 // No network at test time: miniflare would otherwise download the Request.cf object from cloudflare.com.
@@ -33,6 +34,18 @@ export function edgeProject(o: { name: string; exclude: string[]; bindings: Reco
             const url = new URL(req.url);
             if (url.hostname !== 'hooks.test') return new Response(`unexpected outbound request to ${url.hostname}`, { status: 599 });
             if (url.pathname === '/__log') return Response.json(received);
+          // POST /__verify {url, secret}: the openai SDK (here in Node) verifies the last delivery to url
+          if (url.pathname === '/__verify') {
+            const { url: target, secret } = (await req.json()) as { url: string; secret: string };
+            const d = received.findLast((r) => r.url === target);
+            if (!d) return Response.json({ ok: false, error: `nothing delivered to ${target}` });
+            try {
+              const event = await new OpenAI({ apiKey: 'unused' }).webhooks.unwrap(d.body, d.headers, secret);
+              return Response.json({ ok: true, event });
+            } catch (e) {
+              return Response.json({ ok: false, error: (e as Error).message });
+            }
+          }
             received.push({ url: req.url, headers: Object.fromEntries(req.headers), body: await req.text(), at: Date.now() });
             // /redirect/... answers 307 to /followed (a redirect must not be followed).
             if (url.pathname.startsWith('/redirect/')) return new Response(null, { status: 307, headers: { location: 'http://hooks.test/followed' } });
