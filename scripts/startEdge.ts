@@ -65,7 +65,8 @@ const worker = await unstable_startWorker({
   },
 });
 await worker.ready;
-console.log(`edge ready on ${(await worker.url).href}${v['inspector-port'] === undefined ? '' : ` (inspector on 127.0.0.1:${v['inspector-port']})`}`);
+const inspector = v['inspector-port'] === undefined ? undefined : await worker.inspectorUrl;
+console.log(`edge ready on ${(await worker.url).href}${inspector ? ` (inspector: ${inspector.href})` : ''}`);
 
 let stopping = false;
 const stop = () => {
