@@ -92,6 +92,18 @@ describe('README and docs', () => {
     expect(docs.length).toBeGreaterThan(0);
   });
 
+  it('no tracked file points at reference material outside the repository (it must stand on its own)', () => {
+    // The spec files beside the original checkout; their content lives in docs/model.md and docs/protocol.md now.
+    const outside = new RegExp(['UVIT', 'DESIGN'].map((n) => `\\b${n}\\.md\\b`).concat('\\.\\./shared/golden', '/work/shared').join('|'));
+    const self = 'tests/unit/docs-links.test.ts';
+    const list = files ?? new Set<string>();
+    const hits = [...list]
+      .filter((f) => f !== self && !f.startsWith('tests/fixtures/') && /\.(ts|js|mjs|py|json|md|toml|ya?ml|sh)$|Dockerfile|^\.ci\//.test(f))
+      .filter((f) => existsSync(join(ROOT, f)) && outside.test(readFileSync(join(ROOT, f), 'utf8')));
+    expect(hits).toEqual([]);
+    if (files) expect(list.size).toBeGreaterThan(100);
+  });
+
   it('the checker itself catches a missing file, a missing anchor, an escape, and ignores code and URLs', () => {
     const fake = new Set(['docs/a.md', 'docs/b.md', 'tests/x/y.ts']);
     const read = (p: string) => (p === 'docs/b.md' ? '# Title\n## 2. The `frame` format (v1)\n## Title\n' : '# A\n');
