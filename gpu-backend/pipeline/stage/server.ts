@@ -195,11 +195,11 @@ export class StageServer {
       if (h.kind === 'error') return this.refuse(conn, 'an error frame from a driver');
       if (h.kind !== 'data') return h.payloadBytes <= MAX_CONTROL_BYTES || this.refuse(conn, `a ${h.kind} frame of ${h.payloadBytes} B`);
     }
-    const what = `${h.role} tensor of job ${h.jobId} step ${h.step} micro-batch ${h.microBatch} from ${conn.name}`;
+    const what = `the ${h.role} tensor of job ${h.jobId} step ${h.step} micro-batch ${h.microBatch} from ${conn.name}`;
     const job = this.jobs.get(h.jobId);
     if (!job || job.origin !== h.origin || (c.role === 'driver' && job.owner !== conn)) {
       if (c.role === 'driver') conn.sendText(this.meta('error', { ...h, segment: NO_SEGMENT }), `stage ${this.index}: job ${h.jobId} is not open on this connection`).catch(() => {});
-      return this.refuseFrame(`refused a ${what}: the job is not open ${c.role === 'driver' ? 'on this connection' : `for driver ${h.origin}`}`);
+      return this.refuseFrame(`refused ${what}: the job is not open ${c.role === 'driver' ? 'on this connection' : `for driver ${h.origin}`}`);
     }
     if (this.failed.has(h.jobId)) return false; // a failed job's late tensors
     job.touched = Date.now();
@@ -212,8 +212,8 @@ export class StageServer {
       why = (e as Error).message;
     }
     if (!why) return true;
-    this.refuseFrame(`refused a ${what}: ${why}`);
-    this.failJob(h.jobId, `stage ${this.index}: refused a ${h.role} tensor of job ${h.jobId} step ${h.step} micro-batch ${h.microBatch}: ${why}`);
+    this.refuseFrame(`refused ${what}: ${why}`);
+    this.failJob(h.jobId, `stage ${this.index}: refused the ${h.role} tensor of job ${h.jobId} step ${h.step} micro-batch ${h.microBatch}: ${why}`);
     return false;
   }
 
