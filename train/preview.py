@@ -30,7 +30,7 @@ def sample(net, te, prompts, steps, scale, seed):
         if scale:
             e = e + scale * (e - net(x, t, unc))
         a, b = abar[n], abar[m]
-        x0 = ((x - (1 - a).sqrt() * e) / a.sqrt()).clamp(-1, 1)
+        x0 = (x - (1 - a).sqrt() * e) / a.sqrt()
         x = (b.sqrt() * x0 + (1 - b).sqrt() * e).float()
     return x
 
@@ -51,7 +51,7 @@ def main():
     te.load_state_dict(ck['text'])
     prompts = a.prompts or [world.prompt(*c) for c in world.HELD_OUT] + ['a red ball bouncing', 'a white square moving left']
     x = sample(net, te, prompts, a.steps, a.scale, a.seed)
-    img = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # [B,3,F,S,S]
+    img = ((x * world.LATENT_STD + world.LATENT_MEAN).clamp(0, 1) * 255).round().to(torch.uint8)  # [B,3,F,S,S]
     rows = [torch.cat([img[b, :, k] for k in range(world.F)], dim=2) for b in range(len(prompts))]
     grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(a.out)
