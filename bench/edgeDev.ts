@@ -50,8 +50,10 @@ export async function startEdge(o: EdgeOptions = {}): Promise<EdgeHandle> {
     cwd,
     detached: true, // own process group, so stop() also ends workerd
     stdio: ['ignore', 'pipe', 'pipe'],
-    // no debug log file: it would land in ~/.config and record DevTools traffic (bench:soak's heap snapshots)
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: '1', NO_UPDATE_NOTIFIER: '1', WRANGLER_WRITE_LOGS: 'false' },
+    // no debug log file: it would land in ~/.config and record DevTools traffic (bench:soak's heap snapshots); no
+    // local data explorer on the port (docs/security.md)
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: '1', NO_UPDATE_NOTIFIER: '1', WRANGLER_WRITE_LOGS: 'false',
+      X_LOCAL_EXPLORER: 'false', X_LOCAL_OBSERVABILITY: 'false' },
   });
   let output = '';
   const onData = (b: Buffer) => {
