@@ -3,6 +3,7 @@
 // stack's own stage command line) fed torn, oversized, mis-typed and garbage frames over TCP, half of them by a
 // stranger and half after a valid handshake: it must reject each without crashing and keep answering a well-behaved
 // driver. Seeded (CHAOS_SEED; counts CHAOS_FRAME_N, CHAOS_STAGE_N).
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -199,5 +200,12 @@ describe('a real stage process under bad frames', () => {
     c.destroy();
     expect(s.tornFrames).toBeGreaterThan(0);
     expect(stage.tail(60)).toMatch(/rejected a frame/);
+  });
+
+  it("the stage's log lines are JSON (pino) carrying its stage index", () => {
+    const lines = readFileSync(stage.spec.logFile, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.every((l) => l.name === 'uvit-stage' && l.stage === 0 && typeof l.msg === 'string')).toBe(true);
+    expect(lines.some((l) => /rejected a frame/.test(String(l.msg)))).toBe(true);
   });
 });

@@ -98,14 +98,14 @@ describe('e2e: edge (workerd) + backend group', () => {
     expect(text).toMatch(/^uvit_sampler_steps_total \d+/m);
   });
 
-  it("the driver logs JSON lines (pino), those of the job carrying its job and lease ids", () => {
+  it("the driver logs JSON lines (pino), those of the job carrying its group, job and lease ids", () => {
     // every line of the driver's output, less the "--- started/exited" markers the launcher adds
     const lines = readFileSync(stack.driver!.spec.logFile, 'utf8').split('\n').filter((l) => l && !l.startsWith('--- '))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.every((l) => l.name === 'uvit-serve' && typeof l.msg === 'string' && typeof l.time === 'number')).toBe(true);
     const ofJob = lines.filter((l) => l.job === video.id);
     expect(ofJob.length).toBeGreaterThanOrEqual(2); // started, completed
-    expect(ofJob.every((l) => typeof l.lease === 'string' && l.attempt === 1)).toBe(true);
+    expect(ofJob.every((l) => typeof l.lease === 'string' && l.attempt === 1 && l.group === `local-${stack.opts.edgePort}`)).toBe(true);
   });
 
   it('the CDN URL serves the same bytes twice, the second time from the cache, immutable', async () => {

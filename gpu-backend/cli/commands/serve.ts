@@ -11,7 +11,7 @@ import { UsageError, intValue, parseCommandArgs, str } from '../command.ts';
 import { DEMO_CONFIG, prepareDemo } from '../../demo/demo.ts';
 import { loadGroupConfig } from '../../serve/groupConfig.ts';
 import { DriverMetrics, serveMetrics } from '../../metrics/driverMetrics.ts';
-import { jsonLogger } from '../../metrics/log.ts';
+import { jsonLogger, withLogIds } from '../../metrics/log.ts';
 import { assembleDriver } from '../../serve/assemble.ts';
 import { Worker } from '../../serve/worker.ts';
 import { inProcessBackend, pipelineBackend, type Backend } from '../../serve/backend.ts';
@@ -117,7 +117,7 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
     log,
   });
   const m = metricsAt ? await serveMetrics(() => metrics.render(), metricsAt) : undefined;
-  worker.start();
+  withLogIds({ group }, () => worker.start()); // the lease loops log the group id on every line
   log(`group ${group} serving model ${model} (${cfg.path}) on ${backend.describe()}, capacity ${capacity}, edge ${edge}` +
     (m ? `, metrics http://${metricsAt!.host}:${m.port}/metrics` : ''));
   let stopped: Promise<void> | undefined;

@@ -10,6 +10,7 @@ import { parseAddress } from '../wire/transport.ts';
 import { createOrtExecutor } from './executor.ts';
 import { DEFAULT_MAX_BATCH, type StageLimits } from './limits.ts';
 import { StageServer } from './server.ts';
+import { jsonLogger } from '../../metrics/log.ts';
 import type { Granularity } from './units.ts';
 
 /** parsed flags, as node:util parseArgs gives them (the CLI's Values have the same shape) */
@@ -89,6 +90,7 @@ export async function startStage(v: StageArgs): Promise<StageServer> {
   if (v['stall-timeout-s'] !== undefined) limits.stallMs = intArg(v['stall-timeout-s'], 'stall-timeout-s') * 1000;
   const server = new StageServer({
     plan, config: loaded.config, index, executor, secret, host, port, peers, frameLimits: { maxPayloadBytes: maxMb * 2 ** 20 }, limits,
+    log: jsonLogger('uvit-stage', { stage: index }),
   });
   const address = await server.listen();
   server.loadMs = performance.now() - t0;
