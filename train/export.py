@@ -3,6 +3,8 @@
   weights.safetensors   the EMA U-ViT weights, official state_dict names, float32
   text_encoder.safetensors  tok_emb [V, clip_dim], pos_emb [n, clip_dim], ln.weight, ln.bias
   vocab.json            the word tokenizer's vocabulary (index = token id; 0 = PAD, 1 = UNK)
+  world.json            the world it was trained on (colours, backgrounds, shapes, motions, held-out combinations),
+                        which npm run eval:prompts reads
     python3 train/export.py train/runs/NAME/ckpt.pt [--out models/uvit-t2v-shapes]
 """
 import argparse
@@ -11,6 +13,8 @@ import os
 
 import torch
 from safetensors.torch import save_file
+
+import world
 
 
 def main():
@@ -25,6 +29,10 @@ def main():
         f.write('\n')
     with open(os.path.join(a.out, 'vocab.json'), 'w') as f:
         json.dump(ck['vocab'], f)
+        f.write('\n')
+    with open(os.path.join(a.out, 'world.json'), 'w') as f:
+        json.dump(dict(colours=world.COLOURS, backgrounds=world.BACKGROUNDS, shapes=world.SHAPES, motions=world.MOTIONS,
+                       held_out=world.HELD_OUT, seconds=world.SECONDS, fps=world.FPS), f)
         f.write('\n')
     net = {k: v.contiguous() for k, v in ck['net'].items()}
     text = {('tok_emb' if k == 'tok_emb.weight' else k): v.contiguous() for k, v in ck['text'].items()}

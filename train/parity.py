@@ -1,9 +1,13 @@
-"""Reference inputs and outputs of the PyTorch training model for the TypeScript parity test
-(tests/parity/shapes-model.test.ts), from the shipped model files:
+"""Reference data for the TypeScript tests. For the parity test (tests/parity/shapes-model.test.ts), inputs and
+outputs of the PyTorch training model from the shipped model files:
   prompts.json, ids.npy      the word tokenizer's ids for a few prompts (incl. the empty one and an unknown word)
   context.npy                the text encoder's output for them
   x.npy, t.npy, out.npy      one U-ViT forward: seeded latents, sampling-style float times, contexts 0 and 1
-  z.npy, decoded.npy         the fixed decoder on a small latent (torch trilinear interpolation, half-pixel)
+  z.npy, decoded.npy         the fixed decoder on a small latent (torch trilinear interpolation, half-pixel,
+                             then the inverse latent normalisation)
+and for the clip detector's test (tests/unit/shapes-detector.test.ts), ground truth:
+  gt_latents.npy, gt.json    rendered latent clips (every shape x motion once, colours and backgrounds cycling) and
+                             their scene parameters
     python3 train/parity.py [--model models/uvit-t2v-shapes] [--out tests/fixtures/shapes]
 """
 import argparse
@@ -30,6 +34,8 @@ def main():
     cfg = json.load(open(os.path.join(a.model, 'model.json')))
     vocab = json.load(open(os.path.join(a.model, 'vocab.json')))
     assert vocab == world.VOCAB
+    dec = json.load(open(os.path.join(a.model, 'group.json')))['build']['decoder']
+    assert (dec['mean'], dec['std']) == (world.LATENT_MEAN, world.LATENT_STD), 'group.json decoder != world.py normalisation'
     net = UViTVideo(cfg).eval()
     net.load_state_dict(load_file(os.path.join(a.model, 'weights.safetensors')))
     te = TextEncoder(len(vocab), cfg['num_clip_token'], cfg['clip_dim']).eval()
@@ -45,7 +51,14 @@ def main():
         ts = torch.tensor([900.0999755859375, 37.5], dtype=torch.float32)
         out = net(x, ts, ctx[:2])
         z = torch.rand(1, 3, 3, 4, 4, generator=g) * 2 - 1
-        dec = Fn.interpolate(z, scale_factor=(8, 4, 4), mode='trilinear', align_corners=False) * 0.5 + 0.5
+        decoded = Fn.interpolate(z, scale_factor=(8, 4, 4), mode='trilinear', align_corners=False)
+        decoded = decoded * world.LATENT_STD + world.LATENT_MEAN
+    scenes = world.sample_scenes(torch.Generator().manual_seed(7), 15, world.all_combos())
+    for i, sc in enumerate(scenes):
+        sc.update(colour=list(world.COLOURS)[i % 5], shape=world.SHAPES[i % 3], motion=world.MOTIONS[i // 3],
+                  background=[None, 'gray'][i % 2])
+    save('gt_latents.npy', world.render(scenes).numpy())
+    json.dump(scenes, open(os.path.join(a.out, 'gt.json'), 'w'), indent=1)
     json.dump(PROMPTS, open(os.path.join(a.out, 'prompts.json'), 'w'), indent=1)
     save('ids.npy', ids.numpy().astype(np.int64))
     save('context.npy', ctx.numpy())
@@ -53,7 +66,7 @@ def main():
     save('t.npy', ts.numpy())
     save('out.npy', out.numpy())
     save('z.npy', z.numpy())
-    save('decoded.npy', dec.numpy())
+    save('decoded.npy', decoded.numpy())
     print(f'wrote {a.out}: out max |eps| {out.abs().max():.3f}')
 
 

@@ -76,7 +76,14 @@ export function prepareDemo(cfg: LoadedGroupConfig, log: (s: string) => void = (
       buildWordTextEncoder({ tensors: b.text_encoder, numTokens: cfg.text_encoder.num_tokens, dim: cfg.text_encoder.dim, vocab: tok.vocabSize }));
     if (cfg.decoder.layout !== 'video') throw new Error('the interpolation decoder has the video layout');
     build(cfg.decoder.onnx, 'interpolation decoder', () =>
-      buildInterpolationDecoder({ channels: cfg.uvit.in_chans, size: cfg.uvit.img_size, temporal: cfg.decoder.temporal, spatial: cfg.decoder.spatial }));
+      buildInterpolationDecoder({
+        channels: cfg.uvit.in_chans,
+        size: cfg.uvit.img_size,
+        temporal: cfg.decoder.temporal,
+        spatial: cfg.decoder.spatial,
+        mean: b.decoder.mean,
+        std: b.decoder.std,
+      }));
     return out;
   }
   make(cfg.text_encoder.onnx, 'text encoder', () => {

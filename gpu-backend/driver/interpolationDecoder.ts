@@ -1,7 +1,8 @@
 // The trained shapes model's decoder as an ONNX graph, built with the project's graph builder. It is FIXED (no
-// weights): separable linear interpolation of the low-resolution RGB latent video up to the output size, mapped from
-// [-1, 1] to [0, 1]. Half-pixel centres with edge clamping, i.e. torch's interpolate(mode='trilinear',
-// align_corners=False), which is what the training data generator (train/world.py) assumes.
+// weights): separable linear interpolation of the low-resolution RGB latent video up to the output size, then the
+// inverse of the latent normalisation, frames = mean + std · latents, into [0, 1]. Half-pixel centres with edge
+// clamping, i.e. torch's interpolate(mode='trilinear', align_corners=False), which is what the training data
+// generator (train/world.py) assumes.
 import { GraphBuilder } from '../onnx/graph.ts';
 import { DataType } from '../onnx/onnx.ts';
 
@@ -29,10 +30,13 @@ export interface InterpolationDecoderSpec {
   size: number;
   temporal: number;
   spatial: number;
+  /** the latent normalisation: latents = (rgb - mean) / std, rgb in [0, 1] */
+  mean: number;
+  std: number;
 }
 
 /**
- * latents [B, C, F, h, w] in [-1, 1] → frames [B, C, temporal·F, spatial·h, spatial·w] in [0, 1]; B and F dynamic.
+ * latents [B, C, F, h, w] → frames [B, C, temporal·F, spatial·h, spatial·w] in [0, 1]; B and F dynamic.
  * Time: the clip is edge-padded by one frame each side, and output frame temporal·k + j blends latent frames k−1, k, k+1
  * with the j-th row weights of the interpolation (a frame-count-free form of the same matrix). Space: two MatMuls by
  * constant interpolation matrices.
@@ -57,7 +61,7 @@ export function buildInterpolationDecoder(spec: InterpolationDecoderSpec): Uint8
   const A = g.f32('interp_rows', [h * s, h], interpolationMatrix(h, s));
   const At = g.f32('interp_cols', [h, h * s], transpose(interpolationMatrix(h, s), h * s, h));
   x = g.op('MatMul', [g.op('MatMul', [A, x]), At]);
-  g.output(g.op('Add', [g.op('Mul', [x, g.scalar(0.5)]), g.scalar(0.5)]), 'frames', DataType.FLOAT, ['B', C, 'T', h * s, h * s]);
+  g.output(g.op('Add', [g.op('Mul', [x, g.scalar(spec.std)]), g.scalar(spec.mean)]), 'frames', DataType.FLOAT, ['B', C, 'T', h * s, h * s]);
   return g.encode();
 }
 

@@ -7,6 +7,7 @@ import { loadConfig, type UViTConfig } from '../model/config.ts';
 import { DecoderConfigSchema } from '../driver/decoder.ts';
 import { EpConfigSchema } from '../driver/ort.ts';
 import { TextEncoderConfigSchema } from '../driver/text/encoder.ts';
+import { SOLVERS } from '../sampler/types.ts';
 
 export const GroupConfigSchema = z
   .object({
@@ -14,7 +15,7 @@ export const GroupConfigSchema = z
     model_id: z.string().regex(/^[A-Za-z0-9_.:-]+$/),
     /** U-ViT config JSON (official constructor arguments + num_frames, temporal_patch_size) */
     model: z.string(),
-    /** official-name safetensors */
+    /** official-name safetensors, or an official .pth read directly */
     weights: z.string(),
     video: z
       .object({
@@ -25,7 +26,8 @@ export const GroupConfigSchema = z
       .strict(),
     sampler: z
       .object({
-        solver: z.enum(['dpmpp-fast3', 'dpmpp-2m']).default('dpmpp-fast3'),
+        /** dpm-solver-fast for the continuous-time checkpoints (docs/checkpoints.md) */
+        solver: z.enum(SOLVERS).default('dpmpp-fast3'),
         steps: z.number().int().min(1).max(1000).default(16),
         guidance: z.number().min(0).default(1),
         cfg_mode: z.enum(['batch', 'micro']).default('batch'),
@@ -49,14 +51,16 @@ export const GroupConfigSchema = z
       .strict()
       .optional(),
     /**
-     * a shipped trained model: the text encoder and decoder ONNX files are built (when missing) from committed
-     * tensors by `prepareDemo`: the word text encoder from `text_encoder` (safetensors: tok_emb, pos_emb, ln.weight,
-     * ln.bias), and the fixed decoder by linear interpolation (driver/interpolationDecoder.ts)
+     * a shipped trained model: `prepareDemo` builds its text encoder and decoder ONNX files: the word text encoder
+     * from the committed tensors `text_encoder` (safetensors: tok_emb, pos_emb, ln.weight, ln.bias), and the fixed
+     * decoder, frames = mean + std · (linear interpolation of the latents) (driver/interpolationDecoder.ts)
      */
     build: z
       .object({
         text_encoder: z.string(),
-        decoder: z.literal('linear-interpolation'),
+        decoder: z
+          .object({ type: z.literal('linear-interpolation'), mean: z.number().finite(), std: z.number().positive().finite() })
+          .strict(),
       })
       .strict()
       .optional(),

@@ -68,8 +68,9 @@ describe('shipped shapes model = PyTorch training model', () => {
     }
   });
 
-  it('interpolation decoder = torch trilinear interpolation (align_corners=False) mapped to [0, 1]', async () => {
-    const s = await openSession(buildInterpolationDecoder({ channels: 3, size: 4, temporal: 8, spatial: 4 }), undefined, 'decoder');
+  it('interpolation decoder = torch trilinear interpolation (align_corners=False), then mean + std · x', async () => {
+    const { mean, std } = cfg.build!.decoder;
+    const s = await openSession(buildInterpolationDecoder({ channels: 3, size: 4, temporal: 8, spatial: 4, mean, std }), undefined, 'decoder');
     try {
       const z = ref('z.npy') as Tensor<'float32'>;
       const out = await s.run({ latents: new ort.Tensor('float32', z.data, z.dims) });

@@ -1,0 +1,54 @@
+// The eval's clip detector on ground truth: latent clips rendered by the training data generator (train/parity.py),
+// decoded by the shipped fixed decoder to 128 frames of 128x128, must be read back as the scene they were drawn from.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Tensor } from '../../shared/tensor.ts';
+import { LatentDecoder } from '../../gpu-backend/driver/decoder.ts';
+import { buildInterpolationDecoder } from '../../gpu-backend/driver/interpolationDecoder.ts';
+import { readNpy } from '../../gpu-backend/model/npy.ts';
+import { loadGroupConfig } from '../../gpu-backend/serve/groupConfig.ts';
+import { observeClip, observeFrame, type Rgb } from '../../scripts/eval/detector.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const REF = join(ROOT, 'tests/fixtures/shapes');
+const world = JSON.parse(readFileSync(join(ROOT, 'models/uvit-t2v-shapes/world.json'), 'utf8')) as { colours: Record<string, Rgb> };
+const scenes = JSON.parse(readFileSync(join(REF, 'gt.json'), 'utf8')) as { colour: string; shape: string; motion: string }[];
+const tmp = mkdtempSync(join(tmpdir(), 'uvit-detector-'));
+let decoder: LatentDecoder;
+beforeAll(async () => {
+  const onnx = join(tmp, 'decoder.onnx');
+  const { mean, std } = loadGroupConfig(join(ROOT, 'models/uvit-t2v-shapes/group.json')).build!.decoder;
+  writeFileSync(onnx, buildInterpolationDecoder({ channels: 3, size: 16, temporal: 8, spatial: 8, mean, std }));
+  decoder = await LatentDecoder.create({ onnx, layout: 'video', input: 'latents', output: 'frames', temporal: 8, spatial: 8, scale_factor: 1, output_range: '0,1', frames_per_call: 8 });
+});
+afterAll(async () => {
+  await decoder?.release();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('shapes clip detector', () => {
+  it('reads every rendered ground-truth clip back as its colour, shape and motion, visible in every frame', async () => {
+    const all = readNpy(join(REF, 'gt_latents.npy')) as Tensor<'float32'>;
+    const [N, C, F, S] = all.dims;
+    const per = C * F * S * S;
+    expect(N).toBe(scenes.length);
+    const got = [];
+    for (let i = 0; i < N; i++) {
+      const [clip] = await decoder.decode({ dtype: 'float32', dims: [1, C, F, S, S], data: all.data.slice(i * per, (i + 1) * per) });
+      expect(clip.frames.length).toBe(128);
+      const o = observeClip(clip.frames, clip.width, clip.height, world.colours);
+      got.push({ colour: o.colour, shape: o.shape, motion: o.motion, visible: o.visible });
+    }
+    expect(got).toEqual(scenes.map((s) => ({ colour: s.colour, shape: s.shape, motion: s.motion, visible: 1 })));
+  });
+
+  it('an empty frame and a frame of noise are not a visible object', () => {
+    const W = 32;
+    expect(observeFrame(new Uint8Array(W * W * 3), W, W, world.colours).visible).toBe(false);
+    let s = 1;
+    const noise = Uint8Array.from({ length: W * W * 3 }, () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 24));
+    expect(observeFrame(noise, W, W, world.colours).visible).toBe(false);
+  });
+});
