@@ -25,7 +25,8 @@ const HELP = `usage: npm start -- [options]      (each also as an environment va
   --expose           allow a --host beyond loopback      UVIT_EXPOSE=1      default off
   --public-url URL   origin of download_url / cdn_url    UVIT_PUBLIC_URL    default http://HOST:EDGE_PORT
   --stages N         stage processes in the group        UVIT_STAGES        default 2
-  --config FILE      backend group config                UVIT_CONFIG        default gpu-backend/demo/demo.json
+  --config FILE      backend group config                UVIT_CONFIG        default models/uvit-t2v-shapes/group.json
+                     (the trained model; gpu-backend/demo/demo.json: the random-weights demo)
   --data-dir DIR     model cache, edge state, logs       UVIT_DATA_DIR      default .data
   --quiet            do not echo the processes' output (it is always in DATA_DIR/local/logs/)`;
 

@@ -60,7 +60,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): StackOptio
     publicUrl: env.UVIT_PUBLIC_URL || undefined,
     inspectorPort: env.UVIT_INSPECTOR_PORT === undefined || env.UVIT_INSPECTOR_PORT === '' ? undefined : Number(env.UVIT_INSPECTOR_PORT),
     stages: Number(env.UVIT_STAGES ?? 2),
-    config: resolve(ROOT, env.UVIT_CONFIG ?? 'gpu-backend/demo/demo.json'),
+    config: resolve(ROOT, env.UVIT_CONFIG ?? 'models/uvit-t2v-shapes/group.json'),
     modelDir: join(data, 'model'),
     stateDir: join(data, 'local'),
     edgeVars: {},
