@@ -6,9 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { type JobSpec, SIG_HEADERS, sha256Hex, verifySignature } from '../../shared/lease.ts';
 
 export interface EdgeRecord {
-  heartbeats: { lease: string; progress: number }[];
+  /** `at`: Date.now() when it arrived */
+  heartbeats: { lease: string; progress: number; at: number }[];
   results: { lease: string; bytes: Buffer; sha256: string; contentLength: number }[];
-  fails: { lease: string; reason: string; retryable: boolean; code?: string }[];
+  fails: { lease: string; reason: string; retryable: boolean; code?: string; at: number }[];
   leases: { group: string; model: string; capacity: number; stages?: number }[];
   rejected: string[];
 }
@@ -20,6 +21,8 @@ export class FakeEdge {
   /** job ids whose next heartbeat answers cancel: true */
   readonly cancel = new Set<string>();
   readonly jobOf = new Map<string, string>();
+  /** lease length granted and extended by heartbeats; heartbeats are asked for every third of it (at most 500 ms) */
+  leaseMs = 30_000;
   private server!: Server;
   private n = 0;
   private waiters: (() => void)[] = [];
@@ -98,14 +101,14 @@ export class FakeEdge {
       if (!job) return [204];
       const leaseId = `lease_${++this.n}`;
       this.jobOf.set(leaseId, job.id);
-      return [200, { lease_id: leaseId, job, attempt: 1, expires_at: Date.now() + 30_000, heartbeat_interval_ms: 500 }];
+      return [200, { lease_id: leaseId, job, attempt: 1, expires_at: Date.now() + this.leaseMs, heartbeat_interval_ms: Math.min(500, Math.floor(this.leaseMs / 3)) }];
     }
     if (req.method === 'POST' && (m = /^\/internal\/v1\/leases\/([^/]+)\/heartbeat$/.exec(url.pathname))) {
-      this.rec.heartbeats.push({ lease: m[1], progress: json.progress });
-      return [200, { expires_at: Date.now() + 30_000, cancel: this.cancel.has(this.jobOf.get(m[1]) ?? '') }];
+      this.rec.heartbeats.push({ lease: m[1], progress: json.progress, at: Date.now() });
+      return [200, { expires_at: Date.now() + this.leaseMs, cancel: this.cancel.has(this.jobOf.get(m[1]) ?? '') }];
     }
     if (req.method === 'POST' && (m = /^\/internal\/v1\/leases\/([^/]+)\/fail$/.exec(url.pathname))) {
-      this.rec.fails.push({ lease: m[1], ...json });
+      this.rec.fails.push({ lease: m[1], ...json, at: Date.now() });
       return [200, { id: 'v', status: json.retryable ? 'queued' : 'failed' }];
     }
     if (req.method === 'PUT' && (m = /^\/internal\/v1\/leases\/([^/]+)\/result$/.exec(url.pathname))) {
