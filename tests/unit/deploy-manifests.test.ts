@@ -8,7 +8,7 @@ import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
-import { renderAll, loadConfig, BACKEND_SECRET, EDGE_METRICS_SECRET, GROUP_CONFIG_PATH } from '../../deploy/k8s/render.ts';
+import { renderAll, loadConfig, BACKEND_SECRET, EDGE_METRICS_SECRET, GROUP_CONFIG_PATH, STAGE_SECRET } from '../../deploy/k8s/render.ts';
 import { GroupConfigSchema } from '../../gpu-backend/serve/groupConfig.ts';
 import { main as uvitMain } from '../../gpu-backend/cli/main.ts';
 
@@ -129,7 +129,7 @@ describe('deploy/k8s manifests', () => {
 
   it('secrets come only from secretKeyRefs to the documented Secrets, never from literal values', () => {
     const example = load(join(k8s, 'base/secrets.example.yaml')).map((d) => d.obj);
-    expect(example.map((s) => s.metadata.name).sort()).toEqual([BACKEND_SECRET.name, EDGE_METRICS_SECRET.name].sort());
+    expect(example.map((s) => s.metadata.name).sort()).toEqual([BACKEND_SECRET.name, EDGE_METRICS_SECRET.name, STAGE_SECRET.name].sort());
     expect(applied.some((d) => d.obj.kind === 'Secret'), 'real secrets must not be applied from the repo').toBe(false);
     let refs = 0;
     for (const { sts, c } of allContainers()) {
@@ -146,6 +146,21 @@ describe('deploy/k8s manifests', () => {
     expect(refs).toBeGreaterThan(0);
     const auth = ofKind('TriggerAuthentication')[0];
     for (const r of auth.spec.secretTargetRef) expect(example.find((x) => x.metadata.name === r.name)?.stringData[r.key]).toBeDefined();
+  });
+
+  it("every stage and driver container gets its own model's stage group secret, and no other container gets one", () => {
+    let n = 0;
+    for (const { sts, pod, c } of allContainers()) {
+      const env = (c.env ?? []).find((e: any) => e.name === 'UVIT_GROUP_SECRET');
+      const isInit = (pod.initContainers ?? []).includes(c);
+      if (isInit) {
+        expect(env, `${sts.metadata.name} init container`).toBeUndefined();
+        continue;
+      }
+      expect(env?.valueFrom?.secretKeyRef, `${sts.metadata.name}`).toEqual({ name: STAGE_SECRET.name, key: sts.metadata.labels['uvit.dev/model'] });
+      n++;
+    }
+    expect(n).toBe(loadConfig().models.reduce((a, m) => a + m.stages + 1, 0));
   });
 
   it('every StatefulSet of a model scales on the same queue-depth trigger, independently per model', () => {
