@@ -20,6 +20,7 @@ import {
 } from '../../shared/lease.ts';
 import type { ClipResult, Driver } from '../driver/driver.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
+import type { SolverName } from '../sampler/types.ts';
 import { withLogIds } from '../metrics/log.ts';
 
 /** An error that says whether the edge should retry the job elsewhere. */
@@ -43,7 +44,7 @@ export interface WorkerOptions {
   stages?: number;
   driver: Driver;
   /** sampler defaults for fields a job leaves to the backend */
-  solver: 'dpmpp-fast3' | 'dpmpp-2m';
+  solver: SolverName;
   cfgMode: 'batch' | 'micro';
   workDir: string;
   metrics?: DriverMetrics;
