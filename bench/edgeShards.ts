@@ -23,10 +23,17 @@ function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100 per second on Linux)
 }
 
-async function shardCalls(url: string): Promise<number[]> {
+type ShardCalls = { calls: number; started: number }[];
+
+async function shardCalls(url: string): Promise<ShardCalls> {
   const r = await fetch(`${url}/admin/v1/shards`, { headers: { authorization: `Bearer ${ADMIN}` } });
   if (r.status !== 200) throw new Error(`/admin/v1/shards → ${r.status}`);
-  return ((await r.json()) as { data: { calls: number }[] }).data.map((s) => s.calls);
+  return ((await r.json()) as { data: ShardCalls }).data;
+}
+
+/** Calls per shard between two readings; a shard evicted in between (idle) counts from 0 again. */
+function callsBetween(before: ShardCalls, after: ShardCalls): number[] {
+  return after.map((a, i) => (a.started === before[i].started ? a.calls - before[i].calls : a.calls));
 }
 
 async function ok(res: Promise<Response>, what: string, want = [200]): Promise<Response> {
@@ -94,7 +101,7 @@ export async function measureShards(shards: number, tenants: number, n: number, 
       }));
       const cpu = (cpuTicks(pid) - cpu0) * 10; // ticks → ms
       const after = await shardCalls(edge.url);
-      const d = after.map((a, i) => a - before[i]);
+      const d = callsBetween(before, after);
       const sum = d.reduce((a, b) => a + b, 0);
       out.push({ type, hops: sum / n, maxShardShare: sum ? Math.max(...d) / sum : 0, cpuMs: cpu / n, n });
     }

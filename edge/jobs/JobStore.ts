@@ -40,6 +40,7 @@ export class JobStore extends DurableObject<StoreEnv> {
   private waiters = new Waiters();
   private nonceCalls = 0;
   private calls = 0;
+  private readonly started = Date.now();
   private selfShard: number | undefined;
 
   constructor(ctx: DurableObjectState, env: StoreEnv) {
@@ -56,11 +57,11 @@ export class JobStore extends DurableObject<StoreEnv> {
     this.calls++;
   }
 
-  /** RPC calls served since this instance started, and its queue depth. */
-  stats(): { calls: number; queued: number; in_progress: number } {
+  /** RPC calls served since this instance started (at `started`: an idle object is evicted, and counts anew), and its queue depth. */
+  stats(): { calls: number; started: number; queued: number; in_progress: number } {
     const q = this.sql.exec<{ queued: number; in_progress: number }>(
       "SELECT coalesce(sum(status = 'queued'), 0) AS queued, coalesce(sum(status = 'in_progress'), 0) AS in_progress FROM jobs").one();
-    return { calls: this.calls, ...q };
+    return { calls: this.calls, started: this.started, ...q };
   }
 
   private get shards(): number { return shardCount(this.env); }

@@ -10,8 +10,10 @@ import { api, call, createVideo, expectProblem, fakeMp4, lease, newKey, runOneJo
 
 const N = 4;
 const shardOf = (keyId: string) => parseInt(keyId.slice(0, 2), 16);
-const calls = () => Promise.all(Array.from({ length: N }, async (_, i) => (await shard(env, i).stats()).calls));
-const delta = (after: number[], before: number[]) => after.map((a, i) => a - before[i]);
+const calls = () => Promise.all(Array.from({ length: N }, (_, i) => shard(env, i).stats()));
+/** Calls per shard between two readings; a shard evicted in between (idle) counts from 0 again. */
+const delta = (after: { calls: number; started: number }[], before: { calls: number; started: number }[]) =>
+  after.map((a, i) => (a.started === before[i].started ? a.calls - before[i].calls : a.calls));
 const admin = { authorization: 'Bearer test-admin-token' };
 
 /** A key whose owner lands on shard `s` (owners are spread by hash). */
