@@ -18,7 +18,7 @@ import {
   signRequest,
   signedJsonFetch,
 } from '../../shared/lease.ts';
-import type { ClipResult, Driver } from '../driver/driver.ts';
+import type { ClipResult, Driver, ProgressEvent } from '../driver/driver.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
 import type { SolverName } from '../sampler/types.ts';
 import { withLogIds } from '../metrics/log.ts';
@@ -171,63 +171,16 @@ export class Worker {
 
   async runLease(grant: LeaseGrant): Promise<JobOutcome> {
     const { lease_id: leaseId, job } = grant;
-    const ac = new AbortController();
-    this.running.set(leaseId, ac);
     this.o.metrics?.jobQueueDepth.set(0);
     this.log(`job ${job.id} (lease ${leaseId}, attempt ${grant.attempt}): ${job.num_frames} frames ${job.size} @ ${job.fps} fps, ` +
       `${job.steps} steps, guidance ${job.guidance}, seed ${job.seed}`);
-    let progress = 0;
-    let lost = false;
-    let cancelled = false;
-    /** the fail report, once the job is given back for making no progress */
-    let gaveBack: Promise<void> | undefined;
-    // the lease as granted; a sampler step must finish well within it (heartbeats alone would hide a stuck group)
-    const leaseMs = Math.max(grant.expires_at - Date.now(), 2 * grant.heartbeat_interval_ms);
-    let sampling = false;
-    let steppedAt = Date.now();
-    const beat = async () => {
-      try {
-        const res = await this.post(LEASE_PATHS.heartbeat(leaseId), { progress });
-        const text = await res.text();
-        if (res.status === 200) {
-          const h = HeartbeatResponse.safeParse(JSON.parse(text));
-          if (h.success && h.data.cancel) {
-            cancelled = true;
-            ac.abort();
-          }
-        } else if (res.status === 404 || res.status === 409 || res.status === 410) {
-          // the lease is gone (expired and requeued, or the job was deleted): stop working on it
-          lost = true;
-          ac.abort();
-          this.log(`job ${job.id}: lease ${leaseId} lost (${res.status}): ${text.slice(0, 200)}`);
-        } else this.log(`job ${job.id}: heartbeat answered ${res.status}: ${text.slice(0, 200)}`);
-      } catch (e) {
-        this.log(`job ${job.id}: heartbeat failed: ${(e as Error).message}`);
-      }
-    };
-    // heartbeat on progress (at most every 1 s) and on a timer every heartbeat_interval_ms, progress or not
-    let inflight: Promise<void> | null = null;
-    let lastBeat = 0;
-    const maybeBeat = (force = false) => {
-      if (inflight || gaveBack) return;
-      const now = Date.now();
-      if (!force && now - lastBeat < 1000) return;
-      lastBeat = now;
-      inflight = beat().finally(() => (inflight = null));
-    };
-    const giveBack = (stuckMs: number) => {
-      const reason = `no sampler step finished for ${stuckMs} ms, longer than the ${leaseMs} ms lease: the job is given back`;
-      this.log(`job ${job.id}: ${reason}`);
-      clearInterval(timer);
-      ac.abort();
-      this.o.abandonJob?.(leaseId, `job ${job.id}: ${reason}`);
-      gaveBack = this.fail(leaseId, { reason, retryable: true, code: 'step_timeout' });
-    };
-    const timer = setInterval(() => {
-      const stuck = Date.now() - steppedAt;
-      if (sampling && stuck > leaseMs) giveBack(stuck);
-      else maybeBeat(true);
-    }, Math.max(250, Math.min(grant.heartbeat_interval_ms, 10_000)));
+    const run = new LeaseRun(grant, {
+      heartbeat: (progress) => this.post(LEASE_PATHS.heartbeat(leaseId), { progress }),
+      fail: (body) => this.fail(leaseId, body),
+      abandon: (reason) => this.o.abandonJob?.(leaseId, reason),
+      log: (line) => this.log(`job ${job.id}: ${line}`),
+    });
+    this.running.set(leaseId, run.abort);
     const out = join(this.o.workDir, `${leaseId.replace(/[^A-Za-z0-9_.-]/g, '_')}.mp4`);
     let outcome: JobOutcome;
     try {
@@ -246,41 +199,37 @@ export class Worker {
         numFrames: job.num_frames,
         fps: job.fps,
         out,
-        signal: ac.signal,
-        onProgress: (e) => {
-          progress = Math.min(99, Math.floor(e.percent));
-          sampling = e.phase === 'sample' && e.step !== e.total; // decode and encode are single calls, not steps
-          steppedAt = Date.now();
-          maybeBeat();
-        },
+        signal: run.abort.signal,
+        onProgress: (e) => run.onProgress(e),
       });
-      clearInterval(timer);
-      await inflight;
-      if (lost || cancelled || gaveBack) throw new Error('lease ended during encoding');
+      if ((await run.settle()).s !== 'working') throw new Error('lease ended during encoding');
       const up = await this.upload(leaseId, out);
       const t = result.timings;
       this.log(`job ${job.id}: completed ${up.bytes} bytes sha256 ${up.sha256.slice(0, 12)}…; text ${t.textMs.toFixed(0)} ms, ` +
         `sample ${t.sampleMs.toFixed(0)} ms (${result.stepsPerSecond.toFixed(2)} steps/s), decode ${t.decodeMs.toFixed(0)} ms, mp4 ${t.mp4Ms.toFixed(0)} ms`);
       outcome = { leaseId, jobId: job.id, status: 'completed', result, sha256: up.sha256 };
     } catch (e) {
-      clearInterval(timer);
-      await inflight;
-      if (gaveBack) {
-        await gaveBack;
-        outcome = { leaseId, jobId: job.id, status: 'failed', error: (e as Error).message, retryable: true };
-      } else if (cancelled || lost) {
-        this.log(`job ${job.id}: ${cancelled ? 'cancelled by the edge' : 'lease lost'}; dropped`);
-        outcome = { leaseId, jobId: job.id, status: cancelled ? 'cancelled' : 'lost' };
-      } else {
-        const err = this.stopped && !(e instanceof JobError)
-          ? new JobError('backend group shutting down; the job was returned to the queue', true, 'backend_shutdown')
-          : (e as Error);
-        const retryable = err instanceof JobError ? err.retryable : true;
-        const code = err instanceof JobError ? err.code : 'backend_error';
-        this.o.onJobError?.(e);
-        this.log(`job ${job.id}: failed (${retryable ? 'retryable' : 'not retryable'}): ${err.message}`);
-        await this.fail(leaseId, { reason: err.message.slice(0, 2000) || 'unknown error', retryable, code });
-        outcome = { leaseId, jobId: job.id, status: 'failed', error: err.message, retryable };
+      const state = await run.settle();
+      switch (state.s) {
+        case 'given_back':
+          outcome = { leaseId, jobId: job.id, status: 'failed', error: (e as Error).message, retryable: true };
+          break;
+        case 'cancelled':
+        case 'lost':
+          this.log(`job ${job.id}: ${state.s === 'cancelled' ? 'cancelled by the edge' : 'lease lost'}; dropped`);
+          outcome = { leaseId, jobId: job.id, status: state.s };
+          break;
+        case 'working': {
+          const err = this.stopped && !(e instanceof JobError)
+            ? new JobError('backend group shutting down; the job was returned to the queue', true, 'backend_shutdown')
+            : (e as Error);
+          const retryable = err instanceof JobError ? err.retryable : true;
+          const code = err instanceof JobError ? err.code : 'backend_error';
+          this.o.onJobError?.(e);
+          this.log(`job ${job.id}: failed (${retryable ? 'retryable' : 'not retryable'}): ${err.message}`);
+          await this.fail(leaseId, { reason: err.message.slice(0, 2000) || 'unknown error', retryable, code });
+          outcome = { leaseId, jobId: job.id, status: 'failed', error: err.message, retryable };
+        }
       }
     } finally {
       this.running.delete(leaseId);
@@ -343,5 +292,111 @@ export class Worker {
       }
     }
     throw new JobError(`upload failed after 3 attempts: ${lastErr?.message}`, true, 'upload_failed');
+  }
+}
+
+/** Where a lease stands: 'working' until the first of the other states ends it; later signals change nothing. */
+type LeaseState =
+  | { s: 'working' }
+  /** a heartbeat answer said the job was cancelled */
+  | { s: 'cancelled' }
+  /** the edge no longer holds the lease (it expired and was requeued, or the job was deleted) */
+  | { s: 'lost' }
+  /** no sampler step finished within the lease: the job is reported failed (retryable) by `report` */
+  | { s: 'given_back'; report: Promise<void> };
+
+interface LeaseLink {
+  heartbeat(progress: number): Promise<Response>;
+  fail(body: FailRequest): Promise<void>;
+  /** fail the job's network forwards in flight */
+  abandon(reason: string): void;
+  log(line: string): void;
+}
+
+/**
+ * One lease while its job runs: its state, and the two things that move it. Heartbeats go out on progress (at most
+ * one a second) and on a timer whether or not progress moved; their answers may end the lease. The timer also
+ * watches the sampler: a step that takes longer than the lease means the group is stuck (heartbeats alone would hide
+ * it), so the job is given back.
+ */
+class LeaseRun {
+  state: LeaseState = { s: 'working' };
+  /** aborted when the state leaves 'working', or by Worker.stop */
+  readonly abort = new AbortController();
+  private readonly leaseMs: number;
+  private readonly timer: NodeJS.Timeout;
+  private progress = 0;
+  /** inside the sampler loop, between steps (decode and encode are single calls, not steps) */
+  private sampling = false;
+  private steppedAt = Date.now();
+  private lastBeat = 0;
+  private inflight: Promise<void> | null = null;
+  private readonly link: LeaseLink;
+
+  constructor(grant: LeaseGrant, link: LeaseLink) {
+    this.link = link;
+    this.leaseMs = Math.max(grant.expires_at - Date.now(), 2 * grant.heartbeat_interval_ms);
+    this.timer = setInterval(() => this.tick(), Math.max(250, Math.min(grant.heartbeat_interval_ms, 10_000)));
+  }
+
+  onProgress(e: ProgressEvent): void {
+    this.progress = Math.min(99, Math.floor(e.percent));
+    this.sampling = e.phase === 'sample' && e.step !== e.total;
+    this.steppedAt = Date.now();
+    this.beat(false);
+  }
+
+  /** Stops the timer; waits for the heartbeat in flight and a give-back report; the state is final from here. */
+  async settle(): Promise<LeaseState> {
+    clearInterval(this.timer);
+    await this.inflight;
+    if (this.state.s === 'given_back') await this.state.report;
+    return this.state;
+  }
+
+  private end(next: Exclude<LeaseState, { s: 'working' | 'given_back' }>): void {
+    if (this.state.s !== 'working') return;
+    this.state = next;
+    this.abort.abort();
+  }
+
+  private tick(): void {
+    const stuck = Date.now() - this.steppedAt;
+    if (this.sampling && stuck > this.leaseMs) this.giveBack(stuck);
+    else this.beat(true);
+  }
+
+  private giveBack(stuckMs: number): void {
+    if (this.state.s !== 'working') return;
+    const reason = `no sampler step finished for ${stuckMs} ms, longer than the ${this.leaseMs} ms lease: the job is given back`;
+    this.link.log(reason);
+    clearInterval(this.timer);
+    this.abort.abort();
+    this.link.abandon(reason);
+    this.state = { s: 'given_back', report: this.link.fail({ reason, retryable: true, code: 'step_timeout' }) };
+  }
+
+  private beat(force: boolean): void {
+    if (this.inflight || this.state.s !== 'working') return;
+    const now = Date.now();
+    if (!force && now - this.lastBeat < 1000) return;
+    this.lastBeat = now;
+    this.inflight = this.sendBeat().finally(() => (this.inflight = null));
+  }
+
+  private async sendBeat(): Promise<void> {
+    try {
+      const res = await this.link.heartbeat(this.progress);
+      const text = await res.text();
+      if (res.status === 200) {
+        const h = HeartbeatResponse.safeParse(JSON.parse(text));
+        if (h.success && h.data.cancel) this.end({ s: 'cancelled' });
+      } else if (res.status === 404 || res.status === 409 || res.status === 410) {
+        this.link.log(`lease lost (${res.status}): ${text.slice(0, 200)}`);
+        this.end({ s: 'lost' });
+      } else this.link.log(`heartbeat answered ${res.status}: ${text.slice(0, 200)}`);
+    } catch (e) {
+      this.link.log(`heartbeat failed: ${(e as Error).message}`);
+    }
   }
 }
