@@ -3,7 +3,7 @@
 import * as ort from 'onnxruntime-node';
 import { float32, type Tensor } from '../../shared/tensor.ts';
 import { buildClipText, type ClipTextConfig, clipTextParams, clipTextPrefix } from '../model/build/clipText.ts';
-import { openTensorFile, tensorProblems } from '../model/tensorFile.ts';
+import { openTensorFile, tensorProblems, type TensorReader } from '../model/tensorFile.ts';
 import { createSession, type EngineSessionOptions } from './session.ts';
 
 export class ClipTextEncoder {
@@ -18,12 +18,7 @@ export class ClipTextEncoder {
   static async open(weightsPath: string, config: ClipTextConfig, opts: EngineSessionOptions = {}): Promise<ClipTextEncoder> {
     const file = openTensorFile(weightsPath);
     try {
-      const prefix = clipTextPrefix(file);
-      const expected = clipTextParams(config);
-      // only the text tower is checked: a CLIPModel file also holds the vision tower and the projections
-      const tower = file.names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)).filter((n) => expected.has(n));
-      const problems = tensorProblems({ names: tower, has: (n) => file.has(prefix + n), info: (n) => file.info(prefix + n) }, expected);
-      if (problems.length) throw new Error(`CLIP text weights ${weightsPath} do not match the CLIP config: ${problems.join('; ')}`);
+      const prefix = checkClipText(file, config);
       const model = buildClipText(config, (n) => file.readFloat32(prefix + n));
       return new ClipTextEncoder(config, await createSession(model, opts));
     } finally {
@@ -46,4 +41,15 @@ export class ClipTextEncoder {
   release(): Promise<void> {
     return this.#session.release();
   }
+}
+
+/** Checks the text tower's tensors against the config and returns their name prefix ("text_model." or ""). */
+export function checkClipText(file: TensorReader, config: ClipTextConfig): string {
+  const prefix = clipTextPrefix(file);
+  const expected = clipTextParams(config);
+  // only the text tower is checked: a CLIPModel file also holds the vision tower and the projections
+  const tower = file.names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)).filter((n) => expected.has(n));
+  const problems = tensorProblems({ names: tower, has: (n) => file.has(prefix + n), info: (n) => file.info(prefix + n) }, expected);
+  if (problems.length) throw new Error(`CLIP text weights ${file.path} do not match the CLIP config: ${problems.join('; ')}`);
+  return prefix;
 }

@@ -3,7 +3,10 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import { float32 } from '../../shared/tensor.ts';
+import { createSession } from '../../gpu-backend/engine/session.ts';
 import { main } from '../../gpu-backend/cli/main.ts';
 import { readNpy } from '../../gpu-backend/model/npy.ts';
 import { SafetensorsFile } from '../../gpu-backend/model/safetensors.ts';
@@ -88,5 +91,21 @@ describe('uvit decode', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/do not match the autoencoder configuration: tensor "encoder.conv_in.weight" has shape \[32,3,3,3\], config expects \[128,3,3,3\]/);
     expect(existsSync(p('img2.npy'))).toBe(false);
+  });
+});
+
+describe('uvit export-clip', () => {
+  it('writes the text tower as one ONNX file that equals CLIPTextModel', async () => {
+    const clip = (f: string) => join(FIX, 'clip/text', f);
+    const r = await uvit('export-clip', '--weights', clip('model.safetensors'), '--config', clip('config.json'), '--out', p('clip.onnx'));
+    expect(r.code, r.stderr).toBe(0);
+    const s = await createSession(p('clip.onnx'), { threads: 1 });
+    try {
+      const ids = readNpy(clip('input_ids.npy'));
+      const out = (await s.run({ input_ids: new ort.Tensor('int64', ids.data as BigInt64Array, ids.dims) })).last_hidden_state;
+      expect(maxAbsDiff(float32([...out.dims], out.data as Float32Array), readNpy(clip('last_hidden_state.npy')))).toBeLessThanOrEqual(1e-4);
+    } finally {
+      await s.release();
+    }
   });
 });

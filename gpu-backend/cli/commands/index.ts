@@ -4,6 +4,7 @@
 import { eager, lazy, type CommandEntry } from '../command.ts';
 import { convertCommand } from './convert.ts';
 import { decodeCommand } from './decode.ts';
+import { exportClipCommand } from './exportClip.ts';
 import { exportCommand } from './export.ts';
 import { forwardCommand } from './forward.ts';
 import { initWeightsCommand } from './initWeights.ts';
@@ -16,6 +17,7 @@ export const COMMANDS: CommandEntry[] = [
   eager(exportCommand),
   eager(convertCommand),
   eager(decodeCommand),
+  eager(exportClipCommand),
   lazy('stage', 'run one pipeline stage process: serve its shard of the network over TCP', 'stageCommand', () => import('./stage.ts')),
   lazy('serve', 'run a backend group driver: pull jobs from the edge, generate on the stage pipeline, upload MP4s', 'serveCommand',
     () => import('./serve.ts')),
