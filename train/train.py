@@ -4,6 +4,9 @@ stable-diffusion schedule (integer n in 1..1000, x_n = sqrt(abar_n) x0 + sqrt(1 
 
 Deterministic: fixed seeds and a fixed thread count, so the same command gives the same weights.
     python3 train/train.py --out train/runs/NAME [--steps N] [--batch B]
+A second phase continues from a checkpoint's (EMA) weights with a fresh optimiser and the learning rate annealed
+linearly to zero:
+    python3 train/train.py --out train/runs/NAME2 --init train/runs/NAME/ckpt-K.pt --anneal --lr LR --steps N --seed S
 Writes NAME/log.jsonl (loss every --log-every steps) and NAME/ckpt-STEP.pt (EMA weights, every --ckpt-every steps
 and at the end); train/export.py turns a checkpoint into the shipped model files.
 """
@@ -43,6 +46,8 @@ def main():
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--log-every', type=int, default=25)
     ap.add_argument('--ckpt-every', type=int, default=250)
+    ap.add_argument('--init', help='start from this checkpoint (its EMA weights)')
+    ap.add_argument('--anneal', action='store_true', help='lr falls linearly to 0 at --steps (after the warmup)')
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -53,6 +58,10 @@ def main():
     te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, CONFIG['clip_dim'])
     ema_net = UViTVideo(CONFIG).requires_grad_(False)
     ema_te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, CONFIG['clip_dim']).requires_grad_(False)
+    if a.init:
+        ck = torch.load(a.init, map_location='cpu')
+        net.load_state_dict(ck['net'])
+        te.load_state_dict(ck['text'])
     ema_net.load_state_dict(net.state_dict())
     ema_te.load_state_dict(te.state_dict())
     params = list(net.parameters()) + list(te.parameters())
@@ -60,7 +69,7 @@ def main():
     # official U-ViT optimiser settings (betas (0.9, 0.9), weight decay 0.03); a higher lr for the short run
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.9), weight_decay=0.03)
     # constant after the warmup, so the checkpoint at step K equals a run with --steps K (an early stop is reproducible)
-    lr_at = lambda s: a.lr * min(1.0, (s + 1) / a.warmup)
+    lr_at = lambda s: a.lr * min(1.0, (s + 1) / a.warmup) * ((1 - s / a.steps) if a.anneal else 1.0)
     abar = torch.tensor(alphas_cumprod(), dtype=torch.float32)
     data_gen = torch.Generator().manual_seed(a.seed + 1)
     noise_gen = torch.Generator().manual_seed(a.seed + 2)
