@@ -44,8 +44,6 @@ interface Pending {
 export class FrameSocket {
   readonly socket: net.Socket;
   readonly name: string;
-  /** free slot for the owner (e.g. the peer's hello) */
-  info: Record<string, unknown> = {};
   private readonly opts: FrameSocketOptions;
   private readonly maxQueuedBytes: number;
   private readonly decoder: FrameDecoder;
