@@ -1,7 +1,9 @@
 // The stage handshake's messages (gpu-backend/pipeline/wire/auth.ts) and where the group secret may come from.
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -50,5 +52,15 @@ describe('group secret', () => {
     expect(groupSecretFromEnv({ [SECRET_ENV]: 'cd'.repeat(16) }).reveal()).toBe('cd'.repeat(16));
     expect(() => groupSecretFromEnv({ [SECRET_ENV]: 'short' })).toThrow(/at least 32 bytes/);
     expect(() => groupSecretFromEnv({})).toThrow(/no group secret: set UVIT_GROUP_SECRET_FILE/);
+  });
+
+  it('a stage process without one refuses to start, and says how to give it one', () => {
+    const env = { ...process.env };
+    delete env[SECRET_ENV];
+    delete env[SECRET_FILE_ENV];
+    const uvit = fileURLToPath(new URL('../../bin/uvit.js', import.meta.url));
+    const r = spawnSync(process.execPath, [uvit, 'stage', '--plan', join(dir, 'absent-plan.json'), '--index', '0'], { env, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/no group secret: set UVIT_GROUP_SECRET_FILE to a file \(mode 0600\)/);
   });
 });
