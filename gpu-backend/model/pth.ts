@@ -7,6 +7,8 @@ import { PyDict, type PyTensor, unpickle } from './pickle.ts';
 import { ZipFile } from './zip.ts';
 
 const ELEM_SIZE = { F32: 4, F16: 2, BF16: 2 } as const;
+/** a state_dict's pickle holds names and shapes only (U-ViT-H/2: ~40 KB); anything far larger is not one */
+const MAX_PICKLE_BYTES = 64 << 20;
 
 // A TensorReader (tensorFile.ts returns it as one, which checks the shape); no import back, which would be a cycle.
 export class PthFile {
@@ -37,6 +39,8 @@ export class PthFile {
         const order = new TextDecoder().decode(zip.read(`${prefix}byteorder`));
         if (order !== 'little') throw new Error(`${w}: byteorder is "${order}", only little-endian checkpoints are read`);
       }
+      const pklSize = zip.entries.get(pkls[0])!.size;
+      if (pklSize > MAX_PICKLE_BYTES) throw new Error(`${w}: ${pkls[0]} is ${pklSize} bytes, over the ${MAX_PICKLE_BYTES} a state_dict pickle needs`);
       const root = unpickle(zip.read(pkls[0]), `${w} (${pkls[0]})`);
       if (!(root instanceof PyDict)) throw new Error(`${w}: the pickle is not a state_dict (a dict of tensors)`);
       const tensors = new Map<string, PyTensor>();
