@@ -13,10 +13,10 @@ import { MODEL_OPTIONS, openRunner, RUN_OPTIONS, runSetup } from './common.ts';
 
 export const sampleCommand: Command = {
   name: 'sample',
-  summary: 'sample latents with DPM-Solver++ (official fast order 3, or 2M) and classifier-free guidance',
+  summary: 'sample latents with DPM-Solver++ (official fast order 3, or 2M) or continuous-time DPM-Solver, and classifier-free guidance',
   usage:
     'sample --config C.json --weights W.safetensors --z-init Z.npy [--y Y.npy | --context CTX.npy] --steps N\n' +
-    '       --solver dpmpp-fast3|dpmpp-2m --guidance S [--empty-context E.npy] [--stages N] --out OUT.npy',
+    '       --solver dpmpp-fast3|dpmpp-2m|dpm-solver-fast --guidance S [--empty-context E.npy] [--stages N] --out OUT.npy',
   options: {
     ...MODEL_OPTIONS,
     'z-init': { type: 'string', value: 'Z.npy', required: true, help: "initial noise [B,C,S,S] (video: [B,C,F',S,S]) float32, x at t=1" },
@@ -43,6 +43,8 @@ export const sampleCommand: Command = {
   },
   notes: `
 Time: the model is called at t_input = t_continuous * 1000 (float32), t from 1 down to 1/1000 on a time-uniform grid.
+dpm-solver-fast (continuous-time checkpoints, eval.py / eval_ldm.py): the linear VP SDE, a log-SNR grid from 1 down to
+1e-4, the model called at t_continuous * 999.
 Class models: the unconditional branch uses the null class num_classes - 1.
 Text models: the unconditional branch uses --empty-context (the CLIP encoding of "" in the official scripts); without
 it, an all-zeros context is used (documented default; pass the real empty-string encoding for faithful results).`,
