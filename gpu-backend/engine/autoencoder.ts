@@ -52,6 +52,35 @@ export class Autoencoder {
     return this.#run('encoder', 'x', this.config.in_channels, x, 'moments');
   }
 
+  /**
+   * FrozenAutoencoderKL.encode(x) with its standard-normal draw given: scale_factor · (mean + exp(0.5 · clamp(logvar,
+   * −30, 20)) · noise), in float32 like torch; noise is [B, embed_dim, H/8, W/8].
+   */
+  async encode(x: Tensor<'float32'>, noise: Tensor<'float32'>): Promise<Tensor<'float32'>> {
+    const m = await this.encodeMoments(x);
+    const [B, C2, h, w] = m.dims;
+    const C = C2 / 2;
+    if (noise.dims.join(',') !== [B, C, h, w].join(',')) {
+      throw new Error(`autoencoder encode: noise has shape [${noise.dims.join(',')}], expected [${[B, C, h, w].join(',')}]`);
+    }
+    const f = Math.fround;
+    const scale = f(this.config.scale_factor);
+    const hw = h * w;
+    const z = new Float32Array(B * C * hw);
+    for (let b = 0; b < B; b++) {
+      for (let c = 0; c < C; c++) {
+        const mean = (b * C2 + c) * hw;
+        const logvar = (b * C2 + C + c) * hw;
+        const o = (b * C + c) * hw;
+        for (let i = 0; i < hw; i++) {
+          const std = f(Math.exp(f(0.5 * Math.min(20, Math.max(-30, m.data[logvar + i])))));
+          z[o + i] = f(scale * f(m.data[mean + i] + f(std * noise.data[o + i])));
+        }
+      }
+    }
+    return float32([B, C, h, w], z);
+  }
+
   async #run(part: AutoencoderPart, input: string, channels: number, t: Tensor<'float32'>, output: string): Promise<Tensor<'float32'>> {
     const s = this.#sessions.get(part);
     if (!s) throw new Error(`autoencoder: the ${part} was not opened (parts option)`);

@@ -19,12 +19,14 @@ let ae: Autoencoder | undefined;
 afterAll(async () => ae?.release());
 
 describe('autoencoder (libs/autoencoder.py FrozenAutoencoderKL)', () => {
-  it('decode(z) at 32x32 latents and encode_moments(x) equal the official float32 outputs (1e-4)', async () => {
+  it('decode(z) at 32x32 latents, encode_moments(x) and encode(x) equal the official float32 outputs (1e-4)', async () => {
     ae = await Autoencoder.open(join(DIR, 'autoencoder.pth'), { config: cfg, parts: ['decoder', 'encoder'], threads: 1 });
     const dec = await ae.decode(npy('z.npy'));
     const errDec = maxAbsDiff(dec, npy('decoded.npy'));
     const errEnc = maxAbsDiff(await ae.encodeMoments(npy('x.npy')), npy('moments.npy'));
-    console.log(`autoencoder decode max abs ${errDec.toExponential(2)}, encode_moments ${errEnc.toExponential(2)}`);
+    const errZ = maxAbsDiff(await ae.encode(npy('x.npy'), npy('noise.npy')), npy('encoded.npy'));
+    console.log(`autoencoder decode max abs ${errDec.toExponential(2)}, encode_moments ${errEnc.toExponential(2)}, encode ${errZ.toExponential(2)}`);
+    expect(errZ).toBeLessThanOrEqual(1e-4);
     const z = npy('z.npy').dims;
     expect(dec.dims).toEqual([z[0], 3, z[2] * 2 ** (cfg.ch_mult.length - 1), z[3] * 2 ** (cfg.ch_mult.length - 1)]);
     expect(errDec).toBeLessThanOrEqual(1e-4);
