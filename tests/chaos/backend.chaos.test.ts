@@ -12,7 +12,13 @@ import { Prng, chaosSeed } from './prng.ts';
 import { Tally } from './stats.ts';
 import { plateau } from '../../scripts/procMem.ts';
 
-const MAX_QUEUE = 8;
+// The edge's job state is sharded (JOB_SHARDS) and MAX_QUEUE bounds all shards together: each shard holds
+// ceil(MAX_QUEUE / shards). The bound asserted is 8 queued jobs per shard, so a key (which lives in one shard) can
+// queue up to 8 and the fault tests' few jobs fit; the load's 50 keys spread over every shard (12–13 each), enough to
+// fill each shard's share.
+const SHARDS = 4;
+const PER_SHARD = 8;
+const MAX_QUEUE = PER_SHARD * SHARDS;
 const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 50);
 const LOAD_MS = Number(process.env.CHAOS_LOAD_MS ?? 60_000);
 
@@ -23,7 +29,7 @@ let base = '';
 let model = '';
 
 beforeAll(async () => {
-  ({ stack, stop } = await startChaosStack({ backend: true, edgeVars: { MAX_QUEUE: String(MAX_QUEUE), LEASE_TTL_MS: '3000', MAX_ATTEMPTS: '3' } }));
+  ({ stack, stop } = await startChaosStack({ backend: true, edgeVars: { JOB_SHARDS: String(SHARDS), MAX_QUEUE: String(MAX_QUEUE), LEASE_TTL_MS: '3000', MAX_ATTEMPTS: '3' } }));
   base = stack.baseUrl;
   model = stack.model!.modelId;
 }, 240_000);
@@ -54,9 +60,10 @@ describe('load: 50 concurrent clients', () => {
     let rejectedNoRetryAfter = 0;
     let outstanding = 0;
     let maxOutstanding = 0;
-    // the real queue length, sampled from the JobStore's SQLite every 100 ms
+    // the real queue length, sampled from every JobStore shard's SQLite every 100 ms: per shard and in total
     const probe = await queueProbe(stack);
-    let maxQueuedSeen = 0;
+    const maxPerShard: number[] = [];
+    let maxTotalSeen = 0;
     let queueSamples = 0;
     const errors: string[] = [];
     const rss: Map<string, number>[] = [];
@@ -64,7 +71,9 @@ describe('load: 50 concurrent clients', () => {
     const sampler = setInterval(() => rss.push(sampleRss(stack)), 2000);
     const queueSampler = setInterval(() => {
       try {
-        maxQueuedSeen = Math.max(maxQueuedSeen, probe.queued());
+        const q = probe.sample();
+        q.perShard.forEach((n, i) => { maxPerShard[i] = Math.max(maxPerShard[i] ?? 0, n); });
+        maxTotalSeen = Math.max(maxTotalSeen, q.total);
         queueSamples++;
       } catch { /* busy: next sample */ }
     }, 100);
@@ -121,6 +130,7 @@ describe('load: 50 concurrent clients', () => {
     await Promise.all(keys.map((_, i) => client(i)));
     clearInterval(sampler);
     clearInterval(queueSampler);
+    const shardFiles = probe.files();
     probe.close();
 
     const lost = [...accepted.keys()].filter((id) => !completed.has(id));
@@ -135,10 +145,10 @@ describe('load: 50 concurrent clients', () => {
       const xs = rss.map((m) => m.get(n) ?? 0).filter((x) => x > 0);
       return { n, xs, ...plateau(xs) };
     });
-    console.log(`load: ${CLIENTS} clients for ${LOAD_MS} ms: ${requests} requests, accepted ${accepted.size}, completed ${completed.size}, rejected ${rejected}, lost ${lost.length}, max queued ${maxQueuedSeen} in ${queueSamples} samples of the JobStore (bound ${MAX_QUEUE}), max accepted-and-unfinished ${maxOutstanding}`);
+    console.log(`load: ${CLIENTS} clients for ${LOAD_MS} ms: ${requests} requests, accepted ${accepted.size}, completed ${completed.size}, rejected ${rejected}, lost ${lost.length}, max queued per shard [${maxPerShard.join(', ')}] (share ${PER_SHARD} each), in total ${maxTotalSeen} (bound ${MAX_QUEUE}), in ${queueSamples} samples of ${shardFiles} JobStore shards, max accepted-and-unfinished ${maxOutstanding}`);
     console.log(`load RSS series MiB: ${growth.filter((g) => g.xs.length >= 9).map((g) => `${g.n}: ${g.xs.map(mb).join(' ')}`).join(' | ')}`);
     console.log(`load RSS MiB (middle-third max -> last-third max): ${growth.map((g) => `${g.n} ${mb(g.head)}->${mb(g.tail)}`).join(', ')}`);
-    tally.note(`load: ${CLIENTS} clients ${LOAD_MS / 1000} s: accepted ${accepted.size}, completed ${completed.size}, rejected ${rejected} (429/503 + Retry-After), lost ${lost.length}; max queued ${maxQueuedSeen} (bound ${MAX_QUEUE}, sampled from the JobStore)`);
+    tally.note(`load: ${CLIENTS} clients ${LOAD_MS / 1000} s: accepted ${accepted.size}, completed ${completed.size}, rejected ${rejected} (429/503 + Retry-After), lost ${lost.length}; max queued per shard [${maxPerShard.join(', ')}] (share ${PER_SHARD} = ceil(MAX_QUEUE ${MAX_QUEUE} / ${SHARDS} shards)), in total ${maxTotalSeen} (bound ${MAX_QUEUE}); sampled from the ${shardFiles} shards' SQLite`);
     tally.note(`load RSS MiB middle->last third: ${growth.filter((g) => g.xs.length >= 9).map((g) => `${g.n} ${mb(g.head)}->${mb(g.tail)}`).join(', ')}`);
 
     expect(errors, errors.slice(0, 10).join('\n')).toEqual([]);
@@ -147,9 +157,12 @@ describe('load: 50 concurrent clients', () => {
     expect(accepted.size).toBeGreaterThan(MAX_QUEUE);
     expect(rejected, 'the queue bound was never reached: the load is too light to test it').toBeGreaterThan(0);
     expect(rejectedNoRetryAfter).toBe(0);
-    // the queue filled up to its bound and never past it
+    // every shard's queue filled up to its share and never past it; all shards together never past MAX_QUEUE
     expect(queueSamples).toBeGreaterThan(50);
-    expect(maxQueuedSeen).toBe(MAX_QUEUE);
+    expect(shardFiles, 'the probe did not read every shard').toBe(SHARDS);
+    expect(maxPerShard, `max queued per shard (share ${PER_SHARD})`).toEqual(Array(SHARDS).fill(PER_SHARD));
+    expect(maxTotalSeen).toBeLessThanOrEqual(MAX_QUEUE);
+    expect(maxTotalSeen).toBeGreaterThan(PER_SHARD);
     expect(rss.length).toBeGreaterThanOrEqual(9);
     for (const g of growth) {
       if (g.xs.length < 9) continue;

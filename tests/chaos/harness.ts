@@ -226,17 +226,39 @@ export function sha256(b: Uint8Array | string): string {
 // ------------------------------------------------------------------ edge state (ground truth for the queue bound)
 
 /**
- * Reads the JobStore's SQLite file under the edge state dir (read-only, beside workerd; SQLite's locking makes that
- * safe): the real number of queued jobs, not a client-side estimate.
+ * Reads the JobStore SQLite files under the edge state dir (read-only, beside workerd; SQLite's locking makes that
+ * safe): the real number of queued jobs, not a client-side estimate. With `JOB_SHARDS` > 1 each shard is its own
+ * Durable Object with its own file; a shard's file appears when it is first used, so every sample looks for new ones.
+ * `sample()` gives queued per file (a shard each, in the order first seen) and their sum; the files are read one after
+ * another, so the sum is of near-simultaneous reads, not one snapshot.
  */
-export async function queueProbe(stack: Stack): Promise<{ queued: () => number; close: () => void }> {
+export async function queueProbe(stack: Stack): Promise<{ sample: () => { perShard: number[]; total: number }; files: () => number; close: () => void }> {
   const dir = join(stack.opts.stateDir, 'wrangler', 'v3', 'do', 'uvit-edge-JobStore');
-  const file = readdirSync(dir).find((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite');
-  if (!file) throw new Error(`no JobStore SQLite file in ${dir}`);
   const { DatabaseSync } = await import('node:sqlite');
-  const db = new DatabaseSync(join(dir, file), { readOnly: true });
-  const q = db.prepare("SELECT count(*) AS n FROM jobs WHERE status = 'queued'");
-  return { queued: () => Number((q.get() as { n: number }).n), close: () => db.close() };
+  type Db = InstanceType<typeof DatabaseSync>;
+  const open = new Map<string, { db: Db; q: ReturnType<Db['prepare']> }>();
+  const scan = () => {
+    for (const f of readdirSync(dir)) {
+      if (!f.endsWith('.sqlite') || f === 'metadata.sqlite' || open.has(f)) continue;
+      const db = new DatabaseSync(join(dir, f), { readOnly: true });
+      try {
+        open.set(f, { db, q: db.prepare("SELECT count(*) AS n FROM jobs WHERE status = 'queued'") });
+      } catch {
+        db.close(); // a shard's file made but not migrated yet: next scan
+      }
+    }
+  };
+  scan();
+  if (open.size === 0) throw new Error(`no JobStore SQLite file in ${dir}`);
+  return {
+    sample: () => {
+      scan();
+      const perShard = [...open.values()].map(({ q }) => Number((q.get() as { n: number }).n));
+      return { perShard, total: perShard.reduce((a, b) => a + b, 0) };
+    },
+    files: () => open.size,
+    close: () => { for (const { db } of open.values()) db.close(); },
+  };
 }
 
 // ------------------------------------------------------------------ logs and memory
