@@ -79,7 +79,10 @@ export function brokenLinks(file: string, md: string, files: Set<string> | null,
 
 describe('README and docs', () => {
   const files = tracked();
-  const docs = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+  // tracked pages only: a page still being written (untracked) is not part of a clone yet
+  const docs = files
+    ? [...files].filter((f) => /^docs\/[^/]+\.md$/.test(f))
+    : readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
 
   it(`README.md is at most ${README_MAX_LINES} lines`, () => {
     const lines = readFileSync(join(ROOT, 'README.md'), 'utf8').replace(/\n$/, '').split('\n').length;
@@ -90,6 +93,16 @@ describe('README and docs', () => {
     const problems = ['README.md', ...docs].flatMap((f) => brokenLinks(f, readFileSync(join(ROOT, f), 'utf8'), files));
     expect(problems).toEqual([]);
     expect(docs.length).toBeGreaterThan(0);
+  });
+
+  it('every `npm run X` named in README.md and docs/*.md is a script of package.json', () => {
+    const scripts = Object.keys(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts ?? {});
+    const named = ['README.md', ...docs].flatMap((f) =>
+      [...readFileSync(join(ROOT, f), 'utf8').matchAll(/npm run ([a-z][\w:-]*)(\*?)/g)]
+        .filter((m) => !m[2] && !m[1].endsWith(':')) // `npm run bench:*` names a family
+        .map((m) => ({ f, s: m[1] })));
+    expect(named.filter(({ s }) => !scripts.includes(s)).map(({ f, s }) => `${f}: npm run ${s}`)).toEqual([]);
+    expect(named.length).toBeGreaterThan(5);
   });
 
   it('no tracked file points at reference material outside the repository (it must stand on its own)', () => {
