@@ -126,7 +126,9 @@ describe('stage transport: bounds checked before allocation', () => {
     c.sendText(controlMeta('stats', 41), '');
     const s = JSON.parse(frameText(await c.next((f) => f.header.kind === 'stats'))) as StageStats;
     const grew = rssBytes(pid) - rss0;
-    expect(grew, `stage 0 RSS grew ${grew} B while a 256 MiB batch was sent`).toBeLessThan(32 * 2 ** 20);
+    // allocating the batch would add >= 256 MiB; read buffers not yet collected account for up to ~32 MiB (measured
+    // 33.7 MB once in a clean-clone run), so a quarter of the payload separates the two cases with room
+    expect(grew, `stage 0 RSS grew ${grew} B while a 256 MiB batch was sent`).toBeLessThan(64 * 2 ** 20);
     expect(s.refusedFrames).toBeGreaterThan(0);
     expect(s.heldBytes).toBe(0);
     c.destroy();
