@@ -38,6 +38,9 @@ export const LeaseRequest = z.object({
 });
 export type LeaseRequest = z.infer<typeof LeaseRequest>;
 
+/** Most images one image job makes (OpenAI's images API allows n up to 10). */
+export const MAX_IMAGES_PER_JOB = 10;
+
 /** Canonical generation parameters handed to the backend: everything needed to reproduce the clip bit for bit. */
 export const JobSpec = z.object({
   id: z.string(), // video id (`video_…`), for logs only; results are keyed by lease
@@ -53,8 +56,18 @@ export const JobSpec = z.object({
   steps: z.number().int().positive(),
   guidance: z.number().min(0),
   params_hash: z.string(), // sha256 of the canonical params: the dedup key
+  // Image jobs (POST /v1/images/generations). Absent kind = 'video', so rows and backends from before images keep
+  // working. An image job is one still frame per image: num_frames 1, fps 1, seconds 1; width/height are the image's.
+  kind: z.enum(['video', 'image']).optional(),
+  n: z.number().int().min(1).max(MAX_IMAGES_PER_JOB).optional(), // images to make (image jobs; absent = 1)
+  class_label: z.number().int().min(0).optional(), // class-conditional image models: the class index
 });
 export type JobSpec = z.infer<typeof JobSpec>;
+
+/** Artifact names of an image job's PNGs, uploaded as image/png: image-0 … image-{n-1}. */
+export function imageArtifactName(i: number): string {
+  return `image-${i}`;
+}
 
 /** 200 answer to a lease request (204 with no body when the long-poll ran out). */
 export const LeaseGrant = z.object({
