@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, rmSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { freemem } from 'node:os';
 import { join } from 'node:path';
 import {
   FailRequest,
@@ -33,6 +34,17 @@ export class JobError extends Error {
     this.retryable = retryable;
     this.code = code;
   }
+}
+
+/**
+ * Jobs a group generates at once when no capacity is given. Two per stage: a job in 'micro' CFG mode keeps two
+ * micro-batches in flight with a barrier per step, so 2·S jobs give S stages the 4·S micro-batches the pipeline
+ * client's window admits, and while one clip decodes and encodes on the driver the others keep the stages fed (in
+ * process, S = 1: one clip's decode and MP4 overlap the next one's sampling). Bounded by memory: a clip holds its
+ * decoded frames on the driver (`clipBytes`), and those of all clips in flight take at most a quarter of free memory.
+ */
+export function defaultCapacity(numStages: number, clipBytes: number, freeBytes = freemem()): number {
+  return Math.max(1, Math.min(2 * Math.max(1, numStages), Math.floor(freeBytes / 4 / clipBytes)));
 }
 
 export interface WorkerOptions {
