@@ -4,7 +4,7 @@
 import type { Tensor } from '../../shared/tensor.ts';
 import { derive, type Derived, type UViTConfig } from '../model/config.ts';
 import { combineCfg, concatBatch, repeatContext, sample, sliceBatch, type ModelInputs, type SolverName } from '../sampler/index.ts';
-import type { LatentDecoder } from './decoder.ts';
+import type { DecoderConfig, Frames } from './decoder.ts';
 import { initialNoise } from './rng.ts';
 import { encodeMp4 } from './ffmpeg.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
@@ -86,11 +86,17 @@ export interface ClipResult {
   timings: PhaseTimings;
 }
 
+/** Latents → frames: a LatentDecoder, or the same on its own thread (decodeThread.ts) so that sampling goes on. */
+export interface ClipDecoder {
+  readonly cfg: DecoderConfig;
+  decode(latents: Tensor<'float32'>, keepFrames?: number): Promise<Frames[]>;
+}
+
 export interface DriverOptions {
   model: UViTConfig;
   forward: Forward;
   textEncoder: PromptEncoder;
-  decoder: LatentDecoder;
+  decoder: ClipDecoder;
   metrics?: DriverMetrics;
 }
 
@@ -125,6 +131,12 @@ export class Driver {
   /** Largest clip in output frames. */
   get maxFrames(): number {
     return this.derived.F * this.o.decoder.cfg.temporal;
+  }
+
+  /** Bytes the largest clip holds on the driver once decoded: its RGB frames as float32 and as uint8. */
+  get clipBytes(): number {
+    const { width, height } = this.frameSize;
+    return this.maxFrames * width * height * 3 * (4 + 1);
   }
 
   /** Latent frames for `numFrames` output frames; throws a precise error when the model cannot make that clip. */

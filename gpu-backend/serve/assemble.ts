@@ -1,6 +1,7 @@
-// The one place a Driver is put together: the group config's text encoder and latent decoder around a forward
+// The one place a Driver is put together: the group config's text encoder and latent decoder (on its own thread, so
+// that decoding one clip does not stall the sampling of the others) around a forward
 // function (a Backend's: the in-process engine or the stage pipeline). `uvit serve`, the demo and the tests use it.
-import { LatentDecoder } from '../driver/decoder.ts';
+import { DecoderThread } from '../driver/decodeThread.ts';
 import { Driver, type Forward } from '../driver/driver.ts';
 import { PromptEncoder } from '../driver/text/encoder.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
@@ -14,9 +15,9 @@ export interface AssembledDriver {
 
 export async function assembleDriver(cfg: LoadedGroupConfig, forward: Forward, metrics?: DriverMetrics): Promise<AssembledDriver> {
   const textEncoder = await PromptEncoder.create(cfg.text_encoder, cfg.text_encoder.ep ?? cfg.engine);
-  let decoder: LatentDecoder;
+  let decoder: DecoderThread;
   try {
-    decoder = await LatentDecoder.create(cfg.decoder, cfg.decoder.ep ?? cfg.engine);
+    decoder = await DecoderThread.create(cfg.decoder, cfg.decoder.ep ?? cfg.engine);
   } catch (e) {
     await textEncoder.release();
     throw e;

@@ -13,7 +13,7 @@ import { loadGroupConfig } from '../../serve/groupConfig.ts';
 import { DriverMetrics, serveMetrics } from '../../metrics/driverMetrics.ts';
 import { jsonLogger, withLogIds } from '../../metrics/log.ts';
 import { assembleDriver } from '../../serve/assemble.ts';
-import { Worker } from '../../serve/worker.ts';
+import { Worker, defaultCapacity } from '../../serve/worker.ts';
 import { inProcessBackend, pipelineBackend, type Backend } from '../../serve/backend.ts';
 import { exportStages } from '../../serve/stages.ts';
 import { groupSecretFromEnv } from '../../pipeline/wire/auth.ts';
@@ -35,7 +35,11 @@ export const serveCommand: Command = {
     plan: { type: 'string', value: 'PLAN.json', help: 'plan.json from `uvit export` (default with N: exported under --work-dir)' },
     group: { type: 'string', value: 'ID', help: 'backend group id (default HOSTNAME-PID)' },
     model: { type: 'string', value: 'ID', help: 'model id to lease jobs for (default: the config model_id)' },
-    capacity: { type: 'string', value: 'N', default: '1', help: 'jobs generated at once (their micro-batches share the pipeline)' },
+    capacity: {
+      type: 'string',
+      value: 'N',
+      help: 'jobs generated at once (their micro-batches share the pipeline; default 2 per stage, bounded by free memory)',
+    },
     metrics: { type: 'string', value: 'HOST:PORT', help: 'serve Prometheus text at http://HOST:PORT/metrics' },
     'work-dir': { type: 'string', value: 'DIR', help: 'scratch files (MP4s before upload, exported stages)' },
     f16: { type: 'boolean', help: 'carry activations and skips between stages as float16' },
@@ -76,7 +80,7 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
   } catch {
     throw new UsageError(`uvit serve: --edge must be a URL, got '${edge}'`);
   }
-  const capacity = intValue('serve', 'capacity', v.capacity, 1)!;
+  const capacityArg = intValue('serve', 'capacity', v.capacity, 1);
   const waitMs = intValue('serve', 'wait-ms', v['wait-ms'], 0)!;
   const stagesArg = str(v.stages) ?? '0';
   const workDir = resolve(str(v['work-dir']) ?? join(tmpdir(), `uvit-serve-${process.pid}`));
@@ -106,6 +110,7 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
   const src = backend.metricsSource();
   if (src) metrics.attachPipeline(src);
   const { driver, release } = await assembleDriver(cfg, backend.forward, metrics);
+  const capacity = capacityArg ?? defaultCapacity(backend.numStages, driver.clipBytes);
   const model = str(v.model) ?? cfg.model_id;
   const group = str(v.group) ?? `${hostname()}-${process.pid}`;
   const worker = new Worker({
