@@ -25,7 +25,10 @@ export interface Backend {
   killStage?(k: number): void;
 }
 
-export async function inProcessBackend(cfg: LoadedGroupConfig): Promise<Backend> {
+/** What the network's placement reads of a group: a video group config, or a catalogue image model (catalogue.ts). */
+export type NetworkConfig = Pick<LoadedGroupConfig, 'uvit' | 'weights' | 'engine' | 'stages'>;
+
+export async function inProcessBackend(cfg: NetworkConfig): Promise<Backend> {
   const engine = await Engine.create({
     config: cfg.uvit,
     weightsPath: cfg.weights,
@@ -50,7 +53,7 @@ interface PipelineBackendOptions {
   /** connect to these stage addresses (with the group secret they run with); or spawn local stages when absent */
   addresses?: string[];
   secret?: GroupSecret;
-  cfg: LoadedGroupConfig;
+  cfg: NetworkConfig;
   f16?: boolean;
   log?: (s: string) => void;
 }

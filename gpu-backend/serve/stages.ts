@@ -15,7 +15,7 @@ export interface ExportedStages {
 }
 
 /** Exports (or keeps) `stages` stages of the group's model under `root`/<model>-s<stages>-<partition>. */
-export function exportStages(cfg: LoadedGroupConfig, stages: number, root: string, log?: (s: string) => void): ExportedStages {
+export function exportStages(cfg: Pick<LoadedGroupConfig, 'model_id' | 'uvit' | 'weights' | 'partition'>, stages: number, root: string, log?: (s: string) => void): ExportedStages {
   const w = statSync(cfg.weights);
   const stamp = createHash('sha256')
     .update(JSON.stringify({ model: cfg.uvit, weights: [cfg.weights, w.size, w.mtimeMs], stages, partition: cfg.partition }))
