@@ -7,8 +7,21 @@ import * as z from 'zod';
 export const LEASE_PATHS = {
   lease: '/internal/v1/lease',
   heartbeat: (leaseId: string) => `/internal/v1/leases/${encodeURIComponent(leaseId)}/heartbeat`,
+  /** the single-`video` shorthand of artifact + complete (backends that predate artifacts) */
   result: (leaseId: string) => `/internal/v1/leases/${encodeURIComponent(leaseId)}/result`,
   fail: (leaseId: string) => `/internal/v1/leases/${encodeURIComponent(leaseId)}/fail`,
+  /** PUT one artifact in one request (≤ MAX_PUT_BYTES) */
+  artifact: (leaseId: string, name: string) => `/internal/v1/leases/${encodeURIComponent(leaseId)}/artifacts/${name}`,
+  /** POST: start a multipart upload of a larger artifact */
+  uploads: (leaseId: string, name: string) => `/internal/v1/leases/${encodeURIComponent(leaseId)}/artifacts/${name}/uploads`,
+  /** PUT part `part` (1-based, in order) of a multipart upload */
+  part: (leaseId: string, name: string, uploadId: string, part: number) =>
+    `/internal/v1/leases/${encodeURIComponent(leaseId)}/artifacts/${name}/uploads/${uploadId}/parts/${part}`,
+  /** POST: finish a multipart upload (the whole hash is checked) */
+  uploadDone: (leaseId: string, name: string, uploadId: string) =>
+    `/internal/v1/leases/${encodeURIComponent(leaseId)}/artifacts/${name}/uploads/${uploadId}/complete`,
+  /** POST: complete the job with the artifacts uploaded under this lease */
+  complete: (leaseId: string) => `/internal/v1/leases/${encodeURIComponent(leaseId)}/complete`,
 } as const;
 
 /** Headers of a signed backend request (lower-case, as Headers normalises them). */
@@ -16,7 +29,7 @@ export const SIG_HEADERS = {
   timestamp: 'x-uvit-timestamp', // unix seconds
   nonce: 'x-uvit-nonce', // 16+ random bytes, hex or base64url; usable once (the edge remembers it past the window)
   signature: 'x-uvit-signature', // hex HMAC-SHA256 over canonicalString()
-  contentSha256: 'x-content-sha256', // PUT result: hex sha256 of the uploaded bytes (also the signed body hash)
+  contentSha256: 'x-content-sha256', // PUT result / artifact / part: hex sha256 of the body (also the signed body hash)
 } as const;
 
 /** Accepted clock skew between backend and edge, in seconds, either way. */
@@ -109,6 +122,61 @@ export const ResultResponse = z.object({
   bytes: z.number().int(),
 });
 export type ResultResponse = z.infer<typeof ResultResponse>;
+
+// ---------------------------------------------------------------- artifacts (a job's result files)
+
+/** Artifact names: `video`, `thumbnail`, `spritesheet`, `image-0`, `image-1`, … */
+export const ARTIFACT_NAME = /^[a-z0-9-]{1,32}$/;
+/** Content types an artifact may have, and the file extension its R2 key and CDN path end in. */
+export const ARTIFACT_TYPES = { 'video/mp4': 'mp4', 'image/webp': 'webp', 'image/jpeg': 'jpg', 'image/png': 'png' } as const;
+export type ArtifactContentType = keyof typeof ARTIFACT_TYPES;
+/** The artifact whose content is the job's `content_sha256`/`bytes`/`cdn_url` when listed; else the first listed. */
+export const PRIMARY_ARTIFACT = 'video';
+/**
+ * Largest body of one PUT (artifact, result or multipart part), under the 100 MB request-body limit of the smaller
+ * Workers plans; larger artifacts go multipart, in parts of this size (R2 wants all parts but the last the same size
+ * and ≥ 5 MiB; a multiple of 64 bytes lets the edge carry its whole-object hash from part to part).
+ */
+export const MAX_PUT_BYTES = 64 * 1024 * 1024;
+
+const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex characters');
+export const ArtifactName = z.string().regex(ARTIFACT_NAME, 'lower-case letters, digits and -, 1-32 characters');
+export const ContentType = z.enum(Object.keys(ARTIFACT_TYPES) as [ArtifactContentType, ...ArtifactContentType[]]);
+
+/** One stored artifact: the answer to its upload, and an entry of POST .../complete. */
+export const Artifact = z.object({
+  name: ArtifactName,
+  sha256: Sha256,
+  bytes: z.number().int().min(1),
+  content_type: ContentType,
+});
+export type Artifact = z.infer<typeof Artifact>;
+
+/** POST .../complete: every artifact of the result, each uploaded under this lease first. */
+export const CompleteRequest = z.object({
+  artifacts: z.array(Artifact).min(1).max(64).refine((a) => new Set(a.map((x) => x.name)).size === a.length, 'artifact names must be unique'),
+});
+export type CompleteRequest = z.infer<typeof CompleteRequest>;
+
+/** POST .../complete answer: ResultResponse of the primary artifact, and all of them. */
+export const CompleteResponse = ResultResponse.extend({ artifacts: z.array(Artifact) });
+export type CompleteResponse = z.infer<typeof CompleteResponse>;
+
+/** POST .../artifacts/{name}/uploads: the whole artifact as it will be. */
+export const UploadStart = Artifact.omit({ name: true });
+export type UploadStart = z.infer<typeof UploadStart>;
+
+/** Answer: upload id, part size, and the number of parts to PUT (1 … parts, in order). */
+export const UploadStarted = z.object({
+  upload_id: z.string().regex(/^up_[0-9a-f]{32}$/),
+  part_bytes: z.number().int().positive(),
+  parts: z.number().int().positive(),
+});
+export type UploadStarted = z.infer<typeof UploadStarted>;
+
+/** PUT .../parts/{n} answer. */
+export const PartStored = z.object({ part: z.number().int().min(1), sha256: Sha256, bytes: z.number().int().min(1) });
+export type PartStored = z.infer<typeof PartStored>;
 
 // ---------------------------------------------------------------- signing
 

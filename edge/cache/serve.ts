@@ -12,7 +12,9 @@ export async function serveObject(
   const etag = `"${sha256}"`;
   const head = await bucket.head(key);
   if (!head) return problem({ status: 404, code: 'content_missing', detail: `The stored content ${sha256.slice(0, 12)}… is no longer available.` });
-  const base: Record<string, string> = { etag, 'accept-ranges': 'bytes', 'content-type': 'video/mp4', ...extra };
+  // the type it was stored with (an artifact's); objects stored before types were recorded are MP4s
+  const type = head.httpMetadata?.contentType ?? 'video/mp4';
+  const base: Record<string, string> = { etag, 'accept-ranges': 'bytes', 'content-type': type, ...extra };
   const inm = req.headers.get('if-none-match');
   if (inm && (inm === '*' || inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)))
     return new Response(null, { status: 304, headers: base });

@@ -1,6 +1,7 @@
 // Streams a result upload into R2 under its content hash while hashing it; R2 also checks the declared sha256,
 // so a truncated or corrupted upload never lands under the content-addressed key.
-import { r2Key } from './cdnToken.ts';
+import type { ArtifactContentType } from '../../shared/lease.ts';
+import { extOf, r2Key } from './cdnToken.ts';
 
 function hex(buf: ArrayBuffer): string {
   return [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
@@ -8,8 +9,10 @@ function hex(buf: ArrayBuffer): string {
 
 export type UploadOutcome = { ok: true; sha256: string; bytes: number; existed: boolean } | { ok: false; reason: string };
 
-export async function uploadVerified(bucket: R2Bucket, body: ReadableStream<Uint8Array>, declaredSha: string, length: number): Promise<UploadOutcome> {
-  const key = r2Key(declaredSha);
+export async function uploadVerified(
+  bucket: R2Bucket, body: ReadableStream<Uint8Array>, declaredSha: string, length: number, contentType: ArtifactContentType,
+): Promise<UploadOutcome> {
+  const key = r2Key(declaredSha, extOf(contentType));
   const digest = new crypto.DigestStream('SHA-256');
   let counted = 0;
   const counter = new TransformStream<Uint8Array, Uint8Array>({
@@ -28,7 +31,7 @@ export async function uploadVerified(bucket: R2Bucket, body: ReadableStream<Uint
       const fixed = new FixedLengthStream(length);
       await Promise.all([
         toR2.pipeTo(fixed.writable),
-        bucket.put(key, fixed.readable, { sha256: declaredSha, httpMetadata: { contentType: 'video/mp4' } }),
+        bucket.put(key, fixed.readable, { sha256: declaredSha, httpMetadata: { contentType } }),
         toHash.pipeTo(digest),
       ]);
     }

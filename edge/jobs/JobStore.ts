@@ -5,13 +5,14 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { CreateKeyRequest } from '../../shared/api/keys.ts';
 import { DEFAULT_WEBHOOK_EVENTS, type ListQuery, type Video, type VideoList, type WebhookEventType } from '../../shared/api/videos.ts';
-import type { FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
+import type { Artifact, FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseGrant, LeaseRequest } from '../../shared/lease.ts';
 import type { PresentedKey } from '../auth/apiKey.ts';
 import { egressPolicy } from '../auth/egress.ts';
 import { reply } from '../http/reply.ts';
 import { intVar, type Vars } from '../vars.ts';
-import { cdnPath, r2Key } from '../cache/cdnToken.ts';
+import { cdnPath, extOf } from '../cache/cdnToken.ts';
 import { findModel } from '../models.ts';
+import { type ContentRef, contentRef, dropJobArtifacts, jobArtifact, jobArtifacts, mismatch, primary, recordUpload, referenced, setJobArtifacts } from './artifacts.ts';
 import { createKey, listKeys, revokeKey, verifyKey } from './keys.ts';
 import { RateLimiter } from './rateLimit.ts';
 import { createJob, findResult, ownerScope, recordResult, SHARED_SCOPE, type ResultHit } from './create.ts';
@@ -85,8 +86,8 @@ export class JobStore extends DurableObject<StoreEnv> {
   }
 
   /** The CDN path of content kept until `expiresAt` (null without CDN_SECRET). */
-  private async cdnPathFor(sha256: string, expiresAt: number): Promise<string | null> {
-    return this.env.CDN_SECRET ? cdnPath(this.env.CDN_SECRET, sha256, Math.floor(expiresAt / 1000)) : null;
+  private async cdnPathFor(a: Pick<Artifact, 'sha256' | 'content_type'>, expiresAt: number): Promise<string | null> {
+    return this.env.CDN_SECRET ? cdnPath(this.env.CDN_SECRET, a.sha256, Math.floor(expiresAt / 1000), extOf(a.content_type)) : null;
   }
 
   // ------------------------------------------------------------------ auth
@@ -100,17 +101,17 @@ export class JobStore extends DurableObject<StoreEnv> {
     return { ok: true, value: v.key, rate };
   }
 
-  /** Runs `fn` for an authenticated key; the answer carries the key's rate-limit state either way. */
-  private authed<T>(p: PresentedKey, scope: string, fn: (key: KeyRow) => Result<T>): Result<T> {
+  /**
+   * Runs `fn` (sync or async) for an authenticated key; the answer carries the key's rate-limit state either way.
+   * A refusal comes back at once, so an async `fn`'s caller awaits a value or a promise.
+   */
+  private authed<T>(p: PresentedKey, scope: string, fn: (key: KeyRow) => Result<T>): Result<T>;
+  private authed<T>(p: PresentedKey, scope: string, fn: (key: KeyRow) => Promise<Result<T>>): Result<T> | Promise<Result<T>>;
+  private authed<T>(p: PresentedKey, scope: string, fn: (key: KeyRow) => Result<T> | Promise<Result<T>>): Result<T> | Promise<Result<T>> {
     const a = this.auth(p, scope);
     if (!a.ok) return a;
-    return { ...fn(a.value), rate: a.rate };
-  }
-
-  private async authedAsync<T>(p: PresentedKey, scope: string, fn: (key: KeyRow) => Promise<Result<T>>): Promise<Result<T>> {
-    const a = this.auth(p, scope);
-    if (!a.ok) return a;
-    return { ...(await fn(a.value)), rate: a.rate };
+    const r = fn(a.value);
+    return r instanceof Promise ? r.then((v) => ({ ...v, rate: a.rate })) : { ...r, rate: a.rate };
   }
 
   private own(keyId: string, id: string): JobRow | undefined {
@@ -164,7 +165,7 @@ export class JobStore extends DurableObject<StoreEnv> {
 
   async createVideo(p: PresentedKey, input: CreateInput): Promise<Result<{ video: Video; replayed: boolean }>> {
     this.hop();
-    return this.authedAsync(p, 'videos:write', async (key) => {
+    return this.authed(p, 'videos:write', async (key): Promise<Result<{ video: Video; replayed: boolean }>> => {
       // A reusable result gets its own expiry and CDN path, signed before the synchronous create (which checks
       // the result is still there).
       const hash = input.spec.params_hash;
@@ -173,7 +174,7 @@ export class JobStore extends DurableObject<StoreEnv> {
       let reuse = null;
       if (hit) {
         const expiresAt = Date.now() + this.ttlMs(key.id, input.spec.model);
-        reuse = { hit, local: local !== undefined, expiresAt, cdnPath: await this.cdnPathFor(hit.sha256, expiresAt) };
+        reuse = { hit, local: local !== undefined, expiresAt, cdnPath: await this.cdnPathFor(primary(hit.artifacts), expiresAt) };
       }
       // MAX_QUEUE bounds all shards together: each holds its share
       const maxQueue = Math.ceil(intVar(this.env.MAX_QUEUE, 1000) / this.shards);
@@ -218,28 +219,37 @@ export class JobStore extends DurableObject<StoreEnv> {
     return r;
   }
 
-  /** `purge`: the video's CDN path, for the route to evict from the cache (its content is freed if unreferenced). */
-  async deleteVideo(p: PresentedKey, id: string): Promise<Result<{ id: string; purge: string | null }>> {
+  /** `purge`: the CDN paths of the video's artifacts, for the route to evict from the cache (content is freed if unreferenced). */
+  async deleteVideo(p: PresentedKey, id: string): Promise<Result<{ id: string; purge: string[] }>> {
     this.hop();
-    return this.authedAsync(p, 'videos:write', async (key) => {
+    return this.authed(p, 'videos:write', async (key): Promise<Result<{ id: string; purge: string[] }>> => {
       const m = this.mine(key, id);
       if (!m.ok) return m;
       const r = m.value;
       if (!TERMINAL.has(r.status)) this.cancelRow(r);
+      const artifacts = jobArtifacts(this.sql, id);
+      const content = dropJobArtifacts(this.sql, id);
       this.sql.exec('DELETE FROM jobs WHERE id = ?', id);
       this.sql.exec('DELETE FROM webhooks WHERE job_id = ?', id);
       this.sse.end(id);
-      if (r.content_sha256) await this.releaseContent(r.content_sha256);
-      return { ok: true, value: { id, purge: r.cdn_path } };
+      for (const c of content) await this.releaseContent(c);
+      const purge = r.expires_at === null ? [] : await Promise.all(artifacts.map((a) => this.cdnPathFor(a, r.expires_at!)));
+      return { ok: true, value: { id, purge: purge.filter((x): x is string => x !== null) } };
     });
   }
 
-  contentOf(p: PresentedKey, id: string): Result<{ sha256: string; bytes: number; expiresAt: number | null }> {
+  /** The stored artifact `variant` of the key's completed video `id`. */
+  contentOf(p: PresentedKey, id: string, variant: string): Result<{ artifact: Artifact; expiresAt: number | null }> {
     this.hop();
     return this.owned(p, 'videos:read', id, (r) => {
-      if (r.status !== 'completed' || !r.content_sha256)
+      if (r.status !== 'completed')
         return fail(409, 'video_not_ready', `Video ${id} is ${r.status}; its content exists only once it is completed.`);
-      return { ok: true, value: { sha256: r.content_sha256, bytes: r.bytes ?? 0, expiresAt: r.expires_at } };
+      const a = jobArtifact(this.sql, id, variant);
+      if (!a) {
+        const have = jobArtifacts(this.sql, id).map((x) => x.name).join(', ');
+        return fail(404, 'variant_not_found', `Video ${id} has no ${variant} variant (it has: ${have || 'none'}).`);
+      }
+      return { ok: true, value: { artifact: a, expiresAt: r.expires_at } };
     });
   }
 
@@ -350,14 +360,31 @@ export class JobStore extends DurableObject<StoreEnv> {
     return l;
   }
 
-  async complete(leaseId: string, sha256: string, bytes: number): Promise<Result<{ id: string }>> {
+  /** Records an artifact verified into R2 under a lease still held, for its POST complete. */
+  recordArtifact(leaseId: string, a: Artifact): Result<{ id: string }> {
+    this.hop();
+    const h = this.held(leaseId);
+    if (!h.ok) return h;
+    recordUpload(this.sql, leaseId, a);
+    return { ok: true, value: { id: h.value.id } };
+  }
+
+  /**
+   * Completes the lease's job with `artifacts`, each recorded by recordArtifact first or in `verified` (uploaded in
+   * this same request: the PUT result shorthand). All or nothing: a missing or different artifact completes nothing.
+   */
+  async complete(leaseId: string, artifacts: Artifact[], verified: Artifact[] = []): Promise<Result<{ id: string; primary: Artifact }>> {
     this.hop();
     // A stale lease's upload may leave an unreferenced object; it is not deleted here because a concurrent valid
     // lease may be completing with the same bytes.
     const first = this.held(leaseId);
     if (!first.ok) return first;
+    for (const a of verified) recordUpload(this.sql, leaseId, a);
+    const wrong = mismatch(this.sql, leaseId, artifacts);
+    if (wrong) return fail(422, 'artifacts_mismatch', `Cannot complete video ${first.value.id}: ${wrong}.`);
+    const main = primary(artifacts);
     const expiresAt = Date.now() + this.ttlMs(first.value.key_id, first.value.model);
-    const cdn = await this.cdnPathFor(sha256, expiresAt);
+    const cdn = await this.cdnPathFor(main, expiresAt);
     // Checked again after the await: a second completion of the same lease (a retried PUT) may have run meanwhile.
     const h = this.held(leaseId);
     if (!h.ok) return h;
@@ -366,12 +393,15 @@ export class JobStore extends DurableObject<StoreEnv> {
     this.sql.exec(
       `UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?, lease_expires = NULL, content_sha256 = ?, bytes = ?,
          cdn_path = ?, expires_at = ? WHERE id = ?`,
-      now, sha256, bytes, cdn, expiresAt, r.id);
+      now, main.sha256, main.bytes, cdn, expiresAt, r.id);
+    setJobArtifacts(this.sql, r.id, artifacts);
+    this.sql.exec('DELETE FROM lease_artifacts WHERE lease_id = ?', leaseId);
+    const hit = { sha256: main.sha256, bytes: main.bytes, artifacts };
     const key = this.sql.exec<KeyRow>('SELECT * FROM keys WHERE id = ?', r.key_id).toArray()[0];
-    if (key) recordResult(this.sql, ownerScope(key), r.params_hash, { sha256, bytes }, now);
+    if (key) recordResult(this.sql, ownerScope(key), r.params_hash, hit, now);
     await this.terminal(r.id);
-    if (key?.share_results === 1) await this.shareResult(r.params_hash, { sha256, bytes });
-    return { ok: true, value: { id: r.id } };
+    if (key?.share_results === 1) await this.shareResult(r.params_hash, hit);
+    return { ok: true, value: { id: r.id, primary: main } };
   }
 
   async failLease(leaseId: string, f: FailRequest): Promise<Result<{ id: string; status: string }>> {
@@ -409,8 +439,8 @@ export class JobStore extends DurableObject<StoreEnv> {
     const swept = sweepExpired(this.sql, now);
     for (const j of swept.jobs) this.sse.end(j.id);
     let objects = 0;
-    for (const sha of new Set(swept.jobs.map((j) => j.content_sha256).filter((s): s is string => s !== null)))
-      if (await this.releaseContent(sha)) objects++;
+    const content = new Map(swept.jobs.flatMap((j) => j.content).map((c) => [c.key, c]));
+    for (const c of content.values()) if (await this.releaseContent(c)) objects++;
     return { jobs: swept.jobs.length, objects, nonces: swept.nonces, webhooks: swept.webhooks };
   }
 
@@ -474,26 +504,27 @@ export class JobStore extends DurableObject<StoreEnv> {
   // ------------------------------------------------------------------ content shared between shards
 
   /** Drops the R2 object (and its index entries everywhere) once no job of any shard references the content. */
-  private async releaseContent(sha256: string): Promise<boolean> {
-    if (this.references(sha256, false)) return false;
+  private async releaseContent(c: ContentRef): Promise<boolean> {
+    if (this.references(c.sha256, false)) return false;
     const peers = Array.from({ length: this.shards }, (_, i) => i).filter((i) => i !== this.shard);
-    for (const i of peers) if (await this.peer(i).references(sha256)) return false;
-    this.forget(sha256, false);
-    await this.env.RESULTS.delete(r2Key(sha256));
-    for (const i of peers) await this.peer(i).forget(sha256);
+    for (const i of peers) if (await this.peer(i).references(c.sha256)) return false;
+    this.forget(c.sha256, false);
+    await this.env.RESULTS.delete(c.key);
+    for (const i of peers) await this.peer(i).forget(c.sha256);
     return true;
   }
 
-  /** Whether a job of this shard references the content. */
+  /** Whether a job of this shard references the content (as any of its artifacts). */
   references(sha256: string, rpc = true): boolean {
     if (rpc) this.hop();
-    return this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM jobs WHERE content_sha256 = ? LIMIT 1', sha256).one().n > 0;
+    return referenced(this.sql, sha256);
   }
 
-  /** Drops this shard's result-index entries of freed content, so no request is answered from it again. */
+  /** Drops this shard's result-index entries that name freed content, so no request is answered from it again. */
   forget(sha256: string, rpc = true): void {
     if (rpc) this.hop();
-    this.sql.exec('DELETE FROM result_index WHERE sha256 = ?', sha256);
+    // a hash is 64 hex characters: found inside the artifacts JSON, it is that artifact's
+    this.sql.exec('DELETE FROM result_index WHERE sha256 = ? OR instr(artifacts, ?) > 0', sha256, sha256);
   }
 
   /** The shared (opt-in) result index entry of these params, from the shard the params hash picks. */
@@ -501,7 +532,7 @@ export class JobStore extends DurableObject<StoreEnv> {
     const i = shardOfText(paramsHash, this.shards);
     const hit = i === this.shard ? this.sharedResult(paramsHash, false) : await this.peer(i).sharedResult(paramsHash);
     // content freed in another shard since: no reuse
-    return hit && (await this.env.RESULTS.head(r2Key(hit.sha256))) ? hit : undefined;
+    return hit && (await this.env.RESULTS.head(contentRef(primary(hit.artifacts)).key)) ? hit : undefined;
   }
 
   sharedResult(paramsHash: string, rpc = true): ResultHit | undefined {

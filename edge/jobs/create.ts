@@ -1,6 +1,7 @@
 // Accepting a job: idempotent replay, dedup cache hit on seeded params, per-key and global queue bounds, insert.
-import type { JobSpec } from '../../shared/lease.ts';
+import type { Artifact, JobSpec } from '../../shared/lease.ts';
 import { randomHex } from '../auth/apiKey.ts';
+import { setJobArtifacts } from './artifacts.ts';
 import type { JobRow, KeyRow } from './schema.ts';
 import { fail, type CreateInput, type Result } from './types.ts';
 
@@ -14,17 +15,23 @@ export function ownerScope(key: KeyRow): string {
 }
 export const SHARED_SCOPE = 'shared';
 
-export type ResultHit = { sha256: string; bytes: number };
+/** A reusable result: its primary content and every artifact (a reuse gets them all). */
+export type ResultHit = { sha256: string; bytes: number; artifacts: Artifact[] };
 
 export function findResult(sql: SqlStorage, scope: string, paramsHash: string): ResultHit | undefined {
-  return sql.exec<ResultHit>('SELECT sha256, bytes FROM result_index WHERE scope = ? AND params_hash = ?', scope, paramsHash).toArray()[0];
+  const r = sql.exec<{ sha256: string; bytes: number; artifacts: string | null }>(
+    'SELECT sha256, bytes, artifacts FROM result_index WHERE scope = ? AND params_hash = ?', scope, paramsHash).toArray()[0];
+  if (!r) return undefined;
+  // entries recorded before artifacts existed hold just the MP4
+  const artifacts = r.artifacts ? (JSON.parse(r.artifacts) as Artifact[]) : [{ name: 'video', sha256: r.sha256, bytes: r.bytes, content_type: 'video/mp4' as const }];
+  return { sha256: r.sha256, bytes: r.bytes, artifacts };
 }
 
 export function recordResult(sql: SqlStorage, scope: string, paramsHash: string, hit: ResultHit, now: number): void {
   sql.exec(
-    `INSERT INTO result_index (scope, params_hash, sha256, bytes, created_at) VALUES (?,?,?,?,?)
-     ON CONFLICT(scope, params_hash) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes`,
-    scope, paramsHash, hit.sha256, hit.bytes, now);
+    `INSERT INTO result_index (scope, params_hash, sha256, bytes, created_at, artifacts) VALUES (?,?,?,?,?,?)
+     ON CONFLICT(scope, params_hash) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes, artifacts = excluded.artifacts`,
+    scope, paramsHash, hit.sha256, hit.bytes, now, JSON.stringify(hit.artifacts));
 }
 
 /**
@@ -57,6 +64,7 @@ export function createJob(
       id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, events, now, now,
       hit.sha256, hit.bytes, reuse.cdnPath, input.idemKey, input.idemHash, reuse.expiresAt,
     );
+    setJobArtifacts(sql, id, hit.artifacts);
     return { ok: true, value: { row: row(id), replayed: false, queued: false } };
   }
   const active = sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE key_id = ? AND status IN ('queued','in_progress')", key.id).one().n;

@@ -7,6 +7,7 @@ const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['jobs', 'expires_at', 'INTEGER'],
   ['jobs', 'webhook_events', 'TEXT'],
   ['jobs', 'hook_progress_at', 'INTEGER'],
+  ['result_index', 'artifacts', 'TEXT'],
 ];
 
 export function migrate(sql: SqlStorage): void {
@@ -14,7 +15,12 @@ export function migrate(sql: SqlStorage): void {
     const cols = sql.exec<{ name: string }>(`PRAGMA table_info(${table})`).toArray();
     if (cols.length > 0 && !cols.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
   }
+  const hadArtifacts = sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'job_artifacts'").toArray().length > 0;
   sql.exec(DDL);
+  // results stored before artifacts existed: their MP4 becomes the job's `video` artifact (what references count)
+  if (!hadArtifacts)
+    sql.exec(`INSERT INTO job_artifacts (job_id, name, sha256, bytes, content_type)
+      SELECT id, 'video', content_sha256, bytes, 'video/mp4' FROM jobs WHERE content_sha256 IS NOT NULL`);
 }
 
 const DDL = `
@@ -42,8 +48,18 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(key_id, idem_key) WHERE idem
 DROP TABLE IF EXISTS results;
 CREATE TABLE IF NOT EXISTS result_index (
   scope TEXT NOT NULL, params_hash TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, created_at INTEGER NOT NULL,
-  PRIMARY KEY (scope, params_hash)
+  artifacts TEXT, PRIMARY KEY (scope, params_hash)
 );
+CREATE TABLE IF NOT EXISTS job_artifacts (
+  job_id TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT NOT NULL,
+  PRIMARY KEY (job_id, name)
+);
+CREATE INDEX IF NOT EXISTS job_artifacts_sha ON job_artifacts(sha256);
+CREATE TABLE IF NOT EXISTS lease_artifacts (
+  lease_id TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT NOT NULL,
+  PRIMARY KEY (lease_id, name)
+);
+CREATE INDEX IF NOT EXISTS lease_artifacts_sha ON lease_artifacts(sha256);
 CREATE INDEX IF NOT EXISTS result_index_sha ON result_index(sha256);
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS webhooks (

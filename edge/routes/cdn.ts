@@ -1,5 +1,6 @@
-// Public CDN: /cdn/<token>/<expires>/<sha256>.mp4, served through the Cache API so repeats never reach R2 or the job
-// store. The token (HMAC of hash and expiry under CDN_SECRET) is the capability; no lookup is needed to check it.
+// Public CDN: /cdn/<token>/<expires>/<sha256>.<ext> (an artifact: mp4, webp, jpg, png), served through the Cache
+// API so repeats never reach R2 or the job store. The token (HMAC of hash and expiry under CDN_SECRET) is the
+// capability; no lookup is needed to check it.
 // One cache entry per object: the canonical path with no query string. Other spellings are refused (404), a query
 // string (a player's cache-buster) is ignored, and nothing is cached or served past the signed expiry.
 import { Hono } from 'hono';
@@ -52,7 +53,7 @@ cdn.get('/*', async (c) => {
   const key = cdnCacheKey(url.origin, url.pathname);
   const hit = await cache.match(new Request(key, { headers: c.req.raw.headers }));
   if (hit) return tagged(hit, 'hit', cacheControl);
-  const res = await serveObject(c.env.RESULTS, r2Key(p.sha256), c.req.raw, p.sha256, { 'cache-control': cacheControl });
+  const res = await serveObject(c.env.RESULTS, r2Key(p.sha256, p.ext), c.req.raw, p.sha256, { 'cache-control': cacheControl });
   if (c.req.method !== 'GET' || res.status >= 400) return res;
   // Answer from R2 at once and fill the cache in the background, so the first byte of a miss does not wait for the
   // whole object to be stored. A ranged or conditional miss fills it with a full read of its own.
@@ -62,7 +63,7 @@ cdn.get('/*', async (c) => {
     return tagged(new Response(toClient, res), 'miss', cacheControl);
   }
   c.executionCtx.waitUntil(
-    serveObject(c.env.RESULTS, r2Key(p.sha256), new Request(key), p.sha256, { 'cache-control': cacheControl }).then((full) =>
+    serveObject(c.env.RESULTS, r2Key(p.sha256, p.ext), new Request(key), p.sha256, { 'cache-control': cacheControl }).then((full) =>
       full.status === 200 ? cache.put(key, full) : full.body?.cancel()),
   );
   return tagged(res, 'miss', cacheControl);

@@ -1,7 +1,21 @@
 // Lease API for backend groups (/internal/v1), HMAC-signed (auth/backend.ts). Wire shapes: shared/lease.ts.
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import type { z } from 'zod';
-import { FailRequest, HeartbeatRequest, LeaseRequest, MAX_LEASE_WAIT_MS, SIG_HEADERS } from '../../shared/lease.ts';
+import {
+  ARTIFACT_NAME,
+  type Artifact,
+  type ArtifactContentType,
+  CompleteRequest,
+  ContentType,
+  FailRequest,
+  HeartbeatRequest,
+  LEASE_PATHS,
+  LeaseRequest,
+  MAX_LEASE_WAIT_MS,
+  MAX_PUT_BYTES,
+  PRIMARY_ARTIFACT,
+  SIG_HEADERS,
+} from '../../shared/lease.ts';
 import { metricsGuard } from '../auth/admin.ts';
 import { verifyBackend } from '../auth/backend.ts';
 import { uploadVerified } from '../cache/upload.ts';
@@ -48,27 +62,79 @@ internal.post('/leases/:lease/fail', async (c) => {
   return f.ok ? c.json(f.value) : problem(f.problem);
 });
 
-internal.put('/leases/:lease/result', async (c) => {
+/** Checks the headers of a streamed PUT (artifact, result, part): signature, Content-Length within `max`. */
+async function streamedPut(c: Context<AppEnv>, max: number, what: string): Promise<{ res: Response } | { length: number; sha: string }> {
   const v = await verifyBackend(c.req.raw, c.env, true);
-  if (!v.ok) return problem(v.problem);
+  if (!v.ok) return { res: problem(v.problem) };
   const lenHeader = c.req.header('content-length');
   if (lenHeader === undefined || !/^\d+$/.test(lenHeader))
-    return problem({ status: 411, code: 'length_required', detail: 'PUT result needs a Content-Length header.' });
+    return { res: problem({ status: 411, code: 'length_required', detail: `PUT ${what} needs a Content-Length header.` }) };
   const length = Number(lenHeader);
-  const max = intVar(c.env.MAX_RESULT_BYTES, 512 * 1024 * 1024);
-  if (length === 0) return problem({ status: 400, code: 'empty_result', detail: 'The result body is empty.' });
-  if (length > max) return problem({ status: 413, code: 'result_too_large', detail: `Result of ${length} bytes exceeds ${max} bytes.` });
+  if (length === 0) return { res: problem({ status: 400, code: 'empty_result', detail: `The ${what} body is empty.` }) };
+  if (length > max) {
+    const hint = length <= maxResult(c) ? ` Larger artifacts upload in parts: POST ${LEASE_PATHS.uploads(':lease', ':name')}.` : '';
+    return { res: problem({ status: 413, code: 'result_too_large', detail: `A ${what} of ${length} bytes exceeds ${max} bytes.${hint}` }) };
+  }
+  return { length, sha: c.req.header(SIG_HEADERS.contentSha256)!.toLowerCase() };
+}
+
+const maxResult = (c: Context<AppEnv>) => intVar(c.env.MAX_RESULT_BYTES, 512 * 1024 * 1024);
+const maxPut = (c: Context<AppEnv>) => Math.min(MAX_PUT_BYTES, maxResult(c));
+
+/** The artifact name of the path and the content type of the request, or the problem with them. */
+function artifactOf(c: Context<AppEnv>): { name: string; contentType: ArtifactContentType } | { res: Response } {
+  const name = c.req.param('name') ?? '';
+  if (!ARTIFACT_NAME.test(name))
+    return { res: problem({ status: 400, code: 'invalid_artifact_name', detail: `Artifact name ${JSON.stringify(name.slice(0, 40))} must match ${ARTIFACT_NAME}.` }) };
+  const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  const t = ContentType.safeParse(type);
+  if (!t.success)
+    return { res: problem({ status: 415, code: 'unsupported_content_type', detail: `Content-Type ${JSON.stringify(type)} is not an artifact type; one of ${ContentType.options.join(', ')}.` }) };
+  return { name, contentType: t.data };
+}
+
+// One artifact in one request: verified into R2, then recorded under the lease for its POST complete.
+internal.put('/leases/:lease/artifacts/:name', async (c) => {
+  const art = artifactOf(c);
+  if ('res' in art) return art.res;
+  const put = await streamedPut(c, maxPut(c), 'artifact');
+  if ('res' in put) return put.res;
   const leaseId = c.req.param('lease');
   const store = leaseStore(c.env, leaseId);
   const held = await store.checkLease(leaseId);
   if (!held.ok) return problem(held.problem);
-  const sha = c.req.header(SIG_HEADERS.contentSha256)!.toLowerCase();
-  const up = await uploadVerified(c.env.RESULTS, c.req.raw.body!, sha, length);
+  const up = await uploadVerified(c.env.RESULTS, c.req.raw.body!, put.sha, put.length, art.contentType);
+  if (!up.ok) return problem({ status: 422, code: 'artifact_corrupt', detail: `Artifact ${art.name}: ${up.reason}; nothing was stored, PUT it again.` });
+  const a: Artifact = { name: art.name, sha256: up.sha256, bytes: up.bytes, content_type: art.contentType };
+  const rec = await store.recordArtifact(leaseId, a);
+  return rec.ok ? c.json(a) : problem(rec.problem);
+});
+
+internal.post('/leases/:lease/complete', async (c) => {
+  const r = await signedJson(c.req.raw, c.env, CompleteRequest, 'complete request');
+  if (!r.data) return r.res;
+  const done = await leaseStore(c.env, c.req.param('lease')).complete(c.req.param('lease'), r.data.artifacts);
+  if (!done.ok) return problem(done.problem);
+  const { sha256, bytes } = done.value.primary;
+  return c.json({ id: done.value.id, status: 'completed', sha256, bytes, artifacts: r.data.artifacts });
+});
+
+// The single-`video` shorthand of artifact + complete, for backends that predate artifacts. A corrupt body gives
+// the job back to the queue, as it always did.
+internal.put('/leases/:lease/result', async (c) => {
+  const put = await streamedPut(c, maxPut(c), 'result');
+  if ('res' in put) return put.res;
+  const leaseId = c.req.param('lease');
+  const store = leaseStore(c.env, leaseId);
+  const held = await store.checkLease(leaseId);
+  if (!held.ok) return problem(held.problem);
+  const up = await uploadVerified(c.env.RESULTS, c.req.raw.body!, put.sha, put.length, 'video/mp4');
   if (!up.ok) {
     const f = await store.failLease(leaseId, { reason: `result upload rejected: ${up.reason}`, retryable: true, code: 'result_corrupt' });
     return problem({ status: 422, code: 'result_corrupt', detail: `${up.reason}; the job is ${f.ok ? f.value.status : 'no longer leased'}.` });
   }
-  const done = await store.complete(leaseId, up.sha256, up.bytes);
+  const video: Artifact = { name: PRIMARY_ARTIFACT, sha256: up.sha256, bytes: up.bytes, content_type: 'video/mp4' };
+  const done = await store.complete(leaseId, [video], [video]);
   if (!done.ok) return problem(done.problem);
   return c.json({ id: done.value.id, status: 'completed', sha256: up.sha256, bytes: up.bytes });
 });

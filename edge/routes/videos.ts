@@ -1,10 +1,10 @@
 // Public /v1/videos* routes (OpenAI Videos API compatible). Each handler = validate → one JobStore RPC → respond.
 import { Hono } from 'hono';
 import { canonicalJson, canonicalParams, CreateVideoBody, ListQuery, NUMERIC_FIELDS } from '../../shared/api/videos.ts';
-import { sha256Hex } from '../../shared/lease.ts';
+import { ARTIFACT_NAME, PRIMARY_ARTIFACT, sha256Hex } from '../../shared/lease.ts';
 import { bearer } from '../auth/bearer.ts';
 import { checkWebhookUrl, egressPolicy } from '../auth/egress.ts';
-import { r2Key } from '../cache/cdnToken.ts';
+import { extOf, r2Key } from '../cache/cdnToken.ts';
 import { cdnCacheKey } from './cdn.ts';
 import { serveObject } from '../cache/serve.ts';
 import { keyStore } from '../env.ts';
@@ -75,8 +75,8 @@ videos.get('/:id', async (c) => {
 
 videos.delete('/:id', async (c) => {
   const r = await keyStore(c.env, c.get('key').keyId).deleteVideo(c.get('key'), c.req.param('id'));
-  // Evict the video's CDN copy (this location's cache; elsewhere it ages out by its expiry, or needs a zone purge).
-  if (r.ok && r.value.purge) await caches.default.delete(cdnCacheKey(origin(c.req.url), r.value.purge));
+  // Evict the CDN copies of its artifacts (this location's cache; elsewhere it ages out by its expiry, or needs a zone purge).
+  if (r.ok) for (const path of r.value.purge) await caches.default.delete(cdnCacheKey(origin(c.req.url), path));
   return reply(r, (v) => c.json({ id: v.id, object: 'video.deleted', deleted: true }));
 });
 
@@ -85,17 +85,22 @@ videos.post('/:id/cancel', async (c) => {
   return reply(r, (v) => c.json(absolutize(v, publicOrigin(c.env))));
 });
 
+// ?variant= names an artifact of the video: video (default), thumbnail, spritesheet (as the OpenAI Videos API has
+// them), or any other the backend stored.
 videos.get('/:id/content', async (c) => {
-  const variant = c.req.query('variant');
-  if (variant !== undefined && variant !== 'video')
-    return problem({ status: 400, code: 'unsupported_variant', detail: `variant=${JSON.stringify(variant)} is not available; only "video".`, errors: [{ path: 'variant', message: 'variant: only "video"', code: 'invalid_value' }] });
-  const r = await keyStore(c.env, c.get('key').keyId).contentOf(c.get('key'), c.req.param('id'));
+  const variant = c.req.query('variant') ?? PRIMARY_ARTIFACT;
+  if (!ARTIFACT_NAME.test(variant))
+    return problem({ status: 400, code: 'invalid_variant', detail: `variant=${JSON.stringify(variant.slice(0, 40))} is not a variant name; e.g. video, thumbnail, spritesheet.`, errors: [{ path: 'variant', message: `variant: must match ${ARTIFACT_NAME}`, code: 'invalid_value' }] });
+  const id = c.req.param('id');
+  const r = await keyStore(c.env, c.get('key').keyId).contentOf(c.get('key'), id, variant);
   if (!r.ok) return withRate(problem(r.problem), r.rate);
+  const { artifact: a, expiresAt } = r.value;
   // a private copy, kept no longer than an hour and never past the video's expiry
-  const left = r.value.expiresAt === null ? 3600 : Math.max(0, Math.floor((r.value.expiresAt - Date.now()) / 1000));
-  const res = await serveObject(c.env.RESULTS, r2Key(r.value.sha256), c.req.raw, r.value.sha256, {
+  const left = expiresAt === null ? 3600 : Math.max(0, Math.floor((expiresAt - Date.now()) / 1000));
+  const ext = extOf(a.content_type);
+  const res = await serveObject(c.env.RESULTS, r2Key(a.sha256, ext), c.req.raw, a.sha256, {
     'cache-control': `private, max-age=${Math.min(3600, left)}`,
-    'content-disposition': `attachment; filename="${c.req.param('id')}.mp4"`,
+    'content-disposition': `attachment; filename="${id}${variant === PRIMARY_ARTIFACT ? '' : `-${variant}`}.${ext}"`,
   });
   return withRate(res, r.rate);
 });

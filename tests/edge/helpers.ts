@@ -1,6 +1,6 @@
 // Shared helpers for the workerd edge tests: keys, signed backend calls, a fake backend that completes a job.
 import { SELF } from 'cloudflare:test';
-import { LEASE_PATHS, SIG_HEADERS, sha256Hex, signRequest, type LeaseGrant } from '../../shared/lease.ts';
+import { type Artifact, LEASE_PATHS, SIG_HEADERS, sha256Hex, signRequest, type LeaseGrant } from '../../shared/lease.ts';
 import type { CreatedKey } from '../../shared/api/keys.ts';
 import type { Video } from '../../shared/api/videos.ts';
 
@@ -64,6 +64,23 @@ export async function uploadResult(leaseId: string, bytes: Uint8Array, opts: { d
     headers: { ...sig, [SIG_HEADERS.contentSha256]: sha, 'content-length': String(bytes.byteLength), 'content-type': 'video/mp4' },
     body: bytes,
   });
+}
+
+/** PUT one artifact of a lease (signed over its declared hash). */
+export async function putArtifact(leaseId: string, name: string, bytes: Uint8Array, contentType: string, declaredSha?: string): Promise<Response> {
+  const sha = declaredSha ?? (await sha256Hex(bytes));
+  const path = LEASE_PATHS.artifact(leaseId, name);
+  const sig = await signRequest({ secret: BACKEND_SECRET, method: 'PUT', path, bodySha256: sha });
+  return call(path, {
+    method: 'PUT',
+    headers: { ...sig, [SIG_HEADERS.contentSha256]: sha, 'content-length': String(bytes.byteLength), 'content-type': contentType },
+    body: bytes,
+  });
+}
+
+/** The artifact entry (name, sha256, bytes, content_type) of bytes, for POST complete. */
+export async function artifactOf(name: string, bytes: Uint8Array, contentType: string): Promise<Artifact> {
+  return { name, sha256: await sha256Hex(bytes), bytes: bytes.byteLength, content_type: contentType as Artifact['content_type'] };
 }
 
 /** Leases the next job and completes it with fake bytes. */
