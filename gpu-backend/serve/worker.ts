@@ -14,7 +14,8 @@ import {
   LEASE_PATHS,
   LeaseGrant,
   type JobSpec,
-  ResultResponse,
+  type Artifact,
+  CompleteResponse,
   SIG_HEADERS,
   signRequest,
   signedJsonFetch,
@@ -47,6 +48,20 @@ export function defaultCapacity(numStages: number, clipBytes: number, freeBytes 
   return Math.max(1, Math.min(2 * Math.max(1, numStages), Math.floor(freeBytes / 4 / clipBytes)));
 }
 
+/** A named result file of a job, uploaded as an artifact (image jobs: image-0 … image-{n-1}). */
+export interface ResultFile {
+  name: string;
+  bytes: Uint8Array;
+  contentType: 'image/png';
+}
+
+/** What makes image jobs (kind 'image') on a group that serves an image model (serve/images.ts). */
+export interface ImageJobRunner {
+  /** throws a non-retryable JobError for a job the model cannot make */
+  check(job: JobSpec): void;
+  run(job: JobSpec, o: { jobId: string; signal: AbortSignal; onProgress: (e: ProgressEvent) => void; stages: number }): Promise<ResultFile[]>;
+}
+
 export interface WorkerOptions {
   edge: string;
   secret: string;
@@ -54,7 +69,9 @@ export interface WorkerOptions {
   model: string;
   capacity: number;
   stages?: number;
-  driver: Driver;
+  /** makes video jobs; a group serving an image model has `images` instead */
+  driver?: Driver;
+  images?: ImageJobRunner;
   /** sampler defaults for fields a job leaves to the backend */
   solver: SolverName;
   cfgMode: 'batch' | 'micro';
@@ -170,6 +187,11 @@ export class Worker {
   checkJob(job: JobSpec): void {
     const d = this.o.driver;
     if (job.model !== this.o.model) throw new JobError(`job is for model ${job.model}, this group serves ${this.o.model}`, true, 'wrong_model');
+    if (job.kind === 'image') {
+      if (!this.o.images) throw new JobError(`model ${this.o.model} makes no images on this group`, false, 'unsupported_kind');
+      return this.o.images.check(job);
+    }
+    if (!d) throw new JobError(`model ${this.o.model} makes images; job ${job.id} asks for a video`, false, 'unsupported_kind');
     const { width, height } = d.frameSize;
     if (job.width !== width || job.height !== height) {
       throw new JobError(`size ${job.width}x${job.height} is not supported: model ${this.o.model} makes ${width}x${height}`, false, 'unsupported_size');
@@ -184,7 +206,8 @@ export class Worker {
   async runLease(grant: LeaseGrant): Promise<JobOutcome> {
     const { lease_id: leaseId, job } = grant;
     this.o.metrics?.jobQueueDepth.set(0);
-    this.log(`job ${job.id} (lease ${leaseId}, attempt ${grant.attempt}): ${job.num_frames} frames ${job.size} @ ${job.fps} fps, ` +
+    const what = job.kind === 'image' ? `${job.n ?? 1} images ${job.size}` : `${job.num_frames} frames ${job.size} @ ${job.fps} fps`;
+    this.log(`job ${job.id} (lease ${leaseId}, attempt ${grant.attempt}): ${what}, ` +
       `${job.steps} steps, guidance ${job.guidance}, seed ${job.seed}`);
     const run = new LeaseRun(grant, {
       heartbeat: (progress) => this.post(LEASE_PATHS.heartbeat(leaseId), { progress }),
@@ -199,27 +222,7 @@ export class Worker {
       this.checkJob(job);
       // the lease may have waited a while: check the stage link again (another job may have broken it meanwhile)
       await this.o.beforeJob?.();
-      const result = await this.o.driver.generate({
-        // the lease id is unique per attempt, so a retried job never meets its earlier attempt's state in the stages
-        jobId: leaseId,
-        prompt: job.prompt,
-        seed: job.seed,
-        steps: job.steps,
-        guidance: job.guidance,
-        solver: this.o.solver,
-        cfgMode: this.o.cfgMode,
-        numFrames: job.num_frames,
-        fps: job.fps,
-        out,
-        signal: run.abort.signal,
-        onProgress: (e) => run.onProgress(e),
-      });
-      if ((await run.settle()).s !== 'working') throw new Error('lease ended during encoding');
-      const up = await this.upload(leaseId, out);
-      const t = result.timings;
-      this.log(`job ${job.id}: completed ${up.bytes} bytes sha256 ${up.sha256.slice(0, 12)}…; text ${t.textMs.toFixed(0)} ms, ` +
-        `sample ${t.sampleMs.toFixed(0)} ms (${result.stepsPerSecond.toFixed(2)} steps/s), decode ${t.decodeMs.toFixed(0)} ms, mp4 ${t.mp4Ms.toFixed(0)} ms`);
-      outcome = { leaseId, jobId: job.id, status: 'completed', result, sha256: up.sha256 };
+      outcome = job.kind === 'image' ? await this.imageJob(job, leaseId, run) : await this.videoJob(job, leaseId, run, out);
     } catch (e) {
       const state = await run.settle();
       switch (state.s) {
@@ -251,6 +254,44 @@ export class Worker {
     return outcome;
   }
 
+  private async videoJob(job: JobSpec, leaseId: string, run: LeaseRun, out: string): Promise<JobOutcome> {
+    const result = await this.o.driver!.generate({
+      // the lease id is unique per attempt, so a retried job never meets its earlier attempt's state in the stages
+      jobId: leaseId,
+      prompt: job.prompt,
+      seed: job.seed,
+      steps: job.steps,
+      guidance: job.guidance,
+      solver: this.o.solver,
+      cfgMode: this.o.cfgMode,
+      numFrames: job.num_frames,
+      fps: job.fps,
+      out,
+      signal: run.abort.signal,
+      onProgress: (e) => run.onProgress(e),
+    });
+    if ((await run.settle()).s !== 'working') throw new Error('lease ended during encoding');
+    const up = await this.upload(leaseId, out);
+    const t = result.timings;
+    this.log(`job ${job.id}: completed ${up.bytes} bytes sha256 ${up.sha256.slice(0, 12)}…; text ${t.textMs.toFixed(0)} ms, ` +
+      `sample ${t.sampleMs.toFixed(0)} ms (${result.stepsPerSecond.toFixed(2)} steps/s), decode ${t.decodeMs.toFixed(0)} ms, mp4 ${t.mp4Ms.toFixed(0)} ms`);
+    return { leaseId, jobId: job.id, status: 'completed', result, sha256: up.sha256 };
+  }
+
+  /** An image job: its PNGs uploaded as the artifacts image-0 …, then the job completed with them. */
+  private async imageJob(job: JobSpec, leaseId: string, run: LeaseRun): Promise<JobOutcome> {
+    const files = await this.o.images!.run(job, {
+      jobId: leaseId,
+      signal: run.abort.signal,
+      onProgress: (e) => run.onProgress(e),
+      stages: this.o.stages ?? 1,
+    });
+    if ((await run.settle()).s !== 'working') throw new Error('lease ended while the images were encoded');
+    const done = await this.complete(leaseId, files);
+    this.log(`job ${job.id}: completed ${files.length} images (${done.artifacts.reduce((a, x) => a + x.bytes, 0)} bytes)`);
+    return { leaseId, jobId: job.id, status: 'completed', sha256: done.sha256 };
+  }
+
   async fail(leaseId: string, body: FailRequest): Promise<void> {
     try {
       const res = await this.post(LEASE_PATHS.fail(leaseId), FailRequest.parse(body));
@@ -270,7 +311,28 @@ export class Worker {
     for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
     const sha256 = hash.digest('hex');
     const bytes = statSync(file).size;
-    const path = LEASE_PATHS.result(leaseId);
+    return this.put(LEASE_PATHS.result(leaseId), 'video/mp4', sha256, bytes, () => Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>);
+  }
+
+  /**
+   * Uploads a job's result files as named artifacts (PUT each, signed over its SHA-256), then completes the job with
+   * their list. Retried like the MP4 upload.
+   */
+  async complete(leaseId: string, files: ResultFile[]): Promise<CompleteResponse> {
+    const artifacts: Artifact[] = [];
+    for (const f of files) {
+      const sha256 = createHash('sha256').update(f.bytes).digest('hex');
+      await this.put(LEASE_PATHS.artifact(leaseId, f.name), f.contentType, sha256, f.bytes.length, () => f.bytes);
+      artifacts.push({ name: f.name, sha256, bytes: f.bytes.length, content_type: f.contentType });
+    }
+    const res = await this.post(LEASE_PATHS.complete(leaseId), { artifacts });
+    const text = await res.text();
+    if (res.status !== 200) throw new JobError(`completing the job was refused by the edge (${res.status}): ${text.slice(0, 300)}`, res.status >= 500, 'upload_rejected');
+    return CompleteResponse.parse(JSON.parse(text));
+  }
+
+  /** One signed PUT of `bytes` bytes hashing to `sha256` (a fresh body per attempt), retried on 5xx / network errors. */
+  private async put(path: string, contentType: string, sha256: string, bytes: number, body: () => Uint8Array | ReadableStream<Uint8Array>): Promise<{ sha256: string; bytes: number }> {
     let lastErr: Error | undefined;
     for (let attempt = 0; attempt < 3; attempt++) {
       if (attempt) await sleep(500 * 2 ** attempt);
@@ -280,17 +342,18 @@ export class Worker {
           method: 'PUT',
           headers: {
             ...sig,
-            'content-type': 'video/mp4',
+            'content-type': contentType,
             'content-length': String(bytes),
             [SIG_HEADERS.contentSha256]: sha256,
           },
-          body: Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>,
+          body: body(),
           duplex: 'half',
         } as RequestInit);
         const text = await res.text();
         if (res.status === 200) {
-          const r = ResultResponse.safeParse(JSON.parse(text));
-          if (r.success && r.data.sha256 !== sha256) throw new JobError(`upload: edge stored sha256 ${r.data.sha256}, sent ${sha256}`, true, 'result_corrupt');
+          // the result and the artifact answers both name the stored hash
+          const stored = (JSON.parse(text) as { sha256?: unknown }).sha256;
+          if (stored !== undefined && stored !== sha256) throw new JobError(`upload: edge stored sha256 ${String(stored)}, sent ${sha256}`, true, 'result_corrupt');
           return { sha256, bytes };
         }
         if (res.status >= 500) {

@@ -13,6 +13,8 @@ import { loadGroupConfig } from '../../serve/groupConfig.ts';
 import { DriverMetrics, serveMetrics } from '../../metrics/driverMetrics.ts';
 import { jsonLogger, withLogIds } from '../../metrics/log.ts';
 import { assembleDriver } from '../../serve/assemble.ts';
+import { resolveImageModel } from '../../serve/catalogue.ts';
+import { assembleImages } from '../../serve/images.ts';
 import { Worker, defaultCapacity } from '../../serve/worker.ts';
 import { inProcessBackend, pipelineBackend, type Backend } from '../../serve/backend.ts';
 import { exportStages } from '../../serve/stages.ts';
@@ -44,6 +46,8 @@ export const serveCommand: Command = {
     'work-dir': { type: 'string', value: 'DIR', help: 'scratch files (MP4s before upload, exported stages)' },
     f16: { type: 'boolean', help: 'carry activations and skips between stages as float16' },
     'wait-ms': { type: 'string', value: 'MS', default: '20000', help: 'long-poll bound per lease request' },
+    'image-model': { type: 'string', value: 'NAME|ENTRY.json', help: 'serve a catalogue image model (models/catalogue.json) instead of --config; needs --weights-dir' },
+    'weights-dir': { type: 'string', value: 'DIR', help: "the image model's checkpoint files, named as its catalogue entry says" },
   },
   notes: `
 The secret is read from the environment (never a flag, so it does not show in ps). With --stages ADDRS the stages'
@@ -86,9 +90,14 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
   const workDir = resolve(str(v['work-dir']) ?? join(tmpdir(), `uvit-serve-${process.pid}`));
   const metricsAt = str(v.metrics) ? parseHostPort('metrics', str(v.metrics)!) : undefined;
 
-  const cfg = loadGroupConfig(cfgPath);
-  for (const f of prepareDemo(cfg, ctx.log)) if (f.made) ctx.log(`serve: made ${f.path} in ${f.ms.toFixed(0)} ms`);
   const log = (l: string) => ctx.log(`serve: ${l}`);
+  const imageModel = str(v['image-model']);
+  if ((imageModel === undefined) !== (str(v['weights-dir']) === undefined))
+    throw new UsageError('uvit serve: --image-model and --weights-dir go together');
+  const image = imageModel === undefined ? undefined : resolveImageModel(imageModel, str(v['weights-dir'])!, { log });
+  const video = image ? undefined : loadGroupConfig(cfgPath);
+  if (video) for (const f of prepareDemo(video, ctx.log)) if (f.made) ctx.log(`serve: made ${f.path} in ${f.ms.toFixed(0)} ms`);
+  const cfg = image ?? video!;
 
   let backend: Backend;
   if (/^\d+$/.test(stagesArg)) {
@@ -109,21 +118,26 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
   const metrics = new DriverMetrics();
   const src = backend.metricsSource();
   if (src) metrics.attachPipeline(src);
-  const { driver, release } = await assembleDriver(cfg, backend.forward, metrics);
-  const capacity = capacityArg ?? defaultCapacity(backend.numStages, driver.clipBytes);
+  const imageParts = image && (await assembleImages(image, backend.forward));
+  const videoParts = video && (await assembleDriver(video, backend.forward, metrics));
+  const driver = videoParts?.driver;
+  const images = imageParts?.jobs;
+  const release = () => (imageParts ?? videoParts)!.release();
+  const capacity = capacityArg ?? (driver ? defaultCapacity(backend.numStages, driver.clipBytes) : 1);
   const model = str(v.model) ?? cfg.model_id;
   const group = str(v.group) ?? `${hostname()}-${process.pid}`;
   const worker = new Worker({
     edge, secret, group, model, capacity, stages: backend.numStages, driver, metrics, workDir, waitMs,
-    solver: cfg.sampler.solver,
-    cfgMode: backend.numStages > 1 ? 'micro' : cfg.sampler.cfg_mode,
+    solver: image?.solver ?? video!.sampler.solver,
+    cfgMode: backend.numStages > 1 ? 'micro' : (image?.cfg_mode ?? video!.sampler.cfg_mode),
+    images,
     beforeJob: () => backend.ensureHealthy(),
     abandonJob: (jobId, reason) => backend.abandon(jobId, reason),
     log,
   });
   const m = metricsAt ? await serveMetrics(() => metrics.render(), metricsAt) : undefined;
   withLogIds({ group }, () => worker.start()); // the lease loops log the group id on every line
-  log(`group ${group} serving model ${model} (${cfg.path}) on ${backend.describe()}, capacity ${capacity}, edge ${edge}` +
+  log(`group ${group} serving model ${model} (${image ? `${image.model_id}, ${str(v['weights-dir'])}` : video!.path}) on ${backend.describe()}, capacity ${capacity}, edge ${edge}` +
     (m ? `, metrics http://${metricsAt!.host}:${m.port}/metrics` : ''));
   let stopped: Promise<void> | undefined;
   return {

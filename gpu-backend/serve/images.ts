@@ -1,0 +1,86 @@
+// A backend group serving a catalogue image model: the image driver around a forward (in-process engine or stage
+// pipeline), with the autoencoder decoder (latent models) and the CLIP text encoder (text models) built in memory from
+// the checkpoint files; and what the worker runs for a leased image job: check it, make its PNGs.
+import type { Tensor } from '../../shared/tensor.ts';
+import { imageArtifactName, type JobSpec } from '../../shared/lease.ts';
+import type { Forward, ProgressEvent } from '../driver/driver.ts';
+import { type ContextEncoder, ImageDriver } from '../driver/image.ts';
+import { ClipBpeTokenizer } from '../driver/text/clip.ts';
+import { Autoencoder } from '../engine/autoencoder.ts';
+import { ClipTextEncoder } from '../engine/clipText.ts';
+import type { ImageModel } from './catalogue.ts';
+import { JobError, type ImageJobRunner, type ResultFile } from './worker.ts';
+
+export interface AssembledImages {
+  driver: ImageDriver;
+  jobs: ImageJobRunner;
+  /** releases the autoencoder and the text encoder (the forward's owner releases the network) */
+  release(): Promise<void>;
+}
+
+/** U-ViT's CLIP context: 77 tokens (the official FrozenCLIPEmbedder's max_length). */
+const CLIP_TOKENS = 77;
+
+export async function assembleImages(m: ImageModel, forward: Forward): Promise<AssembledImages> {
+  const ep = { threads: m.engine.threads, ep: m.engine.ep, deviceId: m.engine.device_id };
+  const opened: { release(): Promise<void> }[] = [];
+  try {
+    let decode: ((z: Tensor<'float32'>) => Promise<Tensor<'float32'>>) | undefined;
+    if (m.autoencoder) {
+      const ae = await Autoencoder.open(m.autoencoder.path, { ...ep, config: m.autoencoder.config, parts: ['decoder'] });
+      opened.push(ae);
+      decode = (z) => ae.decode(z);
+    }
+    let textEncoder: ContextEncoder | undefined;
+    if (m.clip) {
+      const clip = await ClipTextEncoder.open(m.clip.weights, m.clip.config, ep);
+      opened.push(clip);
+      const tok = ClipBpeTokenizer.fromFiles(m.clip.vocab, m.clip.merges, CLIP_TOKENS);
+      textEncoder = {
+        encode: (prompts) => {
+          const ids = new BigInt64Array(prompts.length * CLIP_TOKENS);
+          prompts.forEach((p, b) => ids.set(tok.encode(p).map(BigInt), b * CLIP_TOKENS));
+          return clip.encode({ dtype: 'int64', dims: [prompts.length, CLIP_TOKENS], data: ids });
+        },
+      };
+    }
+    const driver = new ImageDriver({ model: m.uvit, forward, solver: m.solver, decode, resolution: m.resolution, textEncoder });
+    return {
+      driver,
+      jobs: imageJobs(driver, m),
+      async release() {
+        for (const o of opened) await o.release();
+      },
+    };
+  } catch (e) {
+    for (const o of opened) await o.release();
+    throw e;
+  }
+}
+
+/** The worker's side of image jobs: refuse what the model cannot make (not retryable), make the PNGs of the rest. */
+export function imageJobs(driver: ImageDriver, m: Pick<ImageModel, 'max_images' | 'cfg_mode'>): ImageJobRunner {
+  const check = (job: JobSpec) => {
+    const { width, height } = driver.size;
+    if (job.width !== width || job.height !== height)
+      throw new JobError(`size ${job.width}x${job.height} is not supported: model ${job.model} makes ${width}x${height}`, false, 'unsupported_size');
+    const n = job.n ?? 1;
+    if (n > m.max_images) throw new JobError(`n ${n} is more than the ${m.max_images} images this group makes per job`, false, 'invalid_parameter');
+    const why = driver.problem({ classLabel: job.class_label, prompt: job.prompt, guidance: job.guidance });
+    if (why) throw new JobError(why, false, 'invalid_parameter');
+  };
+  return {
+    check,
+    async run(job, o: { jobId: string; signal: AbortSignal; onProgress: (e: ProgressEvent) => void; stages: number }): Promise<ResultFile[]> {
+      check(job);
+      const r = await driver.generate({
+        jobId: o.jobId, n: job.n ?? 1, seed: job.seed, steps: job.steps, guidance: job.guidance,
+        classLabel: job.class_label, prompt: job.prompt,
+        // on a stage pipeline, cond and uncond travel as two micro-batches
+        cfgMode: o.stages > 1 ? 'micro' : m.cfg_mode,
+        signal: o.signal, onProgress: o.onProgress,
+      });
+      return r.pngs.map((bytes, i) => ({ name: imageArtifactName(i), bytes, contentType: 'image/png' }));
+    },
+  };
+}
