@@ -33,6 +33,16 @@ def alphas_cumprod():
     return np.cumprod(np.append(0., betas) * -1 + 1)
 
 
+# Per-noise-level loss weights on the noise-prediction error. 'x0-v' is 1/abar_n normalised to mean 1 over n: the
+# v-prediction loss written for a noise-predicting network (|v - v^|^2 = |eps - eps^|^2 / abar). Plain eps-MSE gives
+# the high-noise levels, where the clip's layout is decided, almost no say: there a data prediction divides the noise
+# error by sqrt(abar) (~0.07 at n = 1000).
+WEIGHTING = {
+    'eps': lambda abar: torch.ones_like(abar),
+    'x0-v': lambda abar: (1 / abar) / (1 / abar[1:]).mean(),
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)
@@ -48,6 +58,8 @@ def main():
     ap.add_argument('--ckpt-every', type=int, default=250)
     ap.add_argument('--init', help='start from this checkpoint (its EMA weights)')
     ap.add_argument('--anneal', action='store_true', help='lr falls linearly to 0 at --steps (after the warmup)')
+    ap.add_argument('--weighting', choices=['eps', 'x0-v'], default='eps',
+                    help='eps: plain noise-prediction MSE; x0-v: the same MSE weighted by 1/abar_n (see WEIGHTING)')
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -71,6 +83,7 @@ def main():
     # constant after the warmup, so the checkpoint at step K equals a run with --steps K (an early stop is reproducible)
     lr_at = lambda s: a.lr * min(1.0, (s + 1) / a.warmup) * ((1 - s / a.steps) if a.anneal else 1.0)
     abar = torch.tensor(alphas_cumprod(), dtype=torch.float32)
+    weight = WEIGHTING[a.weighting](abar)
     data_gen = torch.Generator().manual_seed(a.seed + 1)
     noise_gen = torch.Generator().manual_seed(a.seed + 2)
     combos = world.train_combos()
@@ -98,7 +111,8 @@ def main():
         xn = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         for g in opt.param_groups:
             g['lr'] = lr_at(step)
-        loss = (net(xn, n, te(ids)) - eps).pow(2).mean()
+        err = (net(xn, n, te(ids)) - eps).pow(2).mean(dim=(1, 2, 3, 4))
+        loss = (err * weight[n]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
