@@ -159,7 +159,7 @@ export async function main(argv: string[], io: CliIo = { stdout: (s) => process.
       }
       case 'models': {
         const m = await client().models();
-        show(m, m.data.map((x) => `${x.id}  sizes ${x.sizes.join(',')}  ≤ ${x.max_seconds} s  groups ${x.backend_groups}`).join('\n'));
+        show(m, m.data.map((x) => `${x.id}  sizes ${x.sizes.join(',')}  ${'max_seconds' in x ? `≤ ${x.max_seconds} s` : `images (${x.conditioning}), ≤ ${x.max_images} per request`}  groups ${x.backend_groups}`).join('\n'));
         return 0;
       }
       default:

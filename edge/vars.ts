@@ -18,6 +18,10 @@ export interface Vars extends EgressVars {
   JOB_SHARDS?: string;
   WEBHOOK_PROGRESS_MIN_MS?: string;
   MODELS_JSON?: string;
+  /** the image models served (an array of ImageModelConfig, shared/api/models.ts); none without it */
+  IMAGE_MODELS_JSON?: string;
+  /** how long POST /v1/images/generations waits for the images before it answers 202 with the job (default 60) */
+  IMAGE_WAIT_S?: string;
   /** origin for absolute URLs in responses (download_url, cdn_url); never taken from the Host header */
   PUBLIC_BASE_URL?: string;
 }

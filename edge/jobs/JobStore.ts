@@ -23,6 +23,7 @@ import { migrate, type JobRow, type KeyRow } from './schema.ts';
 import { SseHub } from './sse.ts';
 import { fail, type CreateInput, type QueueStats, type RateInfo, type Result } from './types.ts';
 import { TERMINAL, toVideo } from './videoRow.ts';
+import { type ImageJobView, isImageJob, toImageJob } from './imageRow.ts';
 import { Waiters } from './waiters.ts';
 import { deliverDue, enqueueWebhook } from './webhooks.ts';
 
@@ -39,6 +40,8 @@ export class JobStore extends DurableObject<StoreEnv> {
   private limiter = new RateLimiter();
   private sse = new SseHub();
   private waiters = new Waiters();
+  /** requests waiting for a job to finish (POST /v1/images/generations), by job id */
+  private finished = new Waiters();
   private nonceCalls = 0;
   private calls = 0;
   private readonly started = Date.now();
@@ -118,10 +121,10 @@ export class JobStore extends DurableObject<StoreEnv> {
     return this.sql.exec<JobRow>('SELECT * FROM jobs WHERE id = ? AND key_id = ?', id, keyId).toArray()[0];
   }
 
-  /** The key's own video `id`; 404 for any other key's. */
+  /** The key's own video `id`; 404 for any other key's, and for image jobs (their routes are /v1/images). */
   private mine(key: KeyRow, id: string): Result<JobRow> {
     const r = this.own(key.id, id);
-    return r ? { ok: true, value: r } : fail(404, 'video_not_found', `No video with id ${JSON.stringify(id)} for this API key.`);
+    return r && !isImageJob(r) ? { ok: true, value: r } : fail(404, 'video_not_found', `No video with id ${JSON.stringify(id)} for this API key.`);
   }
 
   /** Runs `fn` on the presented key's own video `id` (auth and rate limit first). */
@@ -201,7 +204,7 @@ export class JobStore extends DurableObject<StoreEnv> {
         cursor = r.seq;
       }
       const rows = this.sql.exec<JobRow>(
-        `SELECT * FROM jobs WHERE key_id = ? AND seq ${q.order === 'desc' ? '<' : '>'} ? ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
+        `SELECT * FROM jobs WHERE key_id = ? AND substr(id, 1, 6) = 'video_' AND seq ${q.order === 'desc' ? '<' : '>'} ? ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`,
         key.id, cursor, q.limit + 1).toArray();
       const data = rows.slice(0, q.limit).map(toVideo);
       return { ok: true, value: { object: 'list', data, has_more: rows.length > q.limit, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null } };
@@ -251,6 +254,31 @@ export class JobStore extends DurableObject<StoreEnv> {
       }
       return { ok: true, value: { artifact: a, expiresAt: r.expires_at } };
     });
+  }
+
+  /**
+   * The key's image job `id` (404 for anything else), as soon as it has finished or after `waitMs`, whichever comes
+   * first; completed, with its PNGs and their CDN paths.
+   */
+  async imageJob(p: PresentedKey, id: string, waitMs: number): Promise<Result<ImageJobView>> {
+    this.hop();
+    const a = this.auth(p, 'videos:read');
+    if (!a.ok) return a;
+    const find = () => {
+      const r = this.own(a.value.id, id);
+      return r && isImageJob(r) ? r : undefined;
+    };
+    const deadline = Date.now() + waitMs;
+    let r = find();
+    while (r && !TERMINAL.has(r.status) && Date.now() < deadline) {
+      await this.finished.wait(id, deadline - Date.now());
+      r = find();
+    }
+    if (!r) return { ...fail(404, 'image_not_found', `No image generation with id ${JSON.stringify(id)} for this API key.`), rate: a.rate };
+    const row = r;
+    const images = row.status !== 'completed' || row.expires_at === null ? [] : await Promise.all(
+      jobArtifacts(this.sql, id).map(async (x) => ({ ...x, cdn_path: await this.cdnPathFor(x, row.expires_at!) })));
+    return { ok: true, value: toImageJob(row, images), rate: a.rate };
   }
 
   modelsView(p: PresentedKey): Result<Record<string, number>> {
@@ -479,6 +507,7 @@ export class JobStore extends DurableObject<StoreEnv> {
 
   private async terminal(id: string): Promise<void> {
     this.publish(id);
+    this.finished.wake(id);
     if (this.queueWebhook(id)) await this.ensureAlarm(Date.now());
     else await this.scheduleAlarm();
   }

@@ -52,7 +52,7 @@ export function createJob(
       return { ok: true, value: { row: prev, replayed: true, queued: false } };
     }
   }
-  const id = `video_${randomHex(16)}`;
+  const id = `${input.spec.kind === 'image' ? 'img' : 'video'}_${randomHex(16)}`;
   const spec: JobSpec = { ...input.spec, id };
   const events = input.webhookEvents ? JSON.stringify(input.webhookEvents) : null;
   // Only a caller-chosen seed makes a request reproducible, so only then may it be answered from the cache.

@@ -25,7 +25,7 @@ import { intVar } from '../vars.ts';
 import type { AppEnv } from '../http/app.ts';
 import { parseJson } from '../http/body.ts';
 import { problem, zodProblem } from '../http/problem.ts';
-import { findModel } from '../models.ts';
+import { servedModel } from '../models.ts';
 
 export const internal = new Hono<AppEnv>();
 
@@ -42,7 +42,7 @@ async function signedJson<T extends z.ZodType>(req: Request, env: AppEnv['Bindin
 internal.post('/lease', async (c) => {
   const r = await signedJson(c.req.raw, c.env, LeaseRequest, 'lease request');
   if (!r.data) return r.res;
-  if (!findModel(c.env, r.data.model))
+  if (!servedModel(c.env, r.data.model))
     return problem({ status: 422, code: 'unknown_model', detail: `Model ${JSON.stringify(r.data.model)} is not in this edge's catalog.` });
   const grant = await leaseAcross(c.env, r.data, Math.min(r.data.wait_ms ?? 20_000, MAX_LEASE_WAIT_MS));
   return grant ? c.json(grant) : c.body(null, 204);
@@ -142,7 +142,7 @@ internal.put('/leases/:lease/result', async (c) => {
 // Read-only queue depth for autoscalers (KEDA metrics-api: valueLocation "queued"); METRICS_TOKEN or ADMIN_TOKEN.
 internal.get('/queue', metricsGuard, async (c) => {
   const model = c.req.query('model') ?? null;
-  if (model !== null && !findModel(c.env, model))
+  if (model !== null && !servedModel(c.env, model))
     return problem({ status: 404, code: 'unknown_model', detail: `Model ${JSON.stringify(model)} is not in this edge's catalog.` });
   const stats = await queueAcross(c.env, model);
   if (model !== null) return c.json(stats[0]);

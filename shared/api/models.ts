@@ -19,7 +19,30 @@ export const ModelInfo = z
   .meta({ id: 'Model' });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
-export const ModelList = z.object({ object: z.literal('list'), data: z.array(ModelInfo) }).meta({ id: 'ModelList' });
+/** An image model (POST /v1/images/generations): its sizes, conditioning and sampler ranges. */
+export const ImageModelInfo = z
+  .object({
+    id: z.string(),
+    object: z.literal('model'),
+    kind: z.literal('image'),
+    created: z.number().int(),
+    owned_by: z.string(),
+    sizes: z.array(z.string()).describe('accepted "WxH" sizes; the first is the default'),
+    conditioning: z.enum(['class', 'text', 'none']).describe('class: class_label picks the class; text: the prompt; none: unconditional'),
+    num_classes: z.number().int().min(1).optional().describe('class models: class_label is in [0, num_classes)'),
+    max_images: z.number().int().min(1).describe('largest n per request'),
+    steps: z.object({ default: z.number().int(), min: z.number().int(), max: z.number().int() }),
+    guidance: z.object({ default: z.number(), min: z.number(), max: z.number() }),
+    result_ttl_seconds: z.number().int().min(1).optional(),
+    backend_groups: z.number().int(),
+  })
+  .meta({ id: 'ImageModel' });
+export type ImageModelInfo = z.infer<typeof ImageModelInfo>;
+export type ImageModelConfig = Omit<ImageModelInfo, 'object' | 'backend_groups'>;
+/** IMAGE_MODELS_JSON: an array of ImageModelConfig (no image model is served without it). */
+export const ImageModelConfigList = z.array(ImageModelInfo.omit({ object: true, backend_groups: true }));
+
+export const ModelList = z.object({ object: z.literal('list'), data: z.array(z.union([ModelInfo, ImageModelInfo])) }).meta({ id: 'ModelList' });
 
 export type ModelConfig = Omit<ModelInfo, 'object' | 'backend_groups'>;
 

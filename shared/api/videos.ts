@@ -19,14 +19,17 @@ export const WebhookEventType = z.enum(['video.completed', 'video.failed', 'vide
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 export const DEFAULT_WEBHOOK_EVENTS: WebhookEventType[] = ['video.completed', 'video.failed'];
 
+/** A prompt: trimmed, 1 to MAX_PROMPT_CHARS characters, no control characters. */
+export const Prompt = z
+  .string()
+  .trim()
+  .min(1, 'prompt must not be empty')
+  .max(MAX_PROMPT_CHARS, `prompt must be at most ${MAX_PROMPT_CHARS} characters`)
+  .refine((s) => !CONTROL.test(s), 'prompt must not contain control characters (other than tab and newline)');
+
 export const CreateVideoBody = z
   .strictObject({
-    prompt: z
-      .string()
-      .trim()
-      .min(1, 'prompt must not be empty')
-      .max(MAX_PROMPT_CHARS, `prompt must be at most ${MAX_PROMPT_CHARS} characters`)
-      .refine((s) => !CONTROL.test(s), 'prompt must not contain control characters (other than tab and newline)'),
+    prompt: Prompt,
     model: z.string().min(1).max(128).optional(),
     seconds: z
       .union([z.number(), z.string().regex(NUMERIC, 'seconds must be a number such as "4" or 8')])
