@@ -14,6 +14,18 @@ import type { Granularity } from '../stage/units.ts';
 
 const STAGE_MAIN = join(dirname(fileURLToPath(import.meta.url)), '../stage/main.ts');
 
+/**
+ * glibc malloc settings for a stage process (environment, read at exec). Every forward brings new tensors of up to
+ * a few MB (frames received, ONNX Runtime outputs); with glibc's defaults they were mapped fresh from the kernel and
+ * given back after use, so each forward page-faulted its tensors in again. Allocations below 32 MiB come from the
+ * heap and up to 128 MiB of free heap is kept: on the demo model (2 folded stages) minor faults per forward went from
+ * 760 to 450 and CPU per forward from 218 to 200 ms (the same segments in one process: 197 ms).
+ */
+export const STAGE_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: String(32 * 2 ** 20),
+  MALLOC_TRIM_THRESHOLD_: String(128 * 2 ** 20),
+};
+
 export interface SpawnOptions {
   /** intra-op threads per stage (default 1) */
   threads?: number;
@@ -99,7 +111,7 @@ export async function spawnStages(plan: string | { file: PlanFile; baseDir: stri
     const p = spawn(process.execPath, args, {
       stdio: ['pipe', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'],
       detached: opts.ownSession ?? true,
-      env: { ...process.env, [SECRET_ENV]: secret.reveal() },
+      env: { ...STAGE_MALLOC_ENV, ...process.env, [SECRET_ENV]: secret.reveal() },
     });
     p.stdin!.on('error', () => {}); // the stage may be gone already
     procs.push(p);

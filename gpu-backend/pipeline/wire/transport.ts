@@ -57,6 +57,8 @@ export class FrameSocket {
   private poisoned = false;
   /** when bytes last arrived (Date.now()) */
   private receivedAt = Date.now();
+  /** the socket is corked until the end of this tick (pump) */
+  private corked = false;
   /** since when the kernel buffer has been full with frames still queued (0: not waiting) */
   private drainWaitSince = 0;
 
@@ -154,8 +156,18 @@ export class FrameSocket {
     return new Promise((r) => this.writableWaiters.push(r));
   }
 
-  // Writes queued frames until the socket asks us to wait for 'drain'.
+  // Writes queued frames until the socket asks us to wait for 'drain'. Frames queued in the same tick (a header and
+  // its payload, a forward's three inputs, a unit's h_out and skips) leave corked, as one writev: each separate
+  // write was a syscall here and a wake-up of the reader.
   private pump(): void {
+    if (!this.corked && this.queue.length && !this.closed) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     while (!this.waitingDrain && this.queue.length && !this.closed) {
       const p = this.queue.shift()!;
       const n = p.frame.header.length + p.frame.payload.length;
