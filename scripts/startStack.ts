@@ -9,6 +9,7 @@ import { Proc, assertPortFree, poll } from './startProcs.ts';
 import type { ProcSpec } from './startProcs.ts';
 import { prepareModel } from './startModel.ts';
 import type { PreparedModel } from './startModel.ts';
+import { STAGE_MALLOC_ENV } from '../gpu-backend/pipeline/client/spawn.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const EDGE = join(ROOT, 'scripts/startEdge.ts');
@@ -210,7 +211,7 @@ export class Stack {
     const st = this.model!.stageSettings[k];
     return this.launch({
       name: `stage${k}`, command: process.execPath, cwd: ROOT, logFile: this.logFile(`stage${k}`), echo: o.echo,
-      env: { ...process.env, UVIT_GROUP_SECRET: this.groupSecret },
+      env: { ...STAGE_MALLOC_ENV, ...process.env, UVIT_GROUP_SECRET: this.groupSecret },
       args: [UVIT, 'stage', '--plan', this.model!.planPath, '--index', String(k), '--listen', this.stageAddress(k),
         '--peers', Array.from({ length: o.stages }, (_, j) => this.stageAddress(j)).join(','),
         '--ep', st.ep, '--device-id', String(st.deviceId), '--threads', String(st.threads)],
