@@ -14,6 +14,8 @@ export interface Vars extends EgressVars {
   WEBHOOK_MAX_ATTEMPTS?: string;
   WEBHOOK_BACKOFF_MS?: string;
   MAX_RESULT_BYTES?: string;
+  /** multipart part size (default and most: MAX_PUT_BYTES, 64 MiB); smaller only in tests */
+  UPLOAD_PART_BYTES?: string;
   RESULT_TTL_S?: string;
   JOB_SHARDS?: string;
   WEBHOOK_PROGRESS_MIN_MS?: string;

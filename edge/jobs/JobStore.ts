@@ -14,6 +14,7 @@ import { cdnPath, extOf } from '../cache/cdnToken.ts';
 import { findModel } from '../models.ts';
 import { type ContentRef, contentRef, dropJobArtifacts, jobArtifact, jobArtifacts, mismatch, primary, recordUpload, referenced, setJobArtifacts } from './artifacts.ts';
 import { createKey, listKeys, revokeKey, verifyKey } from './keys.ts';
+import { findUpload, insertUpload, type NewUpload, recordPart, type StoredPart, type UploadRow } from './uploads.ts';
 import { RateLimiter } from './rateLimit.ts';
 import { createJob, findResult, ownerScope, recordResult, SHARED_SCOPE, type ResultHit } from './create.ts';
 import { claim, expiredLeases, nextWakeup, queueStats, registerGroup, requeueOrFail } from './leases.ts';
@@ -388,13 +389,42 @@ export class JobStore extends DurableObject<StoreEnv> {
     return l;
   }
 
-  /** Records an artifact verified into R2 under a lease still held, for its POST complete. */
-  recordArtifact(leaseId: string, a: Artifact): Result<{ id: string }> {
+  /** Records an artifact verified into R2 under a lease still held, for its POST complete (ending its multipart upload). */
+  recordArtifact(leaseId: string, a: Artifact, uploadId?: string): Result<{ id: string }> {
     this.hop();
     const h = this.held(leaseId);
     if (!h.ok) return h;
     recordUpload(this.sql, leaseId, a);
+    if (uploadId) this.sql.exec('DELETE FROM uploads WHERE upload_id = ?', uploadId);
     return { ok: true, value: { id: h.value.id } };
+  }
+
+  // Multipart uploads (uploads.ts): the route streams each part into R2; the store keeps their order and hash state.
+
+  startUpload(u: NewUpload): Result<{ id: string }> {
+    this.hop();
+    const h = this.held(u.lease_id);
+    if (!h.ok) return h;
+    insertUpload(this.sql, u);
+    return { ok: true, value: { id: h.value.id } };
+  }
+
+  upload(leaseId: string, name: string, uploadId: string): Result<UploadRow> {
+    this.hop();
+    const h = this.held(leaseId);
+    return h.ok ? findUpload(this.sql, leaseId, name, uploadId) : h;
+  }
+
+  recordPart(leaseId: string, uploadId: string, p: StoredPart): Result<{ next: number }> {
+    this.hop();
+    const h = this.held(leaseId);
+    return h.ok ? recordPart(this.sql, uploadId, p) : h;
+  }
+
+  /** Forgets an upload whose whole did not hash right (its staging object is deleted by the route). */
+  dropUpload(uploadId: string): void {
+    this.hop();
+    this.sql.exec('DELETE FROM uploads WHERE upload_id = ?', uploadId);
   }
 
   /**

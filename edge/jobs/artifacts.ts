@@ -66,9 +66,11 @@ export function referenced(sql: SqlStorage, sha256: string): boolean {
     .toArray().length > 0;
 }
 
-/** Upload rows of leases that no longer hold a running job (completed, requeued, failed or deleted). */
+/**
+ * Upload rows (artifacts and multipart uploads) of leases that no longer hold a running job: completed, requeued,
+ * failed or deleted. An unfinished R2 multipart upload is aborted by the bucket's lifecycle rule (7 days by default).
+ */
 export function pruneUploads(sql: SqlStorage): number {
-  return sql.exec(
-    `DELETE FROM lease_artifacts WHERE lease_id NOT IN (SELECT lease_id FROM jobs WHERE status = 'in_progress' AND lease_id IS NOT NULL)`,
-  ).rowsWritten;
+  const ended = `lease_id NOT IN (SELECT lease_id FROM jobs WHERE status = 'in_progress' AND lease_id IS NOT NULL)`;
+  return sql.exec(`DELETE FROM lease_artifacts WHERE ${ended}`).rowsWritten + sql.exec(`DELETE FROM uploads WHERE ${ended}`).rowsWritten;
 }

@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS lease_artifacts (
   PRIMARY KEY (lease_id, name)
 );
 CREATE INDEX IF NOT EXISTS lease_artifacts_sha ON lease_artifacts(sha256);
+CREATE TABLE IF NOT EXISTS uploads (
+  upload_id TEXT PRIMARY KEY, lease_id TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL,
+  content_type TEXT NOT NULL, r2_upload_id TEXT NOT NULL, part_bytes INTEGER NOT NULL,
+  parts INTEGER NOT NULL, next_part INTEGER NOT NULL, stored TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS result_index_sha ON result_index(sha256);
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS webhooks (

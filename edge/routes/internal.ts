@@ -15,7 +15,11 @@ import {
   MAX_PUT_BYTES,
   PRIMARY_ARTIFACT,
   SIG_HEADERS,
+  UploadStart,
 } from '../../shared/lease.ts';
+import { randomHex } from '../auth/apiKey.ts';
+import { finishUpload, stagingKey, streamPart } from '../cache/multipart.ts';
+import type { StoredPart } from '../jobs/uploads.ts';
 import { metricsGuard } from '../auth/admin.ts';
 import { verifyBackend } from '../auth/backend.ts';
 import { uploadVerified } from '../cache/upload.ts';
@@ -81,11 +85,19 @@ async function streamedPut(c: Context<AppEnv>, max: number, what: string): Promi
 const maxResult = (c: Context<AppEnv>) => intVar(c.env.MAX_RESULT_BYTES, 512 * 1024 * 1024);
 const maxPut = (c: Context<AppEnv>) => Math.min(MAX_PUT_BYTES, maxResult(c));
 
+const badName = (name: string) =>
+  problem({ status: 400, code: 'invalid_artifact_name', detail: `Artifact name ${JSON.stringify(name.slice(0, 40))} must match ${ARTIFACT_NAME}.` });
+
+/** Multipart part size: UPLOAD_PART_BYTES (tests), a multiple of 64 within R2's 5 MiB minimum and MAX_PUT_BYTES. */
+function partSize(env: AppEnv['Bindings']): number {
+  const b = intVar(env.UPLOAD_PART_BYTES, MAX_PUT_BYTES);
+  return b % 64 === 0 && b >= 5 * 1024 * 1024 && b <= MAX_PUT_BYTES ? b : MAX_PUT_BYTES;
+}
+
 /** The artifact name of the path and the content type of the request, or the problem with them. */
 function artifactOf(c: Context<AppEnv>): { name: string; contentType: ArtifactContentType } | { res: Response } {
   const name = c.req.param('name') ?? '';
-  if (!ARTIFACT_NAME.test(name))
-    return { res: problem({ status: 400, code: 'invalid_artifact_name', detail: `Artifact name ${JSON.stringify(name.slice(0, 40))} must match ${ARTIFACT_NAME}.` }) };
+  if (!ARTIFACT_NAME.test(name)) return { res: badName(name) };
   const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
   const t = ContentType.safeParse(type);
   if (!t.success)
@@ -117,6 +129,81 @@ internal.post('/leases/:lease/complete', async (c) => {
   if (!done.ok) return problem(done.problem);
   const { sha256, bytes } = done.value.primary;
   return c.json({ id: done.value.id, status: 'completed', sha256, bytes, artifacts: r.data.artifacts });
+});
+
+// Multipart, for artifacts above MAX_PUT_BYTES: POST …/uploads starts one with the whole artifact's hash, size and
+// type; PUT …/parts/{n} sends parts 1…N in order, each verified by its own hash; POST …/complete checks the whole
+// hash and only then stores it under its content key (cache/multipart.ts).
+internal.post('/leases/:lease/artifacts/:name/uploads', async (c) => {
+  const name = c.req.param('name');
+  if (!ARTIFACT_NAME.test(name)) return badName(name);
+  const r = await signedJson(c.req.raw, c.env, UploadStart, 'upload start');
+  if (!r.data) return r.res;
+  const { sha256, bytes, content_type } = r.data;
+  if (bytes > maxResult(c)) return problem({ status: 413, code: 'result_too_large', detail: `An artifact of ${bytes} bytes exceeds ${maxResult(c)} bytes.` });
+  const leaseId = c.req.param('lease');
+  const store = leaseStore(c.env, leaseId);
+  const held = await store.checkLease(leaseId);
+  if (!held.ok) return problem(held.problem);
+  const partBytes = partSize(c.env);
+  const uploadId = `up_${randomHex(16)}`;
+  const mp = await c.env.RESULTS.createMultipartUpload(stagingKey(uploadId));
+  const upload = { upload_id: uploadId, lease_id: leaseId, name, sha256, bytes, content_type, r2_upload_id: mp.uploadId, part_bytes: partBytes, parts: Math.ceil(bytes / partBytes) };
+  const s = await store.startUpload(upload);
+  if (!s.ok) {
+    await mp.abort();
+    return problem(s.problem);
+  }
+  return c.json({ upload_id: upload.upload_id, part_bytes: partBytes, parts: upload.parts });
+});
+
+internal.put('/leases/:lease/artifacts/:name/uploads/:upload/parts/:part', async (c) => {
+  const put = await streamedPut(c, MAX_PUT_BYTES, 'part');
+  if ('res' in put) return put.res;
+  const { lease: leaseId, name, upload: uploadId } = c.req.param();
+  const n = Number(c.req.param('part'));
+  const store = leaseStore(c.env, leaseId);
+  const u = await store.upload(leaseId, name, uploadId);
+  if (!u.ok) return problem(u.problem);
+  const row = u.value;
+  if (!Number.isInteger(n) || n < 1 || n > row.parts)
+    return problem({ status: 400, code: 'invalid_part', detail: `Part ${JSON.stringify(c.req.param('part'))}: upload ${uploadId} has parts 1…${row.parts}.` });
+  if (n < row.next_part) {
+    // a retry of a part already stored (its answer was lost): the same bytes are acknowledged, others refused
+    const prev = (JSON.parse(row.stored) as StoredPart[])[n - 1];
+    if (prev.sha256 !== put.sha) return problem({ status: 409, code: 'part_out_of_order', detail: `Part ${n} is already stored with other bytes; part ${row.next_part} is expected next.` });
+    await c.req.raw.body?.cancel();
+    return c.json({ part: n, sha256: prev.sha256, bytes: put.length });
+  }
+  if (n > row.next_part) return problem({ status: 409, code: 'part_out_of_order', detail: `Part ${n} of upload ${uploadId}: part ${row.next_part} is expected next.` });
+  const length = n < row.parts ? row.part_bytes : row.bytes - (row.parts - 1) * row.part_bytes;
+  if (put.length !== length) return problem({ status: 400, code: 'wrong_part_length', detail: `Part ${n} of ${row.parts} must be ${length} bytes, Content-Length says ${put.length}.` });
+  const mp = c.env.RESULTS.resumeMultipartUpload(stagingKey(uploadId), row.r2_upload_id);
+  const out = await streamPart(mp, { n, length, sha256: put.sha }, c.req.raw.body!);
+  if (!out.ok) return problem({ status: 422, code: 'part_corrupt', detail: `${out.reason}; nothing was recorded, PUT part ${n} again.` });
+  const rec = await store.recordPart(leaseId, uploadId, { part: n, etag: out.etag, sha256: out.sha256 });
+  return rec.ok ? c.json({ part: n, sha256: out.sha256, bytes: length }) : problem(rec.problem);
+});
+
+internal.post('/leases/:lease/artifacts/:name/uploads/:upload/complete', async (c) => {
+  const v = await verifyBackend(c.req.raw, c.env);
+  if (!v.ok) return problem(v.problem);
+  const { lease: leaseId, name, upload: uploadId } = c.req.param();
+  const store = leaseStore(c.env, leaseId);
+  const u = await store.upload(leaseId, name, uploadId);
+  if (!u.ok) return problem(u.problem);
+  const row = u.value;
+  if (row.next_part <= row.parts)
+    return problem({ status: 409, code: 'upload_incomplete', detail: `Upload ${uploadId} has ${row.next_part - 1} of ${row.parts} parts; part ${row.next_part} is next.` });
+  const parts = (JSON.parse(row.stored) as StoredPart[]).map((p) => ({ partNumber: p.part, etag: p.etag }));
+  const f = await finishUpload(c.env.RESULTS, row, parts);
+  if (!f.ok) {
+    await store.dropUpload(uploadId);
+    return problem({ status: 422, code: 'artifact_corrupt', detail: `Upload ${uploadId}: ${f.reason}; nothing was stored, start it again.` });
+  }
+  const a: Artifact = { name, sha256: row.sha256, bytes: row.bytes, content_type: row.content_type };
+  const rec = await store.recordArtifact(leaseId, a, uploadId);
+  return rec.ok ? c.json(a) : problem(rec.problem);
 });
 
 // The single-`video` shorthand of artifact + complete, for backends that predate artifacts. A corrupt body gives

@@ -28,6 +28,7 @@ export function edgeProject(o: { name: string; exclude: string[]; bindings: Reco
             WEBHOOK_ALLOW_HTTP: 'true', // the recorder below is http://hooks.test
             PUBLIC_BASE_URL: 'http://edge.test',
             MAX_QUEUE: '50',
+            UPLOAD_PART_BYTES: String(5 * 1024 * 1024), // R2's smallest part: multipart tests stay small
             ...o.bindings,
           },
           outboundService: async (req: Request) => {
