@@ -27,6 +27,11 @@ const HELP = `usage: npm start -- [options]      (each also as an environment va
   --stages N         stage processes in the group        UVIT_STAGES        default 2
   --config FILE      backend group config                UVIT_CONFIG        default models/uvit-t2v-shapes/group.json
                      (the trained model; gpu-backend/demo/demo.json: the random-weights demo)
+  --model NAME       serve an image checkpoint of the catalogue models/catalogue.json (e.g.
+                     imagenet256_uvit_huge) or of an entry file NAME.json, instead of --config
+                                                         UVIT_MODEL
+  --weights-dir DIR  the --model's checkpoint files, named as its catalogue entry says
+                                                         UVIT_WEIGHTS_DIR
   --data-dir DIR     model cache, edge state, logs       UVIT_DATA_DIR      default .data
   --quiet            do not echo the processes' output (it is always in DATA_DIR/local/logs/)`;
 
@@ -36,6 +41,7 @@ async function main(): Promise<number> {
       'edge-port': { type: 'string' }, 'stage-port': { type: 'string' }, 'metrics-port': { type: 'string' },
       'inspector-port': { type: 'string' }, host: { type: 'string' }, expose: { type: 'boolean', default: false }, 'public-url': { type: 'string' },
       stages: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+      model: { type: 'string' }, 'weights-dir': { type: 'string' },
       quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -47,6 +53,7 @@ async function main(): Promise<number> {
   set(v['inspector-port'], 'UVIT_INSPECTOR_PORT');
   set(v['public-url'], 'UVIT_PUBLIC_URL');
   set(v.host, 'UVIT_HOST'); set(v.stages, 'UVIT_STAGES'); set(v.config, 'UVIT_CONFIG');
+  set(v.model, 'UVIT_MODEL'); set(v['weights-dir'], 'UVIT_WEIGHTS_DIR');
   if (v['data-dir'] !== undefined) env.UVIT_DATA_DIR = resolve(v['data-dir']);
   const opts = defaultOptions(env);
   for (const [k, n] of Object.entries({ edgePort: opts.edgePort, stagePort: opts.stagePort, metricsPort: opts.metricsPort, stages: opts.stages })) {
@@ -105,9 +112,11 @@ async function main(): Promise<number> {
 ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: edge ${stack.baseUrl}, ${opts.stages} stages (${opts.host}:${opts.stagePort}…), driver metrics http://${opts.host}:${opts.metricsPort}/metrics
 logs: ${rel(join(opts.stateDir, 'logs'))}/   env: ${rel(envFile)}
 
-make a 16-second clip (another terminal):
+${opts.imageModel ? `make an image (another terminal):
   export $(cat ${rel(envFile)})
-  npx uvit-client generate "a red ball bouncing" --duration 16 --out clip.mp4
+  npx uvit-client image "${stack.model?.image?.clip ? 'a red bus on a street' : '207'}" --out image.png` : `make a 16-second clip (another terminal):
+  export $(cat ${rel(envFile)})
+  npx uvit-client generate "a red ball bouncing" --duration 16 --out clip.mp4`}
 
 more keys: ADMIN_TOKEN=$(node -p "require('${secretsRef}').ADMIN_TOKEN") npm run keys -- create --owner NAME
 Ctrl-C stops everything.

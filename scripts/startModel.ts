@@ -4,25 +4,34 @@
 import { loadGroupConfig, type LoadedGroupConfig } from '../gpu-backend/serve/groupConfig.ts';
 import { exportStages } from '../gpu-backend/serve/stages.ts';
 import { prepareDemo } from '../gpu-backend/demo/demo.ts';
+import { resolveImageModel, type ImageModel } from '../gpu-backend/serve/catalogue.ts';
 
 export type StageSetting = { ep: 'cpu' | 'cuda'; threads: number; deviceId: number };
 export type PreparedModel = {
   modelId: string;
-  cfg: LoadedGroupConfig;
+  /** the video group config; undefined for a catalogue image model */
+  cfg?: LoadedGroupConfig;
+  /** a catalogue image model with its files found and checked */
+  image?: ImageModel;
   planPath: string;
   stageSettings: StageSetting[];
   /** true when nothing had to be made */
   cached: boolean;
 };
 
-export async function prepareModel(o: { config: string; dir: string; stages: number; log: (s: string) => void }): Promise<PreparedModel> {
-  const cfg = loadGroupConfig(o.config);
-  const made = prepareDemo(cfg, o.log).some((f) => f.made);
+/** `image`: serve this catalogue image model (models/catalogue.json name or entry file) from `weightsDir` instead of `config`. */
+export async function prepareModel(o: {
+  config: string; dir: string; stages: number; log: (s: string) => void; image?: { model: string; weightsDir: string };
+}): Promise<PreparedModel> {
+  const image = o.image && resolveImageModel(o.image.model, o.image.weightsDir, { log: o.log });
+  const video = image ? undefined : loadGroupConfig(o.config);
+  const cfg = image ?? video!;
+  const made = video ? prepareDemo(video, o.log).some((f) => f.made) : false;
   const { planPath, made: exported } = exportStages(cfg, o.stages, o.dir, o.log);
   const cached = !made && !exported;
   const stageSettings = Array.from({ length: o.stages }, (_, k): StageSetting => {
     const s = cfg.stages?.[k];
     return { ep: (s?.ep ?? 'cpu') as 'cpu' | 'cuda', threads: s?.threads ?? 1, deviceId: s?.device_id ?? k };
   });
-  return { modelId: cfg.model_id, cfg, planPath, stageSettings, cached };
+  return { modelId: cfg.model_id, cfg: video, image, planPath, stageSettings, cached };
 }

@@ -9,6 +9,8 @@ import { Proc, assertPortFree, poll } from './startProcs.ts';
 import type { ProcSpec } from './startProcs.ts';
 import { prepareModel } from './startModel.ts';
 import type { PreparedModel } from './startModel.ts';
+import { derive } from '../gpu-backend/model/config.ts';
+import type { ImageModel } from '../gpu-backend/serve/catalogue.ts';
 import { STAGE_MALLOC_ENV } from '../gpu-backend/pipeline/client/spawn.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -36,6 +38,9 @@ export type StackOptions = {
   stages: number;
   /** group config of the backend (model, sampler, text encoder, decoder) */
   config: string;
+  /** serve a catalogue image model instead (models/catalogue.json name or entry file) from the files in weightsDir */
+  imageModel?: string;
+  weightsDir?: string;
   /** model files (weights, stage ONNX), shared cache; safe to reuse between runs */
   modelDir: string;
   /** edge state (Durable Object SQLite, R2), logs and local secrets */
@@ -62,6 +67,8 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): StackOptio
     inspectorPort: env.UVIT_INSPECTOR_PORT === undefined || env.UVIT_INSPECTOR_PORT === '' ? undefined : Number(env.UVIT_INSPECTOR_PORT),
     stages: Number(env.UVIT_STAGES ?? 2),
     config: resolve(ROOT, env.UVIT_CONFIG ?? 'models/uvit-t2v-shapes/group.json'),
+    imageModel: env.UVIT_MODEL || undefined,
+    weightsDir: env.UVIT_WEIGHTS_DIR ? resolve(env.UVIT_WEIGHTS_DIR) : undefined,
     modelDir: join(data, 'model'),
     stateDir: join(data, 'local'),
     edgeVars: {},
@@ -92,7 +99,7 @@ export function localSecrets(stateDir: string): Secrets {
  * sampler defaults of its config), so a request the backend cannot serve is refused at the edge with a 4xx.
  */
 export function edgeCatalogEntry(m: PreparedModel): Record<string, unknown> {
-  const c = m.cfg;
+  const c = m.cfg!;
   const side = c.uvit.img_size * c.decoder.spatial;
   return {
     id: m.modelId,
@@ -104,6 +111,25 @@ export function edgeCatalogEntry(m: PreparedModel): Record<string, unknown> {
     fps: { default: c.video.fps, min: c.video.fps, max: c.video.fps },
     steps: { default: c.sampler.steps, min: 1, max: 200 },
     guidance: { default: c.sampler.guidance, min: 0, max: 30 },
+  };
+}
+
+/** What the edge offers for a catalogue image model: exactly its size, conditioning and sampler defaults. */
+export function edgeImageEntry(m: ImageModel): Record<string, unknown> {
+  const d = derive(m.uvit);
+  // a checkpoint trained for guidance has a null class (the last): it is no class to ask for
+  const guided = m.guidance > 0 && d.variant !== 'uncond';
+  return {
+    id: m.model_id,
+    kind: 'image',
+    created: 1_764_000_000,
+    owned_by: 'uvit-local',
+    sizes: [`${m.resolution}x${m.resolution}`],
+    conditioning: d.variant === 'uncond' ? 'none' : d.variant,
+    ...(d.variant === 'class' ? { num_classes: guided ? d.numClasses - 1 : d.numClasses } : {}),
+    max_images: m.max_images,
+    steps: { default: m.steps, min: 1, max: 1000 },
+    guidance: guided ? { default: m.guidance, min: 0, max: 30 } : { default: 0, min: 0, max: 0 },
   };
 }
 
@@ -160,7 +186,9 @@ export class Stack {
     await this.preflight();
     if (o.backend) {
       const t = performance.now();
-      this.model = await prepareModel({ config: o.config, dir: o.modelDir, stages: o.stages, log: o.log });
+      if (o.imageModel && !o.weightsDir) throw new Error('an image model (--model) needs --weights-dir: the directory with its checkpoint files');
+      const image = o.imageModel === undefined ? undefined : { model: o.imageModel, weightsDir: o.weightsDir! };
+      this.model = await prepareModel({ config: o.config, dir: o.modelDir, stages: o.stages, log: o.log, image });
       o.log(`model ready in ${((performance.now() - t) / 1000).toFixed(1)} s: ${this.model.planPath}${this.model.cached ? ' (cached)' : ''}`);
     }
     await this.startEdge();
@@ -174,8 +202,9 @@ export class Stack {
     const envFile = join(o.stateDir, 'edge.env');
     // local development: webhooks may go to plain-http receivers (public hosts only; edge/auth/egress.ts)
     const vars: Record<string, string> = { ...this.secrets, PUBLIC_BASE_URL: o.publicUrl ?? this.baseUrl, WEBHOOK_ALLOW_HTTP: 'true' };
-    const models = [...(this.model ? [edgeCatalogEntry(this.model)] : []), ...o.extraModels];
+    const models = [...(this.model?.cfg ? [edgeCatalogEntry(this.model)] : []), ...o.extraModels];
     if (models.length) vars.MODELS_JSON = JSON.stringify(models);
+    if (this.model?.image) vars.IMAGE_MODELS_JSON = JSON.stringify([edgeImageEntry(this.model.image)]);
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}='${v}'\n`).join(''), { mode: 0o600 });
     const args = [EDGE, '--config', join(ROOT, 'wrangler.toml'), '--ip', o.host, '--port', String(o.edgePort),
       '--persist-to', join(o.stateDir, 'wrangler'), '--env-file', envFile,
@@ -228,7 +257,8 @@ export class Stack {
     return this.launch({
       name: 'driver', command: process.execPath, cwd: ROOT, logFile: this.logFile('driver'), echo: o.echo,
       env: { ...process.env, UVIT_BACKEND_SECRET: this.secrets.BACKEND_SECRET, UVIT_GROUP_SECRET: this.groupSecret },
-      args: [UVIT, 'serve', '--config', o.config, '--plan', this.model!.planPath, '--edge', this.baseUrl,
+      args: [UVIT, 'serve', ...(this.model!.image ? ['--image-model', o.imageModel!, '--weights-dir', o.weightsDir!] : ['--config', o.config]),
+        '--plan', this.model!.planPath, '--edge', this.baseUrl,
         '--stages', Array.from({ length: o.stages }, (_, k) => this.stageAddress(k)).join(','),
         '--group', `local-${o.edgePort}`, '--metrics', `${o.host}:${o.metricsPort}`, '--work-dir', join(o.stateDir, 'work')],
     });
