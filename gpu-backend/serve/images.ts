@@ -18,9 +18,6 @@ export interface AssembledImages {
   release(): Promise<void>;
 }
 
-/** U-ViT's CLIP context: 77 tokens (the official FrozenCLIPEmbedder's max_length). */
-const CLIP_TOKENS = 77;
-
 export async function assembleImages(m: ImageModel, forward: Forward): Promise<AssembledImages> {
   const ep = { threads: m.engine.threads, ep: m.engine.ep, deviceId: m.engine.device_id };
   const opened: { release(): Promise<void> }[] = [];
@@ -35,12 +32,14 @@ export async function assembleImages(m: ImageModel, forward: Forward): Promise<A
     if (m.clip) {
       const clip = await ClipTextEncoder.open(m.clip.weights, m.clip.config, ep);
       opened.push(clip);
-      const tok = ClipBpeTokenizer.fromFiles(m.clip.vocab, m.clip.merges, CLIP_TOKENS);
+      // the network's context length: 77 tokens for the official models (FrozenCLIPEmbedder's max_length)
+      const n = m.uvit.num_clip_token!;
+      const tok = ClipBpeTokenizer.fromFiles(m.clip.vocab, m.clip.merges, n);
       textEncoder = {
         encode: (prompts) => {
-          const ids = new BigInt64Array(prompts.length * CLIP_TOKENS);
-          prompts.forEach((p, b) => ids.set(tok.encode(p).map(BigInt), b * CLIP_TOKENS));
-          return clip.encode({ dtype: 'int64', dims: [prompts.length, CLIP_TOKENS], data: ids });
+          const ids = new BigInt64Array(prompts.length * n);
+          prompts.forEach((p, b) => ids.set(tok.encode(p).map(BigInt), b * n));
+          return clip.encode({ dtype: 'int64', dims: [prompts.length, n], data: ids });
         },
       };
     }
