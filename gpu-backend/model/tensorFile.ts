@@ -32,7 +32,9 @@ export function sniffFormat(path: string): TensorFileFormat {
     closeSync(fd);
   }
   if (head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04) return 'pth';
-  if (head[0] === 0x80) {
+  // a legacy torch.save starts with its magic number pickled: PROTO 2, LONG1 of 10 bytes. Not 0x80 alone: that is
+  // also the first byte of a safetensors file whose header length is 128 (mod 256)
+  if (head[0] === 0x80 && head[1] === 0x02 && head[2] === 0x8a && head[3] === 0x0a) {
     throw new Error(`weights file ${path} is a legacy (non-zip) torch pickle, which is not read: re-save it with ` +
       'torch >= 1.6 (torch.save(torch.load(f), f2)) or convert it to safetensors');
   }
