@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { UvitClient, TERMINAL } from './client.ts';
 import { UvitApiError } from './errors.ts';
-import type { CreateVideoInput, ListInput, Video } from './client.ts';
+import type { CreateImageInput, CreateVideoInput, ListInput, Video } from './client.ts';
 import { ProgressView, fmtSeconds } from './progress.ts';
 
 const USAGE = `usage: uvit-client <command> [options]
@@ -18,6 +18,9 @@ commands:
   cancel ID         cancel a queued or running video
   delete ID         delete a video (cancels it first when running)
   download ID       save a completed video   [--out FILE]
+  image PROMPT      generate images with an image model and save the PNGs
+      --model ID  --n N  --size WxH  --class-label K (class models; or a class index as the PROMPT)
+      --seed N  --steps N  --guidance X  --out FILE (default img_<id>.png; with --n > 1: FILE-0.png, FILE-1.png …)
   models            the models on offer
 
 options: --base-url URL (env UVIT_BASE_URL)  --api-key KEY (env UVIT_API_KEY)  --json (machine-readable output)
@@ -45,6 +48,8 @@ const OPTIONS = {
   order: { type: 'string' },
   all: { type: 'boolean', default: false },
   'max-retries': { type: 'string' },
+  n: { type: 'string' },
+  'class-label': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -130,6 +135,37 @@ export async function main(argv: string[], io: CliIo = { stdout: (s) => process.
           io.stderr.write(`${dl.bytes} bytes from ${dl.url}\n` +
             `timings: submit ${fmtSeconds(timings.submit_ms)}, queue+generate ${fmtSeconds(timings.generate_ms)}, ` +
             `download ${fmtSeconds(timings.download_ms)}, total ${fmtSeconds(timings.total_ms)}\n`);
+        }
+        return 0;
+      }
+      case 'image': {
+        const prompt = rest.join(' ');
+        if (!prompt.trim()) throw new UsageError('image needs a PROMPT');
+        const input: CreateImageInput = { prompt };
+        if (o.size) input.size = o.size;
+        if (o.model) input.model = o.model;
+        for (const [k, flag] of [['n', 'n'], ['class_label', 'class-label'], ['seed', 'seed'], ['steps', 'steps'], ['guidance', 'guidance']] as const) {
+          const n = num(flag, o[flag]);
+          if (n !== undefined) input[k] = n;
+        }
+        const t0 = performance.now();
+        const g = await client().generateImages(input);
+        if (g.status !== 'completed') {
+          io.stderr.write(`error: image generation ${g.id} ended ${g.status}${g.error ? `: ${g.error.code}: ${g.error.message}` : ''}\n`);
+          return 1;
+        }
+        const { writeFile } = await import('node:fs/promises');
+        const base = resolve(o.out ?? `${g.id}.png`);
+        const paths: string[] = [];
+        for (let i = 0; i < g.data.length; i++) {
+          const path = g.data.length === 1 ? base : base.replace(/(\.png)?$/i, `-${i}.png`);
+          await writeFile(path, await client().imageBytes(g, i));
+          paths.push(path);
+        }
+        if (o.json) print(JSON.stringify({ generation: g, paths, ms: Math.round(performance.now() - t0) }, null, 2));
+        else {
+          print(paths.join('\n'));
+          io.stderr.write(`${g.id}: ${g.data.length} × ${g.size} PNG in ${fmtSeconds(performance.now() - t0)}\n`);
         }
         return 0;
       }

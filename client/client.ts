@@ -7,12 +7,14 @@ import { Video, VideoList, VideoDeleted, CreateVideoBody, VideoStatus } from '..
 import type { ListQuery } from '../shared/api/videos.ts';
 import { Problem } from '../shared/api/problem.ts';
 import { ModelList } from '../shared/api/models.ts';
+import { CreateImageBody, ImageGeneration } from '../shared/api/images.ts';
 import { readSse } from './sse.ts';
 import { UvitApiError, UvitConnectionError, UvitTimeoutError, UvitResponseError, apiError } from './errors.ts';
 import { retryableStatus, retryDelayMs } from './retry.ts';
 import { PagePromise, VideoPage } from './pagination.ts';
 
-export type { Video, VideoList, Problem };
+export type { Video, VideoList, Problem, ImageGeneration };
+export type CreateImageInput = z.input<typeof CreateImageBody>;
 export type CreateVideoInput = z.input<typeof CreateVideoBody>;
 export type ListInput = Partial<Pick<ListQuery, 'after' | 'limit' | 'order'>>;
 export type VideoEvent = { event: string; video: Partial<Video> & { status?: z.infer<typeof VideoStatus> } };
@@ -143,6 +145,36 @@ export class UvitClient {
     const headers: Record<string, string> = key ? { 'idempotency-key': key } : {};
     const res = await this.request('POST', '/v1/videos', { body: input, headers, signal: opts.signal });
     return this.json(res, Video, 'POST /v1/videos');
+  }
+
+  /**
+   * Generates images (POST /v1/images/generations): the edge answers with them when they are done within its wait,
+   * else with the job, which is then polled until it ends. Not retried blindly: a retry would be a second job.
+   */
+  async generateImages(input: CreateImageInput, opts: { signal?: AbortSignal; pollMs?: number; deadlineMs?: number } = {}): Promise<ImageGeneration> {
+    const deadline = Date.now() + (opts.deadlineMs ?? 60 * 60_000);
+    let g = await this.json(await this.request('POST', '/v1/images/generations', { body: input, signal: opts.signal }), ImageGeneration, 'POST /v1/images/generations');
+    while (!TERMINAL.has(g.status)) {
+      if (Date.now() > deadline) throw new Error(`image generation ${g.id} still ${g.status} after ${opts.deadlineMs} ms`);
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 1000));
+      const path = `/v1/images/generations/${encodeURIComponent(g.id)}${input.response_format === 'b64_json' ? '?response_format=b64_json' : ''}`;
+      g = await this.json(await this.request('GET', path, { signal: opts.signal }), ImageGeneration, `GET ${path}`);
+    }
+    return g;
+  }
+
+  /** The bytes of image `i` of a completed generation (inline, or from its CDN URL without the key), SHA-256 checked. */
+  async imageBytes(g: ImageGeneration, i: number): Promise<Uint8Array> {
+    const d = g.data[i];
+    if (!d) throw new Error(`image generation ${g.id} has no image ${i} (status ${g.status}, ${g.data.length} images)`);
+    let bytes: Uint8Array;
+    if (d.b64_json !== undefined) bytes = Uint8Array.from(atob(d.b64_json), (ch) => ch.charCodeAt(0));
+    else if (d.url) bytes = new Uint8Array(await (await this.request('GET', this.resolve(d.url), { auth: false, timeout: false })).arrayBuffer());
+    else throw new Error(`image ${i} of ${g.id} has neither url nor b64_json (no CDN configured?)`);
+    const { createHash } = await import('node:crypto');
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (bytes.length !== d.bytes || sha !== d.sha256) throw new Error(`image ${i} of ${g.id}: got ${bytes.length} bytes sha256 ${sha}, the API said ${d.bytes} bytes ${d.sha256}`);
+    return bytes;
   }
 
   async retrieve(id: string): Promise<Video> {

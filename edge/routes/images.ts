@@ -65,8 +65,12 @@ images.post('/generations', async (c) => {
   const r = await store.imageJob(c.get('key'), created.value.video.id, intVar(c.env.IMAGE_WAIT_S, 60) * 1000);
   if (!r.ok) return withRate(problem(r.problem), r.rate);
   const g = r.value.generation;
-  if (g.status === 'failed' || g.status === 'cancelled')
-    return withRate(problem({ status: 502, code: g.error?.code ?? 'generation_failed', detail: `Image generation ${g.id} ${g.status}: ${g.error?.message ?? 'no reason given'}.` }), r.rate);
+  if (g.status === 'failed' || g.status === 'cancelled') {
+    const res = problem({ status: 502, code: g.error?.code ?? 'generation_failed', detail: `Image generation ${g.id} ${g.status}: ${g.error?.message ?? 'no reason given'}.` });
+    // the job has ended (after the backends' own retries): sending the same request again would make a new one
+    res.headers.set('x-should-retry', 'false');
+    return withRate(res, r.rate);
+  }
   const res = c.json(await present(c.env, r.value, body.response_format ?? 'url'), g.status === 'completed' ? 200 : 202);
   if (g.status !== 'completed') res.headers.set('location', `/v1/images/generations/${g.id}`);
   return withRate(res, r.rate);
