@@ -6,6 +6,7 @@ import { ApiKeyInfo, CreatedKey, CreateKeyRequest } from './keys.ts';
 import { ModelList } from './models.ts';
 import { Problem } from './problem.ts';
 import { CreateVideoBody, ListQuery, Video, VideoDeleted, VideoList } from './videos.ts';
+import { CreateImageBody, ImageGeneration, ResponseFormat } from './images.ts';
 import { WebhookEvent } from './webhooks.ts';
 
 const problemResponses = (...codes: number[]) =>
@@ -55,6 +56,20 @@ export function buildOpenApi(): Record<string, unknown> {
     method: 'get', path: '/cdn/{token}/{file}', summary: 'Public immutable download (capability URL from Video.cdn_url)',
     request: { params: z.object({ token: z.string(), file: z.string() }) },
     responses: { 200: { description: 'the MP4', content: { 'video/mp4': { schema: z.string().meta({ format: 'binary' }) } } }, 206: { description: 'a byte range' }, ...problemResponses(404, 416) },
+  });
+  r.registerPath({
+    method: 'post', path: '/v1/images/generations', summary: 'Generate images (OpenAI images.generate); waits up to IMAGE_WAIT_S for them', security: sec,
+    request: { body: { content: { 'application/json': { schema: CreateImageBody }, 'multipart/form-data': { schema: CreateImageBody } } } },
+    responses: {
+      200: json(ImageGeneration, 'completed: an ImagesResponse (created, data) with the job fields'),
+      202: json(ImageGeneration, 'not done within the wait: the job (data empty); poll GET /v1/images/generations/{id}'),
+      ...problemResponses(400, 401, 403, 413, 415, 422, 429, 502),
+    },
+  });
+  r.registerPath({
+    method: 'get', path: '/v1/images/generations/{id}', summary: 'Retrieve an image generation', security: sec,
+    request: { params: z.object({ id: z.string().meta({ description: 'image generation id', example: 'img_0123456789abcdef0123456789abcdef' }) }), query: z.object({ response_format: ResponseFormat.optional() }) },
+    responses: { 200: json(ImageGeneration, 'the job; data holds the images once completed'), ...problemResponses(400, 401, 404, 429) },
   });
   r.registerPath({ method: 'get', path: '/v1/models', summary: 'Models served', security: sec, responses: { 200: json(ModelList, 'models'), ...problemResponses(401) } });
   r.registerPath({ method: 'get', path: '/healthz', summary: 'Liveness', responses: { 200: json(z.object({ status: z.literal('ok'), time: z.number() }), 'ok') } });
