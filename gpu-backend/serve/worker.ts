@@ -1,11 +1,9 @@
 // The backend group's pull loop: lease a job from the edge (HMAC-signed lease API, shared/lease.ts), generate it with
-// the Driver while heartbeating progress, upload the MP4 (PUT with Content-Length + X-Content-SHA256), or report the
-// failure with a retryable flag. `capacity` loops run side by side, so that many jobs share the stage pipeline.
+// the Driver while heartbeating progress, upload the MP4 and its variants as artifacts (serve/upload.ts), or report
+// the failure with a retryable flag. `capacity` loops run side by side, so that many jobs share the stage pipeline.
 // Heartbeats go out on a timer whether or not progress moved (a long step or encode must not lose the lease); a
 // sampler step that takes longer than the lease means the group is stuck, and the job is given back (retryable).
-import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, rmSync, statSync } from 'node:fs';
-import { Readable } from 'node:stream';
+import { mkdirSync, rmSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,28 +12,18 @@ import {
   LEASE_PATHS,
   LeaseGrant,
   type JobSpec,
-  type Artifact,
-  CompleteResponse,
-  SIG_HEADERS,
-  signRequest,
+  type CompleteResponse,
   signedJsonFetch,
 } from '../../shared/lease.ts';
 import type { ClipResult, Driver, ProgressEvent } from '../driver/driver.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
 import type { SolverName } from '../sampler/types.ts';
 import { withLogIds } from '../metrics/log.ts';
+import { makeVariants } from '../driver/variants.ts';
+import { JobError } from './jobError.ts';
+import { type ArtifactInput, uploadArtifacts } from './upload.ts';
 
-/** An error that says whether the edge should retry the job elsewhere. */
-export class JobError extends Error {
-  readonly retryable: boolean;
-  readonly code: string;
-  constructor(message: string, retryable: boolean, code: string) {
-    super(message);
-    this.name = 'JobError';
-    this.retryable = retryable;
-    this.code = code;
-  }
-}
+export { JobError };
 
 /**
  * Jobs a group generates at once when no capacity is given. Two per stage: a job in 'micro' CFG mode keeps two
@@ -270,10 +258,17 @@ export class Worker {
       signal: run.abort.signal,
       onProgress: (e) => run.onProgress(e),
     });
+    // the content variants (thumbnail, spritesheet) beside the MP4, while heartbeats still run
+    const variants = await makeVariants(out, job.num_frames, out.replace(/\.mp4$/, ''));
     if ((await run.settle()).s !== 'working') throw new Error('lease ended during encoding');
-    const up = await this.upload(leaseId, out);
+    let up;
+    try {
+      up = await this.complete(leaseId, [{ name: 'video', content_type: 'video/mp4', file: out }, ...variants.map(({ name, content_type, file }) => ({ name, content_type, file }))]);
+    } finally {
+      for (const v of variants) rmSync(v.file, { force: true });
+    }
     const t = result.timings;
-    this.log(`job ${job.id}: completed ${up.bytes} bytes sha256 ${up.sha256.slice(0, 12)}…; text ${t.textMs.toFixed(0)} ms, ` +
+    this.log(`job ${job.id}: completed ${up.bytes} bytes sha256 ${up.sha256.slice(0, 12)}… (+ ${variants.map((v) => v.name).join(', ')}); text ${t.textMs.toFixed(0)} ms, ` +
       `sample ${t.sampleMs.toFixed(0)} ms (${result.stepsPerSecond.toFixed(2)} steps/s), decode ${t.decodeMs.toFixed(0)} ms, mp4 ${t.mp4Ms.toFixed(0)} ms`);
     return { leaseId, jobId: job.id, status: 'completed', result, sha256: up.sha256 };
   }
@@ -287,7 +282,7 @@ export class Worker {
       stages: this.o.stages ?? 1,
     });
     if ((await run.settle()).s !== 'working') throw new Error('lease ended while the images were encoded');
-    const done = await this.complete(leaseId, files);
+    const done = await this.complete(leaseId, files.map((f) => ({ name: f.name, content_type: f.contentType, bytes: f.bytes })));
     this.log(`job ${job.id}: completed ${files.length} images (${done.artifacts.reduce((a, x) => a + x.bytes, 0)} bytes)`);
     return { leaseId, jobId: job.id, status: 'completed', sha256: done.sha256 };
   }
@@ -302,71 +297,12 @@ export class Worker {
     }
   }
 
-  /**
-   * PUT the MP4, streamed from disk: signed over its SHA-256 (hashed in a first pass), with Content-Length and
-   * X-Content-SHA256. Retried on 5xx / network errors.
-   */
-  async upload(leaseId: string, file: string): Promise<{ sha256: string; bytes: number }> {
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-    const sha256 = hash.digest('hex');
-    const bytes = statSync(file).size;
-    return this.put(LEASE_PATHS.result(leaseId), 'video/mp4', sha256, bytes, () => Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>);
-  }
-
-  /**
-   * Uploads a job's result files as named artifacts (PUT each, signed over its SHA-256), then completes the job with
-   * their list. Retried like the MP4 upload.
-   */
-  async complete(leaseId: string, files: ResultFile[]): Promise<CompleteResponse> {
-    const artifacts: Artifact[] = [];
-    for (const f of files) {
-      const sha256 = createHash('sha256').update(f.bytes).digest('hex');
-      await this.put(LEASE_PATHS.artifact(leaseId, f.name), f.contentType, sha256, f.bytes.length, () => f.bytes);
-      artifacts.push({ name: f.name, sha256, bytes: f.bytes.length, content_type: f.contentType });
-    }
-    const res = await this.post(LEASE_PATHS.complete(leaseId), { artifacts });
-    const text = await res.text();
-    if (res.status !== 200) throw new JobError(`completing the job was refused by the edge (${res.status}): ${text.slice(0, 300)}`, res.status >= 500, 'upload_rejected');
-    return CompleteResponse.parse(JSON.parse(text));
-  }
-
-  /** One signed PUT of `bytes` bytes hashing to `sha256` (a fresh body per attempt), retried on 5xx / network errors. */
-  private async put(path: string, contentType: string, sha256: string, bytes: number, body: () => Uint8Array | ReadableStream<Uint8Array>): Promise<{ sha256: string; bytes: number }> {
-    let lastErr: Error | undefined;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      if (attempt) await sleep(500 * 2 ** attempt);
-      try {
-        const sig = await signRequest({ secret: this.o.secret, method: 'PUT', path, bodySha256: sha256 });
-        const res = await this.fetchFn(new URL(path, this.o.edge).toString(), {
-          method: 'PUT',
-          headers: {
-            ...sig,
-            'content-type': contentType,
-            'content-length': String(bytes),
-            [SIG_HEADERS.contentSha256]: sha256,
-          },
-          body: body(),
-          duplex: 'half',
-        } as RequestInit);
-        const text = await res.text();
-        if (res.status === 200) {
-          // the result and the artifact answers both name the stored hash
-          const stored = (JSON.parse(text) as { sha256?: unknown }).sha256;
-          if (stored !== undefined && stored !== sha256) throw new JobError(`upload: edge stored sha256 ${String(stored)}, sent ${sha256}`, true, 'result_corrupt');
-          return { sha256, bytes };
-        }
-        if (res.status >= 500) {
-          lastErr = new Error(`upload: edge answered ${res.status}: ${text.slice(0, 300)}`);
-          continue;
-        }
-        throw new JobError(`upload rejected by the edge (${res.status}): ${text.slice(0, 300)}`, res.status !== 413, 'upload_rejected');
-      } catch (e) {
-        if (e instanceof JobError) throw e;
-        lastErr = e as Error;
-      }
-    }
-    throw new JobError(`upload failed after 3 attempts: ${lastErr?.message}`, true, 'upload_failed');
+  /** Uploads the result's artifacts (serve/upload.ts), heartbeating between parts of a large one, and completes the job. */
+  complete(leaseId: string, artifacts: ArtifactInput[]): Promise<CompleteResponse> {
+    const heartbeat = async () => {
+      await (await this.post(LEASE_PATHS.heartbeat(leaseId), { progress: 99 })).body?.cancel();
+    };
+    return uploadArtifacts({ edge: this.o.edge, secret: this.o.secret, fetch: this.fetchFn, workDir: this.o.workDir, heartbeat }, leaseId, artifacts);
   }
 }
 

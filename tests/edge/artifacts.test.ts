@@ -2,9 +2,10 @@
 // the job all at once or not at all; each stored artifact is served as a content variant.
 import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LEASE_PATHS, MAX_PUT_BYTES } from '../../shared/lease.ts';
+import { LEASE_PATHS, MAX_PUT_BYTES, sha256Hex } from '../../shared/lease.ts';
 import type { CreatedKey } from '../../shared/api/keys.ts';
-import { api, artifactOf, createVideo, expectProblem, fakeMp4, lease, newKey, putArtifact, signed } from './helpers.ts';
+import { cdnPath } from '../../edge/cache/cdnToken.ts';
+import { api, artifactOf, call, createVideo, expectProblem, fakeMp4, lease, newKey, putArtifact, runOneJobWithVariants, signed, untilCached } from './helpers.ts';
 
 const status = async (key: string, id: string) => (await api(key, `/v1/videos/${id}`)).json<any>();
 
@@ -51,6 +52,29 @@ describe('artifacts and complete', () => {
     await expectProblem(await putArtifact(g.lease_id, 'thumbnail', thumb, 'image/webp'), 409, 'lease_lost');
   });
 
+  it('DELETE frees every artifact (R2 objects and CDN copies) unless another video still references it', async () => {
+    const seeded = { prompt: 'delete variants', size: '64x64', seed: 77 };
+    const v = await createVideo(k.key, seeded);
+    const { files } = await runOneJobWithVariants();
+    const twin = await createVideo(k.key, seeded); // the owner's cached copy: the same artifacts
+    expect(twin.cached).toBe(true);
+    const keys = [`videos/${await sha256Hex(files.video)}.mp4`, `images/${await sha256Hex(files.thumbnail)}.webp`, `images/${await sha256Hex(files.spritesheet)}.jpg`];
+    // the thumbnail's CDN path, signed with the video's expiry as the edge signs them
+    const thumbCdn = await cdnPath('test-cdn-secret', await sha256Hex(files.thumbnail), (await status(k.key, v.id)).expires_at, 'webp');
+    const cdnRes = await call(thumbCdn);
+    expect(cdnRes.status).toBe(200);
+    expect(cdnRes.headers.get('content-type')).toBe('image/webp');
+    expect(new Uint8Array(await cdnRes.arrayBuffer())).toEqual(files.thumbnail);
+    await untilCached(thumbCdn);
+    const twinThumb = await api(k.key, `/v1/videos/${twin.id}/content?variant=thumbnail`);
+    expect(new Uint8Array(await twinThumb.arrayBuffer())).toEqual(files.thumbnail);
+    expect((await api(k.key, `/v1/videos/${v.id}`, { method: 'DELETE' })).status).toBe(200);
+    for (const key of keys) expect(await env.RESULTS.head(key)).not.toBeNull(); // the twin still references them
+    expect(await caches.default.match(`http://edge.test${thumbCdn}`)).toBeUndefined(); // the deleted video's CDN copies are purged
+    expect((await api(k.key, `/v1/videos/${twin.id}`, { method: 'DELETE' })).status).toBe(200);
+    for (const key of keys) expect(await env.RESULTS.head(key)).toBeNull();
+  });
+
   it('refuses a complete that names a missing or different artifact, and completes nothing', async () => {
     const v = await createVideo(k.key, { prompt: 'mismatch', size: '64x64' });
     const g = (await lease(1000))!;
@@ -85,7 +109,6 @@ describe('artifacts and complete', () => {
     await expectProblem(await putArtifact(g.lease_id, 'Image_0', png, 'image/png'), 400, 'invalid_artifact_name');
     await expectProblem(await putArtifact(g.lease_id, 'x'.repeat(33), png, 'image/png'), 400, 'invalid_artifact_name');
     await expectProblem(await putArtifact(g.lease_id, 'image-0', png, 'image/gif'), 415, 'unsupported_content_type');
-    const { sha256Hex } = await import('../../shared/lease.ts');
     const declared = await sha256Hex(fakeMp4('something else', 1000));
     const bad = await expectProblem(await putArtifact(g.lease_id, 'image-0', png, 'image/png', declared), 422, 'artifact_corrupt');
     expect(bad.detail).toMatch(/checksum you specified did not match/);

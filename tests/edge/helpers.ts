@@ -93,6 +93,24 @@ export async function runOneJob(): Promise<{ grant: LeaseGrant; bytes: Uint8Arra
   return { grant, bytes };
 }
 
+/** Leases the next job and completes it with a video, a thumbnail and a spritesheet (fake bytes, real protocol). */
+export async function runOneJobWithVariants(): Promise<{ grant: LeaseGrant; files: Record<'video' | 'thumbnail' | 'spritesheet', Uint8Array> }> {
+  const grant = await lease(2000);
+  if (!grant) throw new Error('no job to lease');
+  const h = grant.job.params_hash;
+  const files = { video: fakeMp4(h), thumbnail: fakeMp4(`thumb ${h}`, 300), spritesheet: fakeMp4(`sheet ${h}`, 900) };
+  const types = { video: 'video/mp4', thumbnail: 'image/webp', spritesheet: 'image/jpeg' } as const;
+  const artifacts: Artifact[] = [];
+  for (const [name, bytes] of Object.entries(files) as [keyof typeof files, Uint8Array][]) {
+    const res = await putArtifact(grant.lease_id, name, bytes, types[name]);
+    if (res.status !== 200) throw new Error(`artifact ${name} failed: ${res.status} ${await res.text()}`);
+    artifacts.push(await res.json());
+  }
+  const done = await signed('POST', LEASE_PATHS.complete(grant.lease_id), { artifacts });
+  if (done.status !== 200) throw new Error(`complete failed: ${done.status} ${await done.text()}`);
+  return { grant, files };
+}
+
 export async function expectProblem(res: Response, status: number, code?: string): Promise<Record<string, any>> {
   const text = await res.text();
   if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${text}`);

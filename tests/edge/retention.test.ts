@@ -2,11 +2,11 @@
 // expires_at, content goes with its last reference, live (queued) work and referenced content stay.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { LEASE_PATHS } from '../../shared/lease.ts';
+import { LEASE_PATHS, sha256Hex } from '../../shared/lease.ts';
 import type { Video } from '../../shared/api/videos.ts';
 import { shard } from '../../edge/env.ts';
 import type { JobStore } from '../../edge/jobs/JobStore.ts';
-import { api, createVideo, lease, newKey, runOneJob, signed } from './helpers.ts';
+import { api, createVideo, lease, newKey, runOneJob, runOneJobWithVariants, signed } from './helpers.ts';
 
 const DAY = 86_400_000;
 
@@ -27,7 +27,7 @@ describe('retention', () => {
     const b = await createVideo(day3.key, seeded); // cache hit: same content, its own expiry
     expect(b.cached).toBe(true);
     const c = await createVideo(week.key, { prompt: 'kept a week', size: '64x64', seed: 32, webhook_url: 'http://hooks.test/retention' });
-    await runOneJob();
+    const { files } = await runOneJobWithVariants(); // its thumbnail and spritesheet go with it
     const f = await createVideo(week.key, { prompt: 'fails', size: '64x64' });
     const g = await lease(0);
     expect((await signed('POST', LEASE_PATHS.fail(g!.lease_id), { reason: 'boom', retryable: false })).status).toBe(200);
@@ -56,6 +56,9 @@ describe('retention', () => {
       // a's content outlives a while b references it
       expect((await env.RESULTS.head(sha(va))) !== null).toBe(day < 3);
       expect((await env.RESULTS.head(sha(vc))) !== null).toBe(day < 7);
+      expect((await env.RESULTS.head(`images/${await sha256Hex(files.thumbnail)}.webp`)) !== null).toBe(day < 7);
+      expect((await env.RESULTS.head(`images/${await sha256Hex(files.spritesheet)}.jpg`)) !== null).toBe(day < 7);
+      if (day < 7) expect((await api(week.key, `/v1/videos/${c.id}/content?variant=spritesheet`)).status).toBe(200);
       expect(await status(week.key, q.id)).toBe(200);
       if (day === 1) expect(swept.jobs).toBeGreaterThanOrEqual(1);
       if (day === 3) expect(swept.objects).toBeGreaterThanOrEqual(1);
@@ -64,6 +67,7 @@ describe('retention', () => {
     expect(await count('webhooks', `job_id = '${c.id}'`)).toBe(0); // its delivered webhook row went too
     expect(await count('nonces')).toBe(0); // every signed request's nonce is past its window a week later
     expect(await count('result_index', `sha256 = '${va.content_sha256}'`)).toBe(0); // no reuse of freed content
+    expect(await count('job_artifacts')).toBe(0); // every artifact row went with its job (q, still queued, has none)
     expect((await createVideo(day1.key, seeded)).status).toBe('queued');
   });
 });

@@ -1,14 +1,18 @@
 // A minimal lease-API edge for the worker tests (node:http): verifies every HMAC signature with shared/lease.ts,
-// hands out queued jobs, records heartbeats, results (checking Content-Length and X-Content-SHA256) and failures.
+// hands out queued jobs, records heartbeats, results (checking Content-Length and X-Content-SHA256: the one-PUT
+// result, or artifacts and complete) and failures.
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type JobSpec, SIG_HEADERS, sha256Hex, verifySignature } from '../../shared/lease.ts';
+import { type Artifact, type JobSpec, SIG_HEADERS, sha256Hex, verifySignature } from '../../shared/lease.ts';
 
 export interface EdgeRecord {
   /** `at`: Date.now() when it arrived */
   heartbeats: { lease: string; progress: number; at: number }[];
-  results: { lease: string; bytes: Buffer; sha256: string; contentLength: number }[];
+  /** completed results, by their primary artifact (the video), with the names of all their artifacts */
+  results: { lease: string; bytes: Buffer; sha256: string; contentLength: number; artifacts: string[] }[];
+  /** every artifact of a completed result */
+  artifacts: (Artifact & { lease: string; body: Buffer })[];
   fails: { lease: string; reason: string; retryable: boolean; code?: string; at: number }[];
   leases: { group: string; model: string; capacity: number; stages?: number }[];
   rejected: string[];
@@ -17,7 +21,9 @@ export interface EdgeRecord {
 export class FakeEdge {
   readonly secret: string;
   readonly queue: JobSpec[] = [];
-  readonly rec: EdgeRecord = { heartbeats: [], results: [], fails: [], leases: [], rejected: [] };
+  readonly rec: EdgeRecord = { heartbeats: [], results: [], fails: [], leases: [], rejected: [], artifacts: [] };
+  /** artifacts uploaded, by `lease/name`, until a complete takes them */
+  private readonly uploaded = new Map<string, Artifact & { body: Buffer }>();
   /** job ids whose next heartbeat answers cancel: true */
   readonly cancel = new Set<string>();
   readonly jobOf = new Map<string, string>();
@@ -111,12 +117,27 @@ export class FakeEdge {
       this.rec.fails.push({ lease: m[1], ...json, at: Date.now() });
       return [200, { id: 'v', status: json.retryable ? 'queued' : 'failed' }];
     }
-    if (req.method === 'PUT' && (m = /^\/internal\/v1\/leases\/([^/]+)\/result$/.exec(url.pathname))) {
+    if (req.method === 'PUT' && (m = /^\/internal\/v1\/leases\/([^/]+)\/(?:result|artifacts\/([a-z0-9-]+))$/.exec(url.pathname))) {
       const declared = Number(req.headers['content-length']);
       const sha = createHash('sha256').update(body).digest('hex');
       if (declared !== body.length || sha !== bodySha) return [422, { code: 'result_corrupt' }];
-      this.rec.results.push({ lease: m[1], bytes: body, sha256: sha, contentLength: declared });
-      return [200, { id: 'v', status: 'completed', sha256: sha, bytes: body.length }];
+      if (m[2] === undefined) {
+        this.rec.results.push({ lease: m[1], bytes: body, sha256: sha, contentLength: declared, artifacts: ['video'] });
+        return [200, { id: 'v', status: 'completed', sha256: sha, bytes: body.length }];
+      }
+      const a = { name: m[2], sha256: sha, bytes: body.length, content_type: String(req.headers['content-type']) as Artifact['content_type'] };
+      this.uploaded.set(`${m[1]}/${m[2]}`, { ...a, body });
+      return [200, a];
+    }
+    // complete: every listed artifact uploaded under the lease as listed; recorded as a result by its primary (video)
+    if (req.method === 'POST' && (m = /^\/internal\/v1\/leases\/([^/]+)\/complete$/.exec(url.pathname))) {
+      const list = json.artifacts as Artifact[];
+      const got = list.map((a) => this.uploaded.get(`${m![1]}/${a.name}`));
+      if (got.some((g, i) => !g || g.sha256 !== list[i].sha256 || g.content_type !== list[i].content_type)) return [422, { code: 'artifacts_mismatch' }];
+      const main = got.find((g) => g!.name === 'video') ?? got[0]!;
+      this.rec.results.push({ lease: m[1], bytes: main.body, sha256: main.sha256, contentLength: main.bytes, artifacts: list.map((a) => a.name) });
+      this.rec.artifacts.push(...got.map((g) => ({ lease: m![1], ...g! })));
+      return [200, { id: 'v', status: 'completed', sha256: main.sha256, bytes: main.bytes, artifacts: list }];
     }
     return [404, { code: 'not_found' }];
   }

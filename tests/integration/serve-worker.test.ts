@@ -61,6 +61,12 @@ describe('worker (fake edge, in-process engine)', () => {
     const f = join(dir, 'uploaded.mp4');
     writeFileSync(f, r.bytes);
     expect(probeMp4(f)).toMatchObject({ codec: 'h264', pixFmt: 'yuv420p', width: 32, height: 32, fps: 4, frames: 8 });
+    // uploaded as artifacts with its content variants, and completed with all three
+    expect(r.artifacts).toEqual(['video', 'thumbnail', 'spritesheet']);
+    const got = edge.rec.artifacts.filter((a) => a.lease === r.lease);
+    expect(got.map((a) => [a.name, a.content_type])).toEqual([['video', 'video/mp4'], ['thumbnail', 'image/webp'], ['spritesheet', 'image/jpeg']]);
+    expect(got[1].body.subarray(8, 12).toString('latin1')).toBe('WEBP'); // RIFF....WEBP
+    expect([...got[2].body.subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]); // a JPEG's start-of-image marker
   });
 
   it('fails a job it cannot make as not retryable, and stops on an edge-side cancel without uploading', async () => {
