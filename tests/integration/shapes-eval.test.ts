@@ -1,8 +1,8 @@
 // A fast subset of `npm run eval:prompts`: clips from the shipped trained model through the driver the service runs
 // (built text encoder → U-ViT sampling → interpolation decoder → H.264 MP4, decoded back with ffmpeg) and read by the
-// eval's detector. The model does not yet meet the eval's goals (docs/training.md), so this checks the path: full
-// 16-second clips of 128×128 come back from the MP4, the same seed gives the same clip and the same reading, and a
-// different seed a different clip.
+// eval's detector. The model does not yet meet the eval's goals (docs/training.md): this checks the path (full
+// 16-second clips of 128×128 come back from the MP4, the same seed gives the same clip and the same reading, a
+// different seed a different clip) and what the model does reliably, the colours red, green and blue.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,5 +28,12 @@ describe('trained shapes model through the service path', () => {
       expect(r.got.visible).toBeLessThanOrEqual(1);
       expect(w.motions.concat('still')).toContain(r.got.motion);
     }
+  }, 120_000);
+
+  it('the clip takes the prompt colour for red, green and blue (all 60 eval clips of those colours do)', async () => {
+    const cases: EvalCase[] = [['red', 'ball', 'moving right'], ['green', 'triangle', 'moving up'], ['blue', 'square', 'bouncing']]
+      .map(([colour, shape, motion]) => ({ prompt: `a ${colour} ${shape} ${motion}`, colour, shape, motion, heldOut: false, seed: 11 }));
+    const { results } = await runEval({ config: SHAPES_CONFIG, cases, dir: join(tmp, 'colours') });
+    expect(results.map((r) => r.got.colour)).toEqual(['red', 'green', 'blue']);
   }, 120_000);
 });
