@@ -3,7 +3,7 @@
 import { SELF } from 'cloudflare:test';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import { BASE, lease, newKey, runOneJob } from './helpers.ts';
+import { BASE, lease, newKey, runOneJob, runOneJobWithVariants } from './helpers.ts';
 
 describe('openai SDK compatibility', () => {
   it('runs the videos lifecycle through the SDK', async () => {
@@ -37,6 +37,7 @@ describe('openai SDK compatibility', () => {
 
     const content = await client.videos.downloadContent(created.id);
     expect(new Uint8Array(await content.arrayBuffer())).toEqual(bytes);
+    await expect(client.videos.downloadContent(created.id, { variant: 'thumbnail' })).rejects.toBeInstanceOf(OpenAI.NotFoundError); // a PUT …/result job has none
 
     const del = await client.videos.delete(created.id);
     expect(del).toEqual({ id: created.id, object: 'video.deleted', deleted: true });
@@ -47,6 +48,16 @@ describe('openai SDK compatibility', () => {
     const bad = await client.videos.create({ prompt: 'x', seconds: '99' as '4' }).catch((e) => e);
     expect(bad.status).toBe(422);
     expect(bad.message).toMatch(/seconds must be > 0 and ≤ 16/);
+    // the content variants, from a backend that uploads them: video, thumbnail, spritesheet
+    while (await lease(0, 'drain')) {} // 'second' above stays queued otherwise, and would be the job leased next
+    const withVariants = await client.videos.create({ prompt: 'variants', size: '64x64' as '720x1280', model: 'uvit-t2v-demo' });
+    const { files } = await runOneJobWithVariants();
+    for (const [variant, type] of [['video', 'video/mp4'], ['thumbnail', 'image/webp'], ['spritesheet', 'image/jpeg']] as const) {
+      const r = await client.videos.downloadContent(withVariants.id, { variant });
+      expect(r.headers.get('content-type')).toBe(type);
+      expect(new Uint8Array(await r.arrayBuffer())).toEqual(files[variant]);
+    }
+    expect(seen.at(-1)).toBe(`GET /v1/videos/${withVariants.id}/content `);
     const anon = new OpenAI({ apiKey: 'wrong', baseURL: `${BASE}/v1`, maxRetries: 0, fetch: (u, i) => SELF.fetch(String(u), i as RequestInit) });
     expect(await anon.videos.list().catch((e) => e)).toBeInstanceOf(OpenAI.AuthenticationError);
   });
