@@ -105,17 +105,24 @@ function artifactOf(c: Context<AppEnv>): { name: string; contentType: ArtifactCo
   return { name, contentType: t.data };
 }
 
+/** A one-request upload (≤ MAX_PUT_BYTES) under a lease still held, streamed and verified into R2. */
+async function putUnderLease(c: Context<AppEnv>, what: string, contentType: ArtifactContentType) {
+  const put = await streamedPut(c, maxPut(c), what);
+  if ('res' in put) return put;
+  const leaseId = c.req.param('lease') ?? '';
+  const store = leaseStore(c.env, leaseId);
+  const held = await store.checkLease(leaseId);
+  if (!held.ok) return { res: problem(held.problem) };
+  return { store, leaseId, up: await uploadVerified(c.env.RESULTS, c.req.raw.body!, put.sha, put.length, contentType) };
+}
+
 // One artifact in one request: verified into R2, then recorded under the lease for its POST complete.
 internal.put('/leases/:lease/artifacts/:name', async (c) => {
   const art = artifactOf(c);
   if ('res' in art) return art.res;
-  const put = await streamedPut(c, maxPut(c), 'artifact');
-  if ('res' in put) return put.res;
-  const leaseId = c.req.param('lease');
-  const store = leaseStore(c.env, leaseId);
-  const held = await store.checkLease(leaseId);
-  if (!held.ok) return problem(held.problem);
-  const up = await uploadVerified(c.env.RESULTS, c.req.raw.body!, put.sha, put.length, art.contentType);
+  const p = await putUnderLease(c, 'artifact', art.contentType);
+  if ('res' in p) return p.res;
+  const { store, leaseId, up } = p;
   if (!up.ok) return problem({ status: 422, code: 'artifact_corrupt', detail: `Artifact ${art.name}: ${up.reason}; nothing was stored, PUT it again.` });
   const a: Artifact = { name: art.name, sha256: up.sha256, bytes: up.bytes, content_type: art.contentType };
   const rec = await store.recordArtifact(leaseId, a);
@@ -209,13 +216,9 @@ internal.post('/leases/:lease/artifacts/:name/uploads/:upload/complete', async (
 // The single-`video` shorthand of artifact + complete, for backends that predate artifacts. A corrupt body gives
 // the job back to the queue, as it always did.
 internal.put('/leases/:lease/result', async (c) => {
-  const put = await streamedPut(c, maxPut(c), 'result');
-  if ('res' in put) return put.res;
-  const leaseId = c.req.param('lease');
-  const store = leaseStore(c.env, leaseId);
-  const held = await store.checkLease(leaseId);
-  if (!held.ok) return problem(held.problem);
-  const up = await uploadVerified(c.env.RESULTS, c.req.raw.body!, put.sha, put.length, 'video/mp4');
+  const p = await putUnderLease(c, 'result', 'video/mp4');
+  if ('res' in p) return p.res;
+  const { store, leaseId, up } = p;
   if (!up.ok) {
     const f = await store.failLease(leaseId, { reason: `result upload rejected: ${up.reason}`, retryable: true, code: 'result_corrupt' });
     return problem({ status: 422, code: 'result_corrupt', detail: `${up.reason}; the job is ${f.ok ? f.value.status : 'no longer leased'}.` });
