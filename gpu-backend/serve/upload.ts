@@ -1,7 +1,9 @@
 // Uploads a job's result to the edge as named artifacts, then completes the job with their list (shared/lease.ts,
 // docs/protocol.md §1.3). Each artifact goes in one signed PUT up to MAX_PUT_BYTES, or else multipart, part by part;
-// bytes are read from a file in a streamed pass to hash and another to send, so memory stays flat whatever the size
-// (a stream is spooled to a file while hashed). Every request is retried on 5xx and network errors.
+// bytes are read from a file in a streamed pass to hash and another to send, so memory does not grow with the result
+// (a stream is spooled to a file while hashed); it still peaks at about one part while a part is sent (measured in
+// tests/edge/multipart.node.test.ts; what holds it is not found yet). Every request is retried on 5xx and network
+// errors.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, rmSync, statSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';

@@ -1,7 +1,7 @@
 // A result above the Workers request-body limit (100 MB on the smaller plans) through the real edge (wrangler dev,
 // workerd): the backend's uploader (gpu-backend/serve/upload.ts) sends it multipart from a stream, spooled to disk,
-// in 64 MiB parts; its live memory stays within about one part (not the whole), and the stored object hashes to what
-// was sent.
+// in 64 MiB parts; its live memory stays within about one part (not the whole result, but not yet flat), and the
+// stored object hashes to what was sent.
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,7 +41,7 @@ describe('a 110 MB result through the real edge', { timeout: 600_000 }, () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('uploads it multipart with flat memory; the stored video hashes right', async () => {
+  it('uploads it multipart holding at most about one part in memory; the stored video hashes right', async () => {
     const key = await (await fetch(`${edge.url}/admin/v1/keys`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '{"owner":"big"}' })).json() as { key: string };
     const auth = { authorization: `Bearer ${key.key}` };
     const video = await (await fetch(`${edge.url}/v1/videos`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"prompt":"large"}' })).json() as { id: string; model: string };
