@@ -4,7 +4,7 @@
 import * as z from 'zod';
 import { type JobSpec, MAX_IMAGES_PER_JOB } from '../lease.ts';
 import type { ImageModelConfig } from './models.ts';
-import { Prompt, VideoStatus } from './videos.ts';
+import { jobFields, Prompt } from './videos.ts';
 
 export const ResponseFormat = z.enum(['url', 'b64_json']);
 export type ResponseFormat = z.infer<typeof ResponseFormat>;
@@ -47,20 +47,10 @@ export const ImageGeneration = z
   .object({
     id: z.string(),
     object: z.literal('image.generation'),
-    status: VideoStatus,
-    progress: z.number().describe('0-100'),
     created: z.number().int().describe('unix seconds'),
-    completed_at: z.number().int().nullable(),
-    expires_at: z.number().int().nullable(),
-    model: z.string(),
-    prompt: z.string(),
+    ...jobFields,
     n: z.number().int(),
-    size: z.string(),
     class_label: z.number().int().nullable(),
-    seed: z.number().int(),
-    steps: z.number().int(),
-    guidance: z.number(),
-    error: z.object({ code: z.string(), message: z.string() }).nullable(),
     data: z.array(ImageData),
   })
   .meta({ id: 'ImageGeneration' });

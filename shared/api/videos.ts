@@ -60,25 +60,30 @@ export const NUMERIC_FIELDS = ['seed', 'steps', 'guidance', 'fps'] as const;
 export const VideoStatus = z.enum(['queued', 'in_progress', 'completed', 'failed', 'cancelled']);
 export type VideoStatus = z.infer<typeof VideoStatus>;
 
+/** What every generation job (a video here, an image generation in images.ts) reports the same way. */
+export const jobFields = {
+  status: VideoStatus,
+  progress: z.number().describe('0-100'),
+  completed_at: z.number().int().nullable(),
+  expires_at: z.number().int().nullable(),
+  model: z.string(),
+  prompt: z.string(),
+  size: z.string(),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  seed: z.number().int(),
+  steps: z.number().int(),
+  guidance: z.number(),
+};
+
 export const Video = z
   .object({
     id: z.string(),
     object: z.literal('video'),
-    status: VideoStatus,
-    progress: z.number().describe('0-100'),
     created_at: z.number().int().describe('unix seconds'),
-    completed_at: z.number().int().nullable(),
-    expires_at: z.number().int().nullable(),
-    model: z.string(),
-    prompt: z.string(),
     seconds: z.string(),
-    size: z.string(),
-    error: z.object({ code: z.string(), message: z.string() }).nullable(),
     remixed_from_video_id: z.null(),
+    ...jobFields,
     // extensions
-    seed: z.number().int(),
-    steps: z.number().int(),
-    guidance: z.number(),
     fps: z.number().int(),
     webhook_url: z.string().nullable(),
     attempts: z.number().int(),
