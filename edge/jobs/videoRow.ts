@@ -1,7 +1,25 @@
 // Job row → public Video object (relative URLs; the route layer makes them absolute).
 import type { JobSpec } from '../../shared/lease.ts';
-import type { Video, VideoStatus } from '../../shared/api/videos.ts';
+import type { jobFields, Video, VideoStatus } from '../../shared/api/videos.ts';
+import type * as z from 'zod';
 import type { JobRow } from './schema.ts';
+
+/** The fields a video and an image generation report alike (shared/api/videos.ts jobFields), from a job row. */
+export function jobFieldsOf(r: JobRow, spec: JobSpec): { [K in keyof typeof jobFields]: z.infer<(typeof jobFields)[K]> } {
+  return {
+    status: r.status as VideoStatus,
+    progress: r.status === 'completed' ? 100 : Math.round(r.progress),
+    completed_at: r.completed_at === null ? null : Math.floor(r.completed_at / 1000),
+    expires_at: r.expires_at === null ? null : Math.floor(r.expires_at / 1000),
+    model: spec.model,
+    prompt: spec.prompt,
+    size: spec.size,
+    error: r.error_code ? { code: r.error_code, message: r.error_message ?? '' } : null,
+    seed: spec.seed,
+    steps: spec.steps,
+    guidance: spec.guidance,
+  };
+}
 
 export function toVideo(r: JobRow): Video {
   const spec = JSON.parse(r.spec) as JobSpec;
@@ -9,20 +27,10 @@ export function toVideo(r: JobRow): Video {
   return {
     id: r.id,
     object: 'video',
-    status: r.status as VideoStatus,
-    progress: done ? 100 : Math.round(r.progress),
     created_at: Math.floor(r.created_at / 1000),
-    completed_at: r.completed_at === null ? null : Math.floor(r.completed_at / 1000),
-    expires_at: r.expires_at === null ? null : Math.floor(r.expires_at / 1000),
-    model: spec.model,
-    prompt: spec.prompt,
     seconds: String(spec.seconds),
-    size: spec.size,
-    error: r.error_code ? { code: r.error_code, message: r.error_message ?? '' } : null,
     remixed_from_video_id: null,
-    seed: spec.seed,
-    steps: spec.steps,
-    guidance: spec.guidance,
+    ...jobFieldsOf(r, spec),
     fps: spec.fps,
     webhook_url: r.webhook_url,
     attempts: r.attempts,
