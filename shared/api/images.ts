@@ -4,7 +4,7 @@
 import * as z from 'zod';
 import { type JobSpec, MAX_IMAGES_PER_JOB } from '../lease.ts';
 import type { ImageModelConfig } from './models.ts';
-import { jobFields, Prompt } from './videos.ts';
+import { jobFields, outOfRange, Prompt, type Refused, sizeRefused } from './videos.ts';
 
 export const ResponseFormat = z.enum(['url', 'b64_json']);
 export type ResponseFormat = z.infer<typeof ResponseFormat>;
@@ -69,18 +69,14 @@ export function canonicalImageParams(
   body: CreateImageBody,
   model: ImageModelConfig,
   seed: number,
-): { ok: true; spec: Omit<JobSpec, 'id' | 'params_hash'> } | { ok: false; path: string; message: string } {
+): { ok: true; spec: Omit<JobSpec, 'id' | 'params_hash'> } | Refused {
   const size = body.size ?? model.sizes[0];
-  if (!model.sizes.includes(size))
-    return { ok: false, path: 'size', message: `size ${size} is not offered by model ${model.id}; one of ${model.sizes.join(', ')}` };
   const n = body.n ?? 1;
-  if (n > model.max_images) return { ok: false, path: 'n', message: `n must be in [1, ${model.max_images}] for ${model.id}, got ${n}` };
   const steps = body.steps ?? model.steps.default;
-  if (steps < model.steps.min || steps > model.steps.max)
-    return { ok: false, path: 'steps', message: `steps must be in [${model.steps.min}, ${model.steps.max}] for ${model.id}, got ${steps}` };
   const guidance = body.guidance ?? model.guidance.default;
-  if (guidance < model.guidance.min || guidance > model.guidance.max)
-    return { ok: false, path: 'guidance', message: `guidance must be in [${model.guidance.min}, ${model.guidance.max}] for ${model.id}, got ${guidance}` };
+  const refused = sizeRefused(size, model) ?? outOfRange('n', n, { min: 1, max: model.max_images }, model.id)
+    ?? outOfRange('steps', steps, model.steps, model.id) ?? outOfRange('guidance', guidance, model.guidance, model.id);
+  if (refused) return refused;
   let class_label: number | undefined;
   if (model.conditioning === 'class') {
     class_label = body.class_label ?? classFromPrompt(body.prompt);

@@ -120,27 +120,35 @@ export type ListQuery = z.infer<typeof ListQuery>;
 
 export const VIDEO_ID = /^video_[0-9a-f]{32}$/;
 
+/** Why a request's parameter is refused: the problem+json field and message. */
+export type Refused = { ok: false; path: string; message: string };
+
+/** A size the model does not offer, refused. */
+export function sizeRefused(size: string, model: { id: string; sizes: string[] }): Refused | undefined {
+  return model.sizes.includes(size) ? undefined : { ok: false, path: 'size', message: `size ${size} is not offered by model ${model.id}; one of ${model.sizes.join(', ')}` };
+}
+
+/** A number outside the model's [min, max] for it, refused. */
+export function outOfRange(path: string, v: number, r: { min: number; max: number }, model: string): Refused | undefined {
+  return v < r.min || v > r.max ? { ok: false, path, message: `${path} must be in [${r.min}, ${r.max}] for ${model}, got ${v}` } : undefined;
+}
+
 /** Canonical generation parameters for a validated body against its model; `seed` must be resolved first. */
 export function canonicalParams(
   body: CreateVideoBody,
   model: ModelConfig,
   seed: number,
-): { ok: true; spec: Omit<JobSpec, 'id' | 'params_hash'> } | { ok: false; path: string; message: string } {
+): { ok: true; spec: Omit<JobSpec, 'id' | 'params_hash'> } | Refused {
   const seconds = body.seconds === undefined ? model.default_seconds : Number(body.seconds);
   if (!(seconds > 0) || seconds > Math.min(MAX_SECONDS, model.max_seconds))
     return { ok: false, path: 'seconds', message: `seconds must be > 0 and ≤ ${Math.min(MAX_SECONDS, model.max_seconds)}, got ${body.seconds}` };
   const size = body.size ?? model.sizes[0];
-  if (!model.sizes.includes(size))
-    return { ok: false, path: 'size', message: `size ${size} is not offered by model ${model.id}; one of ${model.sizes.join(', ')}` };
   const fps = body.fps ?? model.fps.default;
-  if (fps < model.fps.min || fps > model.fps.max)
-    return { ok: false, path: 'fps', message: `fps must be in [${model.fps.min}, ${model.fps.max}] for ${model.id}, got ${fps}` };
   const steps = body.steps ?? model.steps.default;
-  if (steps < model.steps.min || steps > model.steps.max)
-    return { ok: false, path: 'steps', message: `steps must be in [${model.steps.min}, ${model.steps.max}] for ${model.id}, got ${steps}` };
   const guidance = body.guidance ?? model.guidance.default;
-  if (guidance < model.guidance.min || guidance > model.guidance.max)
-    return { ok: false, path: 'guidance', message: `guidance must be in [${model.guidance.min}, ${model.guidance.max}] for ${model.id}, got ${guidance}` };
+  const refused = sizeRefused(size, model) ?? outOfRange('fps', fps, model.fps, model.id) ?? outOfRange('steps', steps, model.steps, model.id)
+    ?? outOfRange('guidance', guidance, model.guidance, model.id);
+  if (refused) return refused;
   const [width, height] = size.split('x').map(Number);
   const num_frames = Math.max(1, Math.round(seconds * fps));
   return { ok: true, spec: { model: model.id, prompt: body.prompt, seconds, fps, num_frames, size, width, height, seed, steps, guidance } };
