@@ -1,19 +1,32 @@
-// The model catalog of this edge: MODELS_JSON when set (validated), else the default catalog.
+// The model catalogs of this edge: MODELS_JSON when set (validated), else the default catalog; IMAGE_MODELS_JSON.
+import type * as z from 'zod';
 import { DEFAULT_MODELS, ImageModelConfigList, ModelConfigList, type ImageModelConfig, type ModelConfig } from '../shared/api/models.ts';
 import type { Vars } from './vars.ts';
 
-let cached: { src: string | undefined; models: ModelConfig[] } | null = null;
+/**
+ * A catalog read from one JSON variable, validated, parsed once per value of the variable (the isolate keeps it);
+ * `fallback` when the variable is unset.
+ */
+function cachedCatalog<T>(name: string, schema: z.ZodType<T[]>, fallback: T[]): (src: string | undefined) => T[] {
+  let cached: { src: string | undefined; models: T[] } | null = null;
+  return (src) => {
+    if (cached && cached.src === src) return cached.models;
+    let models = fallback;
+    if (src) {
+      const parsed = schema.safeParse(JSON.parse(src));
+      if (!parsed.success) throw new Error(`${name} is invalid: ${parsed.error.message}`);
+      models = parsed.data;
+    }
+    cached = { src, models };
+    return models;
+  };
+}
+
+const videoModels = cachedCatalog('MODELS_JSON', ModelConfigList, DEFAULT_MODELS);
+const imageModels = cachedCatalog<ImageModelConfig>('IMAGE_MODELS_JSON', ImageModelConfigList, []);
 
 export function catalog(env: Vars): ModelConfig[] {
-  if (cached && cached.src === env.MODELS_JSON) return cached.models;
-  let models = DEFAULT_MODELS;
-  if (env.MODELS_JSON) {
-    const parsed = ModelConfigList.safeParse(JSON.parse(env.MODELS_JSON));
-    if (!parsed.success) throw new Error(`MODELS_JSON is invalid: ${parsed.error.message}`);
-    models = parsed.data;
-  }
-  cached = { src: env.MODELS_JSON, models };
-  return models;
+  return videoModels(env.MODELS_JSON);
 }
 
 export function findModel(env: Vars, id: string | undefined): ModelConfig | undefined {
@@ -21,19 +34,9 @@ export function findModel(env: Vars, id: string | undefined): ModelConfig | unde
   return id === undefined ? all[0] : all.find((m) => m.id === id);
 }
 
-let cachedImages: { src: string | undefined; models: ImageModelConfig[] } | null = null;
-
 /** The image models of this edge: IMAGE_MODELS_JSON (validated); none when unset. */
 export function imageCatalog(env: Vars): ImageModelConfig[] {
-  if (cachedImages && cachedImages.src === env.IMAGE_MODELS_JSON) return cachedImages.models;
-  let models: ImageModelConfig[] = [];
-  if (env.IMAGE_MODELS_JSON) {
-    const parsed = ImageModelConfigList.safeParse(JSON.parse(env.IMAGE_MODELS_JSON));
-    if (!parsed.success) throw new Error(`IMAGE_MODELS_JSON is invalid: ${parsed.error.message}`);
-    models = parsed.data;
-  }
-  cachedImages = { src: env.IMAGE_MODELS_JSON, models };
-  return models;
+  return imageModels(env.IMAGE_MODELS_JSON);
 }
 
 export function findImageModel(env: Vars, id: string | undefined): ImageModelConfig | undefined {
