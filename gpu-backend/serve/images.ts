@@ -71,7 +71,6 @@ export function imageJobs(driver: ImageDriver, m: Pick<ImageModel, 'max_images' 
   return {
     check,
     async run(job, o: { jobId: string; signal: AbortSignal; onProgress: (e: ProgressEvent) => void; stages: number }): Promise<ResultFile[]> {
-      check(job);
       const r = await driver.generate({
         jobId: o.jobId, n: job.n ?? 1, seed: job.seed, steps: job.steps, guidance: job.guidance,
         classLabel: job.class_label, prompt: job.prompt,

@@ -47,6 +47,7 @@ export interface ResultFile {
 export interface ImageJobRunner {
   /** throws a non-retryable JobError for a job the model cannot make */
   check(job: JobSpec): void;
+  /** makes the PNGs of a job that passed `check` (Worker.checkJob runs it first) */
   run(job: JobSpec, o: { jobId: string; signal: AbortSignal; onProgress: (e: ProgressEvent) => void; stages: number }): Promise<ResultFile[]>;
 }
 
