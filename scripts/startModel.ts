@@ -1,9 +1,11 @@
-// Model files for the local stack, made in process and kept: the demo's seeded weights, text encoder and decoder
-// (gpu-backend/demo: made only when missing, never downloaded), and the stage ONNX files + plan.json
+// Model files for the local stack, made in process and kept: a trained model's built text encoder and decoder
+// (written only when their bytes change) or the demo's seeded weights, text encoder and decoder (made only when
+// missing), both by gpu-backend/serve/modelFiles.ts and never downloaded, and the stage ONNX files + plan.json
 // (gpu-backend/serve/stages.ts: redone only when the model config, the weights or the split changed).
 import { loadGroupConfig, type LoadedGroupConfig } from '../gpu-backend/serve/groupConfig.ts';
 import { exportStages } from '../gpu-backend/serve/stages.ts';
-import { prepareDemo } from '../gpu-backend/demo/demo.ts';
+import { prepareModelFiles } from '../gpu-backend/serve/modelFiles.ts';
+import { demoFileMakers } from '../gpu-backend/demo/demo.ts';
 import { resolveImageModel, type ImageModel } from '../gpu-backend/serve/catalogue.ts';
 
 export type StageSetting = { ep: 'cpu' | 'cuda'; threads: number; deviceId: number };
@@ -26,7 +28,7 @@ export async function prepareModel(o: {
   const image = o.image && resolveImageModel(o.image.model, o.image.weightsDir, { log: o.log });
   const video = image ? undefined : loadGroupConfig(o.config);
   const cfg = image ?? video!;
-  const made = video ? prepareDemo(video, o.log).some((f) => f.made) : false;
+  const made = video ? prepareModelFiles(video, o.log, demoFileMakers(video)).some((f) => f.made) : false;
   const { planPath, made: exported } = exportStages(cfg, o.stages, o.dir, o.log);
   const cached = !made && !exported;
   const stageSettings = Array.from({ length: o.stages }, (_, k): StageSetting => {

@@ -7,8 +7,9 @@ import { mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEMO_CONFIG, createDriver, prepareDemo } from './demo.ts';
+import { DEMO_CONFIG, createDriver, demoFileMakers } from './demo.ts';
 import { loadGroupConfig } from '../serve/groupConfig.ts';
+import { prepareModelFiles } from '../serve/modelFiles.ts';
 import { pipelineBackend, type Backend } from '../serve/backend.ts';
 import { exportStages } from '../serve/stages.ts';
 import { probeMp4 } from '../driver/ffmpeg.ts';
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
   if (nStages > 0) {
     // the group as it is served: N stage processes (1 thread each), CFG halves as two micro-batches in flight
     const cfg0 = loadGroupConfig(values.config!);
-    prepareDemo(cfg0, (s) => console.error(s));
+    prepareModelFiles(cfg0, (s) => console.error(s), demoFileMakers(cfg0));
     const { planPath } = exportStages(cfg0, nStages, join(dirname(out), 'stages'), (s) => console.error(s));
     backend = await pipelineBackend({ planPath, cfg: cfg0, log: (s) => console.error(s) });
   }

@@ -40,7 +40,10 @@ export const GroupConfigSchema = z
     /** per stage: execution provider and CUDA device id (stage k uses stages[k]); length = number of stages */
     stages: z.array(EpConfigSchema).optional(),
     partition: z.enum(['sequential', 'folded', 'auto']).default('auto'),
-    /** present only for the demo: seeds that `prepareDemo` uses to make the missing files above (random, untrained) */
+    /**
+     * present only for the demo: seeds from which the demo's makers (demo/demo.ts `demoFileMakers`, handed to
+     * `prepareModelFiles` in serve/modelFiles.ts) make the missing files above (random, untrained)
+     */
     demo: z
       .object({
         weights_seed: z.number().int().min(0),
@@ -51,9 +54,10 @@ export const GroupConfigSchema = z
       .strict()
       .optional(),
     /**
-     * a shipped trained model: `prepareDemo` builds its text encoder and decoder ONNX files: the word text encoder
-     * from the committed tensors `text_encoder` (safetensors: tok_emb, pos_emb, ln.weight, ln.bias), and the fixed
-     * decoder, frames = mean + std · (linear interpolation of the latents) (driver/interpolationDecoder.ts)
+     * a shipped trained model: `prepareModelFiles` (serve/modelFiles.ts) builds its text encoder and decoder ONNX
+     * files: the word text encoder from the committed tensors `text_encoder` (safetensors: tok_emb, pos_emb,
+     * ln.weight, ln.bias), and the fixed decoder, frames = mean + std · (linear interpolation of the latents)
+     * (driver/interpolationDecoder.ts)
      */
     build: z
       .object({

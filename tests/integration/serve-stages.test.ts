@@ -4,9 +4,10 @@ import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { prepareDemo } from '../../gpu-backend/demo/demo.ts';
+import { demoFileMakers } from '../../gpu-backend/demo/demo.ts';
 import { readPlanFile } from '../../gpu-backend/partition/planFile.ts';
 import { loadGroupConfig } from '../../gpu-backend/serve/groupConfig.ts';
+import { prepareModelFiles } from '../../gpu-backend/serve/modelFiles.ts';
 import { exportStages } from '../../gpu-backend/serve/stages.ts';
 import { writeTinyGroup } from './serve-fixtures.ts';
 
@@ -15,7 +16,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('exportStages', () => {
   const cfg = loadGroupConfig(writeTinyGroup(dir));
-  prepareDemo(cfg);
+  prepareModelFiles(cfg, undefined, demoFileMakers(cfg));
   const root = join(dir, 'stages');
 
   it('exports once, keeps the export while its inputs are unchanged, and redoes it when the weights change', () => {

@@ -8,8 +8,9 @@ import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command, CommandContext, Values } from '../command.ts';
 import { UsageError, intValue, parseCommandArgs, str } from '../command.ts';
-import { DEMO_CONFIG, prepareDemo } from '../../demo/demo.ts';
+import { DEMO_CONFIG, demoFileMakers } from '../../demo/demo.ts';
 import { loadGroupConfig } from '../../serve/groupConfig.ts';
+import { prepareModelFiles } from '../../serve/modelFiles.ts';
 import { DriverMetrics, serveMetrics } from '../../metrics/driverMetrics.ts';
 import { jsonLogger, withLogIds } from '../../metrics/log.ts';
 import { assembleDriver } from '../../serve/assemble.ts';
@@ -96,7 +97,7 @@ export async function startServe(v: Values, ctx: CommandContext): Promise<ServeH
     throw new UsageError('uvit serve: --image-model and --weights-dir go together');
   const image = imageModel === undefined ? undefined : resolveImageModel(imageModel, str(v['weights-dir'])!, { log });
   const video = image ? undefined : loadGroupConfig(cfgPath);
-  if (video) for (const f of prepareDemo(video, ctx.log)) if (f.made) ctx.log(`serve: made ${f.path} in ${f.ms.toFixed(0)} ms`);
+  if (video) for (const f of prepareModelFiles(video, ctx.log, demoFileMakers(video))) if (f.made) ctx.log(`serve: made ${f.path} in ${f.ms.toFixed(0)} ms`);
   const cfg = image ?? video!;
 
   let backend: Backend;
