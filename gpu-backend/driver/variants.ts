@@ -3,14 +3,12 @@
 // 16 frames evenly spread over the clip, for scrubbing previews). Made from the encoded MP4 by ffmpeg, bit-exact
 // flags on, so the same clip gives the same bytes (content addressing dedups them like the MP4).
 import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
 import { ffmpegPath } from './ffmpeg.ts';
 
 export interface Variant {
   name: 'thumbnail' | 'spritesheet';
   content_type: 'image/webp' | 'image/jpeg';
   file: string;
-  bytes: number;
 }
 
 /** Columns and rows of the spritesheet grid. */
@@ -41,7 +39,7 @@ export async function makeVariants(mp4: string, frames: number, base: string): P
   await ffmpeg(['-i', mp4, '-vf', `select=not(mod(n\\,${step})),scale='min(256,iw)':-2,tile=${SPRITE_GRID}x${SPRITE_GRID}`, '-frames:v', '1',
     '-c:v', 'mjpeg', '-q:v', '4', ...bitexact, spritesheet]);
   return [
-    { name: 'thumbnail', content_type: 'image/webp', file: thumbnail, bytes: statSync(thumbnail).size },
-    { name: 'spritesheet', content_type: 'image/jpeg', file: spritesheet, bytes: statSync(spritesheet).size },
+    { name: 'thumbnail', content_type: 'image/webp', file: thumbnail },
+    { name: 'spritesheet', content_type: 'image/jpeg', file: spritesheet },
   ];
 }

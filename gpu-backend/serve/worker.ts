@@ -264,7 +264,7 @@ export class Worker {
     if ((await run.settle()).s !== 'working') throw new Error('lease ended during encoding');
     let up;
     try {
-      up = await this.complete(leaseId, [{ name: 'video', content_type: 'video/mp4', file: out }, ...variants.map(({ name, content_type, file }) => ({ name, content_type, file }))]);
+      up = await this.complete(leaseId, [{ name: 'video', content_type: 'video/mp4', file: out }, ...variants]);
     } finally {
       for (const v of variants) rmSync(v.file, { force: true });
     }

@@ -39,7 +39,6 @@ describe('content variants', () => {
     expect(Math.abs(meanGrey(v[0].file) - 128)).toBeLessThan(6);
     // 16 tiles of frames 0, 2, …, 30: their mean is the mean of 8·i over those frames (120)
     expect(Math.abs(meanGrey(v[1].file) - 120)).toBeLessThan(6);
-    for (const x of v) expect(x.bytes).toBe(readFileSync(x.file).length);
     const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
     const again = await makeVariants(mp4, N, join(dir, 'again'));
     expect(again.map((x) => sha(x.file))).toEqual(v.map((x) => sha(x.file)));
