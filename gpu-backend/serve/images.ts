@@ -9,7 +9,7 @@ import { ClipBpeTokenizer } from '../driver/text/clip.ts';
 import { Autoencoder } from '../engine/autoencoder.ts';
 import { ClipTextEncoder } from '../engine/clipText.ts';
 import type { ImageModel } from './catalogue.ts';
-import { JobError, type ImageJobRunner, type ResultFile } from './worker.ts';
+import { JobError, checkSize, type ImageJobRunner, type ResultFile } from './worker.ts';
 
 export interface AssembledImages {
   driver: ImageDriver;
@@ -60,9 +60,7 @@ export async function assembleImages(m: ImageModel, forward: Forward): Promise<A
 /** The worker's side of image jobs: refuse what the model cannot make (not retryable), make the PNGs of the rest. */
 export function imageJobs(driver: ImageDriver, m: Pick<ImageModel, 'max_images' | 'cfg_mode'>): ImageJobRunner {
   const check = (job: JobSpec) => {
-    const { width, height } = driver.size;
-    if (job.width !== width || job.height !== height)
-      throw new JobError(`size ${job.width}x${job.height} is not supported: model ${job.model} makes ${width}x${height}`, false, 'unsupported_size');
+    checkSize(job, driver.size);
     const n = job.n ?? 1;
     if (n > m.max_images) throw new JobError(`n ${n} is more than the ${m.max_images} images this group makes per job`, false, 'invalid_parameter');
     const why = driver.problem({ classLabel: job.class_label, prompt: job.prompt, guidance: job.guidance });

@@ -25,6 +25,13 @@ import { type ArtifactInput, uploadArtifacts } from './upload.ts';
 
 export { JobError };
 
+/** Refuses (not retryable) a job whose size is not the one the model makes; video and image jobs alike. */
+export function checkSize(job: JobSpec, made: { width: number; height: number }): void {
+  if (job.width !== made.width || job.height !== made.height) {
+    throw new JobError(`size ${job.width}x${job.height} is not supported: model ${job.model} makes ${made.width}x${made.height}`, false, 'unsupported_size');
+  }
+}
+
 /**
  * Jobs a group generates at once when no capacity is given. Two per stage: a job in 'micro' CFG mode keeps two
  * micro-batches in flight with a barrier per step, so 2·S jobs give S stages the 4·S micro-batches the pipeline
@@ -181,10 +188,7 @@ export class Worker {
       return this.o.images.check(job);
     }
     if (!d) throw new JobError(`model ${this.o.model} makes images; job ${job.id} asks for a video`, false, 'unsupported_kind');
-    const { width, height } = d.frameSize;
-    if (job.width !== width || job.height !== height) {
-      throw new JobError(`size ${job.width}x${job.height} is not supported: model ${this.o.model} makes ${width}x${height}`, false, 'unsupported_size');
-    }
+    checkSize(job, d.frameSize); // job.model is this.o.model here, checked above
     try {
       d.latentFramesFor(job.num_frames);
     } catch (e) {
