@@ -1,9 +1,8 @@
 // Uploads a job's result to the edge as named artifacts, then completes the job with their list (shared/lease.ts,
 // docs/protocol.md §1.3). Each artifact goes in one signed PUT up to MAX_PUT_BYTES, or else multipart, part by part;
-// bytes are read from a file in a streamed pass to hash and another to send, so memory does not grow with the result
-// (a stream is spooled to a file while hashed); it still peaks at about one part while a part is sent (measured in
-// tests/edge/multipart.node.test.ts; what holds it is not found yet). Every request is retried on 5xx and network
-// errors.
+// bytes are read from a file in a streamed pass to hash and another to send, small chunks at a time, so memory stays
+// flat whatever the size of a part or of the result (a stream is spooled to a file first; measured in
+// tests/edge/multipart.node.test.ts). Every request is retried on 5xx and network errors.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, rmSync, statSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
@@ -138,6 +137,10 @@ async function put(link: EdgeLink, path: string, src: Source, start: number, end
       headers: { ...sig, 'content-length': String(end - start), [SIG_HEADERS.contentSha256]: sha256, ...(contentType ? { 'content-type': contentType } : {}) },
       body: body(src, start, end),
       duplex: 'half',
+      // Without both, fetch sends a clone of the request whose body is a tee of this stream, and the other branch,
+      // never read, keeps every chunk sent: a whole part in memory (Fetch standard, HTTP-network-or-cache fetch).
+      redirect: 'error',
+      window: null,
     } as RequestInit);
     return [r.status, await r.text()];
   });
