@@ -94,6 +94,20 @@ export class JobStore extends DurableObject<StoreEnv> {
     return this.env.CDN_SECRET ? cdnPath(this.env.CDN_SECRET, a.sha256, Math.floor(expiresAt / 1000), extOf(a.content_type)) : null;
   }
 
+  /**
+   * The CDN paths of a result kept until `expiresAt`, as a job row stores them: its primary artifact's (cdn_path) and
+   * its variants', every other artifact by name (variant_cdn, JSON). Both null without CDN_SECRET.
+   */
+  private async resultCdn(artifacts: Artifact[], expiresAt: number): Promise<{ cdnPath: string | null; variantCdn: string | null }> {
+    const main = primary(artifacts);
+    const paths = await Promise.all(artifacts.map(async (a) => [a.name, await this.cdnPathFor(a, expiresAt)] as const));
+    const variants = paths.filter(([name]) => name !== main.name);
+    return {
+      cdnPath: paths.find(([name]) => name === main.name)![1],
+      variantCdn: this.env.CDN_SECRET ? JSON.stringify(Object.fromEntries(variants)) : null,
+    };
+  }
+
   // ------------------------------------------------------------------ auth
 
   private auth(p: PresentedKey, scope: string): Result<KeyRow> & { rate?: RateInfo } {
@@ -178,7 +192,7 @@ export class JobStore extends DurableObject<StoreEnv> {
       let reuse = null;
       if (hit) {
         const expiresAt = Date.now() + this.ttlMs(key.id, input.spec.model);
-        reuse = { hit, local: local !== undefined, expiresAt, cdnPath: await this.cdnPathFor(primary(hit.artifacts), expiresAt) };
+        reuse = { hit, local: local !== undefined, expiresAt, ...(await this.resultCdn(hit.artifacts, expiresAt)) };
       }
       // MAX_QUEUE bounds all shards together: each holds its share
       const maxQueue = Math.ceil(intVar(this.env.MAX_QUEUE, 1000) / this.shards);
@@ -442,7 +456,7 @@ export class JobStore extends DurableObject<StoreEnv> {
     if (wrong) return fail(422, 'artifacts_mismatch', `Cannot complete video ${first.value.id}: ${wrong}.`);
     const main = primary(artifacts);
     const expiresAt = Date.now() + this.ttlMs(first.value.key_id, first.value.model);
-    const cdn = await this.cdnPathFor(main, expiresAt);
+    const cdn = await this.resultCdn(artifacts, expiresAt);
     // Checked again after the await: a second completion of the same lease (a retried PUT) may have run meanwhile.
     const h = this.held(leaseId);
     if (!h.ok) return h;
@@ -450,8 +464,8 @@ export class JobStore extends DurableObject<StoreEnv> {
     const now = Date.now();
     this.sql.exec(
       `UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?, lease_expires = NULL, content_sha256 = ?, bytes = ?,
-         cdn_path = ?, expires_at = ? WHERE id = ?`,
-      now, main.sha256, main.bytes, cdn, expiresAt, r.id);
+         cdn_path = ?, variant_cdn = ?, expires_at = ? WHERE id = ?`,
+      now, main.sha256, main.bytes, cdn.cdnPath, cdn.variantCdn, expiresAt, r.id);
     setJobArtifacts(this.sql, r.id, artifacts);
     this.sql.exec('DELETE FROM lease_artifacts WHERE lease_id = ?', leaseId);
     const hit = { sha256: main.sha256, bytes: main.bytes, artifacts };

@@ -35,13 +35,13 @@ export function recordResult(sql: SqlStorage, scope: string, paramsHash: string,
 }
 
 /**
- * `reuse`: a result found (and its CDN path signed) before this synchronous step. One from this shard's index is
- * used only if the index still holds it, so content released in between is never referenced again; one from the
- * shared index was checked against R2 just before.
+ * `reuse`: a result found (and its CDN paths signed) before this synchronous step. One from this shard's index is
+ * used only if the index still holds it with the same artifacts (the ones signed), so content released in between
+ * is never referenced again; one from the shared index was checked against R2 just before.
  */
 export function createJob(
   sql: SqlStorage, key: KeyRow, input: CreateInput, maxQueue: number, now: number,
-  reuse: { hit: ResultHit; local: boolean; cdnPath: string | null; expiresAt: number } | null,
+  reuse: { hit: ResultHit; local: boolean; cdnPath: string | null; variantCdn: string | null; expiresAt: number } | null,
 ): Result<{ row: JobRow; replayed: boolean; queued: boolean }> {
   const row = (id: string) => sql.exec<JobRow>('SELECT * FROM jobs WHERE id = ?', id).one();
   if (input.idemKey) {
@@ -57,12 +57,12 @@ export function createJob(
   const events = input.webhookEvents ? JSON.stringify(input.webhookEvents) : null;
   // Only a caller-chosen seed makes a request reproducible, so only then may it be answered from the cache.
   const hit = input.seedGiven && reuse ? (reuse.local ? findResult(sql, ownerScope(key), spec.params_hash) : reuse.hit) : undefined;
-  if (hit && reuse && hit.sha256 === reuse.hit.sha256) {
+  if (hit && reuse && JSON.stringify(hit.artifacts) === JSON.stringify(reuse.hit.artifacts)) {
     sql.exec(
       `INSERT INTO jobs (id, key_id, status, progress, model, spec, params_hash, webhook_url, webhook_events, created_at, completed_at,
-         content_sha256, bytes, cdn_path, cached, idem_key, idem_hash, expires_at) VALUES (?,?,'completed',100,?,?,?,?,?,?,?,?,?,?,1,?,?,?)`,
+         content_sha256, bytes, cdn_path, variant_cdn, cached, idem_key, idem_hash, expires_at) VALUES (?,?,'completed',100,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?)`,
       id, key.id, spec.model, JSON.stringify(spec), spec.params_hash, input.webhookUrl, events, now, now,
-      hit.sha256, hit.bytes, reuse.cdnPath, input.idemKey, input.idemHash, reuse.expiresAt,
+      hit.sha256, hit.bytes, reuse.cdnPath, reuse.variantCdn, input.idemKey, input.idemHash, reuse.expiresAt,
     );
     setJobArtifacts(sql, id, hit.artifacts);
     return { ok: true, value: { row: row(id), replayed: false, queued: false } };

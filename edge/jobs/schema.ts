@@ -8,6 +8,7 @@ const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['jobs', 'webhook_events', 'TEXT'],
   ['jobs', 'hook_progress_at', 'INTEGER'],
   ['result_index', 'artifacts', 'TEXT'],
+  ['jobs', 'variant_cdn', 'TEXT'],
 ];
 
 export function migrate(sql: SqlStorage): void {
@@ -36,7 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   created_at INTEGER NOT NULL, completed_at INTEGER, error_code TEXT, error_message TEXT,
   attempts INTEGER NOT NULL DEFAULT 0, lease_id TEXT, lease_group TEXT, lease_expires INTEGER,
   content_sha256 TEXT, bytes INTEGER, cdn_path TEXT, cached INTEGER NOT NULL DEFAULT 0,
-  idem_key TEXT, idem_hash TEXT, expires_at INTEGER, webhook_events TEXT, hook_progress_at INTEGER
+  idem_key TEXT, idem_hash TEXT, expires_at INTEGER, webhook_events TEXT, hook_progress_at INTEGER, variant_cdn TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs(key_id, seq);
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(model, status, seq);
@@ -104,6 +105,7 @@ export type JobRow = {
   expires_at: number | null; // unix ms; set at a terminal state, the row (and its content) is dropped then
   webhook_events: string | null; // JSON array of subscribed event types; null = the default ones
   hook_progress_at: number | null; // when the last video.progress event was queued
+  variant_cdn: string | null; // JSON {name: CDN path} of the completed result's other artifacts; null without CDN_SECRET
 };
 
 export type KeyRow = {

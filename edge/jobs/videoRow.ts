@@ -39,6 +39,7 @@ export function toVideo(r: JobRow): Video {
     bytes: done ? r.bytes : null,
     download_url: done ? `/v1/videos/${r.id}/content` : null,
     cdn_url: done ? r.cdn_path : null,
+    variant_cdn_urls: done && r.variant_cdn !== null ? (JSON.parse(r.variant_cdn) as Record<string, string>) : null,
   };
 }
 
@@ -47,6 +48,7 @@ export function absolutize(v: Video, origin: string): Video {
     ...v,
     download_url: v.download_url && origin + v.download_url,
     cdn_url: v.cdn_url && origin + v.cdn_url,
+    variant_cdn_urls: v.variant_cdn_urls && Object.fromEntries(Object.entries(v.variant_cdn_urls).map(([name, path]) => [name, origin + path])),
   };
 }
 

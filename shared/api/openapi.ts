@@ -1,7 +1,7 @@
 // OpenAPI 3.1 document generated from the zod schemas (zod-to-openapi v9, which targets zod 4).
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import * as z from 'zod';
-import { FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseGrant, LeaseRequest, ResultResponse } from '../lease.ts';
+import { ArtifactName, FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseGrant, LeaseRequest, ResultResponse } from '../lease.ts';
 import { ApiKeyInfo, CreatedKey, CreateKeyRequest } from './keys.ts';
 import { ModelList } from './models.ts';
 import { Problem } from './problem.ts';
@@ -12,6 +12,7 @@ import { WebhookEvent } from './webhooks.ts';
 const problemResponses = (...codes: number[]) =>
   Object.fromEntries(codes.map((s) => [String(s), { description: 'problem details', content: { 'application/problem+json': { schema: Problem } } }]));
 const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
+const binary = Object.fromEntries(['video/mp4', 'image/webp', 'image/jpeg'].map((t) => [t, { schema: z.string().meta({ format: 'binary' }) }]));
 const VideoId = z.object({ id: z.string().meta({ description: 'video id', example: 'video_0123456789abcdef0123456789abcdef' }) });
 
 export function buildOpenApi(): Record<string, unknown> {
@@ -38,11 +39,11 @@ export function buildOpenApi(): Record<string, unknown> {
   r.registerPath({ method: 'delete', path: '/v1/videos/{id}', summary: 'Delete a video (cancels it first if running)', security: sec, request: { params: VideoId }, responses: { 200: json(VideoDeleted, 'deleted'), ...problemResponses(401, 404) } });
   r.registerPath({ method: 'post', path: '/v1/videos/{id}/cancel', summary: 'Cancel a queued or running video', security: sec, request: { params: VideoId }, responses: { 200: json(Video, 'cancelled'), ...problemResponses(401, 404, 409) } });
   r.registerPath({
-    method: 'get', path: '/v1/videos/{id}/content', summary: 'Download the MP4 (ETag, Range)', security: sec,
-    request: { params: VideoId, query: z.object({ variant: z.literal('video').optional() }), headers: z.object({ range: z.string().optional() }) },
+    method: 'get', path: '/v1/videos/{id}/content', summary: 'Download the MP4 or a content variant (ETag, Range)', security: sec,
+    request: { params: VideoId, query: z.object({ variant: ArtifactName.optional().describe('video (default), thumbnail or spritesheet') }), headers: z.object({ range: z.string().optional() }) },
     responses: {
-      200: { description: 'the MP4', content: { 'video/mp4': { schema: z.string().meta({ format: 'binary' }) } } },
-      206: { description: 'a byte range', content: { 'video/mp4': { schema: z.string().meta({ format: 'binary' }) } } },
+      200: { description: 'the MP4, or the variant (image/webp thumbnail, image/jpeg spritesheet)', content: binary },
+      206: { description: 'a byte range', content: binary },
       304: { description: 'not modified' },
       ...problemResponses(400, 401, 404, 409, 416),
     },
@@ -53,9 +54,9 @@ export function buildOpenApi(): Record<string, unknown> {
     responses: { 200: { description: 'event stream', content: { 'text/event-stream': { schema: z.string() } } }, ...problemResponses(401, 404) },
   });
   r.registerPath({
-    method: 'get', path: '/cdn/{token}/{file}', summary: 'Public immutable download (capability URL from Video.cdn_url)',
-    request: { params: z.object({ token: z.string(), file: z.string() }) },
-    responses: { 200: { description: 'the MP4', content: { 'video/mp4': { schema: z.string().meta({ format: 'binary' }) } } }, 206: { description: 'a byte range' }, ...problemResponses(404, 416) },
+    method: 'get', path: '/cdn/{token}/{expires}/{file}', summary: 'Public immutable download (capability URL from Video.cdn_url or Video.variant_cdn_urls)',
+    request: { params: z.object({ token: z.string(), expires: z.string().describe('unix seconds, signed'), file: z.string().describe('<sha256>.<mp4|webp|jpg|png>') }) },
+    responses: { 200: { description: 'the MP4, a variant or an image', content: { ...binary, 'image/png': { schema: z.string().meta({ format: 'binary' }) } } }, 206: { description: 'a byte range' }, ...problemResponses(404, 416) },
   });
   r.registerPath({
     method: 'post', path: '/v1/images/generations', summary: 'Generate images (OpenAI images.generate); waits up to IMAGE_WAIT_S for them', security: sec,

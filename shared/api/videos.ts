@@ -92,6 +92,15 @@ export const Video = z
     bytes: z.number().int().nullable(),
     download_url: z.string().nullable().describe('authenticated download: /v1/videos/{id}/content'),
     cdn_url: z.string().nullable().describe('unguessable, cacheable public URL of the MP4'),
+    variant_cdn_urls: z
+      .record(z.string(), z.string())
+      .nullable()
+      .default(null)
+      .describe(
+        'when completed: the public CDN URL of each content variant the video has, by name (thumbnail, spritesheet), ' +
+          'signed with the same expiry as cdn_url; {} for a video without variants; null before completion, without a ' +
+          'CDN, or from an edge that does not list them',
+      ),
   })
   .meta({ id: 'Video' });
 export type Video = z.infer<typeof Video>;

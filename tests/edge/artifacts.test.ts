@@ -1,11 +1,13 @@
 // Multi-artifact results: PUT …/artifacts/{name} for each file, then POST …/complete with their list, which completes
-// the job all at once or not at all; each stored artifact is served as a content variant.
+// the job all at once or not at all; each stored artifact is served as a content variant, and the video object lists
+// each variant's signed CDN URL.
 import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LEASE_PATHS, MAX_PUT_BYTES, sha256Hex } from '../../shared/lease.ts';
 import type { CreatedKey } from '../../shared/api/keys.ts';
 import { cdnPath } from '../../edge/cache/cdnToken.ts';
-import { api, artifactOf, call, createVideo, expectProblem, fakeMp4, lease, newKey, putArtifact, runOneJobWithVariants, signed, untilCached } from './helpers.ts';
+import type { Video, VideoList } from '../../shared/api/videos.ts';
+import { api, artifactOf, call, createVideo, expectProblem, fakeMp4, lease, newKey, putArtifact, runOneJob, runOneJobWithVariants, signed, untilCached } from './helpers.ts';
 
 const status = async (key: string, id: string) => (await api(key, `/v1/videos/${id}`)).json<any>();
 
@@ -50,6 +52,43 @@ describe('artifacts and complete', () => {
     // the lease is over: no second completion, no more uploads
     await expectProblem(await signed('POST', LEASE_PATHS.complete(g.lease_id), { artifacts }), 409, 'lease_lost');
     await expectProblem(await putArtifact(g.lease_id, 'thumbnail', thumb, 'image/webp'), 409, 'lease_lost');
+  });
+
+  it('lists the signed CDN URL of each variant, expiring with the video; each serves its bytes and type without a key', async () => {
+    const seeded = { prompt: 'variant urls', size: '64x64', seed: 31 };
+    const v = await createVideo(k.key, seeded);
+    expect(v.variant_cdn_urls).toBeNull(); // not completed yet
+    const { files } = await runOneJobWithVariants();
+    const twin = await createVideo(k.key, seeded); // a cache hit: the same artifacts, its own expiry and signatures
+    expect(twin.cached).toBe(true);
+    const listed = (await (await api(k.key, '/v1/videos?limit=100')).json<VideoList>()).data;
+    const types = { thumbnail: ['image/webp', 'webp'], spritesheet: ['image/jpeg', 'jpg'] } as const;
+    for (const video of [(await status(k.key, v.id)) as Video, twin, listed.find((x) => x.id === v.id)!]) {
+      const urls = video.variant_cdn_urls!;
+      expect(Object.keys(urls).sort()).toEqual(['spritesheet', 'thumbnail']);
+      for (const [name, [type, ext]] of Object.entries(types) as [keyof typeof types, (typeof types)[keyof typeof types]][]) {
+        const sha = await sha256Hex(files[name]);
+        // the video's own URL scheme: absolute, signed with the video's expires_at, the variant's hash and extension
+        expect(urls[name]).toBe(`http://edge.test${await cdnPath('test-cdn-secret', sha, video.expires_at!, ext)}`);
+        const res = await call(new URL(urls[name]).pathname);
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')).toBe(type);
+        expect(res.headers.get('etag')).toBe(`"${sha}"`);
+        const maxAge = Number(/max-age=(\d+)/.exec(res.headers.get('cache-control') ?? '')?.[1]);
+        expect(maxAge).toBeLessThanOrEqual(video.expires_at! - Date.now() / 1000);
+        expect(new Uint8Array(await res.arrayBuffer())).toEqual(files[name]);
+      }
+    }
+  });
+
+  it('lists no variant URLs for a video without variants', async () => {
+    const v = await createVideo(k.key, { prompt: 'just the mp4', size: '64x64' });
+    await runOneJob(); // PUT …/result: the MP4 alone
+    const done = await status(k.key, v.id);
+    expect(done.status).toBe('completed');
+    expect(done.cdn_url).toMatch(/\.mp4$/);
+    expect(done.variant_cdn_urls).toEqual({});
+    await expectProblem(await api(k.key, `/v1/videos/${v.id}/content?variant=thumbnail`), 404, 'variant_not_found');
   });
 
   it('DELETE frees every artifact (R2 objects and CDN copies) unless another video still references it', async () => {

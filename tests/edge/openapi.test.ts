@@ -18,7 +18,7 @@ describe('OpenAPI document', () => {
     for (const [p, m] of [
       ['/v1/videos', 'post'], ['/v1/videos', 'get'], ['/v1/videos/{id}', 'get'], ['/v1/videos/{id}', 'delete'],
       ['/v1/videos/{id}/cancel', 'post'], ['/v1/videos/{id}/content', 'get'], ['/v1/videos/{id}/events', 'get'],
-      ['/cdn/{token}/{file}', 'get'], ['/v1/models', 'get'], ['/healthz', 'get'], ['/internal/v1/lease', 'post'],
+      ['/cdn/{token}/{expires}/{file}', 'get'], ['/v1/models', 'get'], ['/healthz', 'get'], ['/internal/v1/lease', 'post'],
       ['/internal/v1/leases/{lease}/result', 'put'],
     ])
       expect(doc.paths[p]?.[m], `${m} ${p}`).toBeDefined();
@@ -30,6 +30,7 @@ describe('OpenAPI document', () => {
     expect(create.required).toEqual(['prompt']);
     expect(Object.keys(create.properties)).toEqual(expect.arrayContaining(['prompt', 'model', 'seconds', 'size', 'seed', 'steps', 'guidance', 'fps', 'webhook_url']));
     expect(doc.components.schemas.Video.properties.status.enum).toEqual(['queued', 'in_progress', 'completed', 'failed', 'cancelled']);
+    expect(doc.components.schemas.Video.properties.variant_cdn_urls).toMatchObject({ type: ['object', 'null'], additionalProperties: { type: 'string' } });
     expect(doc.paths['/v1/videos'].post.requestBody.content['multipart/form-data']).toBeDefined();
   });
 });
