@@ -2,7 +2,9 @@
 // DevTools protocol from the real workerd under `wrangler dev`) returns to the same level after every round of traffic
 // that walks each kind of request a client or backend makes: create, poll, list, an SSE stream dropped mid-way, lease +
 // heartbeat + upload, ranged /content, /cdn twice, cancel, delete, fuzzed bad requests, and long-polls abandoned by the
-// backend. Measured idle (nothing in flight), so a leak of even ~16 bytes per request shows. workerd's own RSS is the
+// backend. The edge runs sharded as deployed at scale (JOB_SHARDS job-store shards; nonces and the shared result index
+// are spread over the same shards), with a key on every shard, so every shard serves every kind of request in every
+// round. Measured idle (nothing in flight), so a leak of even ~16 bytes per request shows. workerd's own RSS is the
 // runtime's (allocator warm-up, as much with a hello-world worker: `npm run bench:soak`) and is not asserted here.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LEASE_PATHS, signedJsonFetch } from '../../shared/lease.ts';
@@ -14,6 +16,7 @@ import { Prng, chaosSeed } from './prng.ts';
 
 const ROUNDS = 4; // the first warms up (JIT code, lazily built schemas, SQLite statements); the next three are compared
 const PER_ROUND = Number(process.env.CHAOS_HEAP_ITERATIONS ?? 30); // × 18 requests
+const SHARDS = 4;
 const MiB = 2 ** 20;
 
 let stack: Stack;
@@ -22,10 +25,7 @@ let inspector: IsolateInspector;
 
 beforeAll(async () => {
   // no wrangler debug log: it would record the heap snapshots' DevTools traffic, secrets included.
-  // One job-state shard: with four, each shard's first alarms land at arbitrary moments between rounds and add one-off
-  // allocations of tens of KiB (33 KiB once, 0 on the next run) that read as per-request growth; sharding has its own
-  // tests (tests/edge/sharded), this one looks for per-request leaks.
-  ({ stack, stop } = await startChaosStack({ backend: false, edgeVars: { MAX_QUEUE: '100000', JOB_SHARDS: '1' }, wranglerDebugLog: false, inspector: true }));
+  ({ stack, stop } = await startChaosStack({ backend: false, edgeVars: { MAX_QUEUE: '100000', JOB_SHARDS: String(SHARDS) }, wranglerDebugLog: false, inspector: true }));
   inspector = await inspectEdge(stack);
 }, 180_000);
 
@@ -46,12 +46,19 @@ async function idleHeap(): Promise<LiveHeap> {
 it('the edge isolate\'s live JS heap returns to the same level after each round of every kind of request', async () => {
   const base = stack.baseUrl;
   const r = new Prng(chaosSeed());
-  const { key } = await stack.createKey('heap', { rate_limit_per_min: 1_000_000, max_active_jobs: 100_000 });
+  // a key on every shard (an owner's shard is a hash of its name, written into the key id's first byte)
+  const keys: string[] = [];
+  for (let o = 0; keys.filter(Boolean).length < SHARDS; o++) {
+    const { key } = await stack.createKey(`heap-${o}`, { rate_limit_per_min: 1_000_000, max_active_jobs: 100_000 });
+    keys[parseInt(key.slice('uvit_sk_'.length, 'uvit_sk_'.length + 2), 16)] ??= key;
+  }
+  expect(keys.length).toBe(SHARDS);
   const be = new FakeBackend(base, stack.secrets.BACKEND_SECRET);
   const ok = (res: { status: number; text: string }, what: string) => expect(res.status, `${what}: ${res.text.slice(0, 200)}`).toBeLessThan(300);
   let requests = 0;
 
   const iteration = async (i: number) => {
+    const key = keys[i % SHARDS];
     const c = await call(base, 'POST', '/v1/videos', { key, ...jsonBody({ prompt: `heap ${i} ${r.int(0, 1e9)}`, model: FAKE_MODEL, seed: r.int(1, 1e9) }) });
     ok(c, 'create');
     const id = (c.json as { id: string }).id;
@@ -93,10 +100,35 @@ it('the edge isolate\'s live JS heap returns to the same level after each round 
     requests += 18;
   };
 
+  // Each shard's alarm path, once before anything is measured (its first run allocates once, at a moment of its own):
+  // a lease left without heartbeats expires, and the shard's alarm requeues the job; then it completes and goes.
+  const warm = await Promise.all(keys.map(async (key, s) => {
+    const c = await call(base, 'POST', '/v1/videos', { key, ...jsonBody({ prompt: `heap alarm ${s}`, model: FAKE_MODEL }) });
+    ok(c, 'create (alarm warm-up)');
+    return { key, id: (c.json as { id: string }).id };
+  }));
+  for (const _ of warm) expect(await be.lease(5000), 'leased for the alarm warm-up').toBeDefined();
+  for (const { key, id } of warm) await waitVideo(base, key, id, (x) => x.status === 'queued' && x.attempts === 1, 30_000, 'requeued by its shard\'s alarm');
+  for (const _ of warm) {
+    const g = await be.lease(5000);
+    ok(await be.upload(g!.lease_id, fakeClip(`heap alarm ${g!.job.id}`)), 'upload (alarm warm-up)');
+  }
+  for (const { key, id } of warm) ok(await call(base, 'DELETE', `/v1/videos/${id}`, { key }), 'delete (alarm warm-up)');
+
+  // every shard serves the measured rounds, from the same instance (a restarted one would rebuild its state then)
+  const shardStats = async () => ((await call(base, 'GET', '/admin/v1/shards', { key: stack.secrets.ADMIN_TOKEN })).json as { data: { shard: number; calls: number; started: number }[] }).data;
+  let before: Awaited<ReturnType<typeof shardStats>> = [];
   const heaps: LiveHeap[] = [];
   for (let round = 0; round < ROUNDS; round++) {
+    if (round === 1) before = await shardStats();
     for (let i = 0; i < PER_ROUND; i++) await iteration(round * PER_ROUND + i);
     heaps.push(await idleHeap());
+  }
+  const after = await shardStats();
+  for (const b of before) {
+    const a = after[b.shard];
+    expect(a.started, `shard ${b.shard} kept its instance through the measured rounds`).toBe(b.started);
+    expect(a.calls - b.calls, `shard ${b.shard} served the measured rounds`).toBeGreaterThan(PER_ROUND * (ROUNDS - 1));
   }
   const perRound = requests / ROUNDS;
   const objects = heaps.map((h) => h.totalBytes - h.codeBytes);
@@ -111,6 +143,6 @@ it('the edge isolate\'s live JS heap returns to the same level after each round 
   expect(perRequest, `live heap per round: ${series} MiB`).toBeLessThan(16);
   // the snapshots held every secret of the isolate: none may have reached a log
   for (const { file, text } of allLogs(stack)) {
-    for (const [name, secret] of [...Object.entries(stack.secrets), ['API key', key]]) expect(text.includes(secret), `${name} in ${file}`).toBe(false);
+    for (const [name, secret] of [...Object.entries(stack.secrets), ...keys.map((k) => ['API key', k])]) expect(text.includes(secret), `${name} in ${file}`).toBe(false);
   }
 }, 240_000);
