@@ -24,6 +24,8 @@ from model import TextEncoder, UViTVideo
 CONFIG = dict(img_size=world.S, patch_size=2, in_chans=3, embed_dim=96, depth=10, num_heads=3, mlp_ratio=4,
               qkv_bias=False, mlp_time_embed=False, conv=True, skip=True, clip_dim=64,
               num_clip_token=world.NUM_TOKENS, num_frames=world.F, temporal_patch_size=4)
+# the architecture keys a run may override (--patch-size ...); the defaults above are the shipped model's
+ARCH_KEYS = ('patch_size', 'temporal_patch_size', 'embed_dim', 'depth', 'num_heads')
 N_STEPS = 1000
 
 
@@ -60,6 +62,10 @@ def main():
     ap.add_argument('--ckpt-every', type=int, default=250)
     ap.add_argument('--init', help='start from this checkpoint (its EMA weights)')
     ap.add_argument('--anneal', action='store_true', help='lr falls linearly to 0 at --steps (after the warmup)')
+    for key in ARCH_KEYS:
+        ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (shipped: {CONFIG[key]})')
+    ap.add_argument('--bf16', action='store_true',
+                    help='run forward and backward under bfloat16 autocast (weights, optimiser and EMA stay float32)')
     ap.add_argument('--weighting', choices=list(WEIGHTING), default='eps',
                     help='eps: plain noise-prediction MSE; x0-v: the same MSE weighted by 1/abar_n; x0-v-capped: by min(1/abar_n, 10)')
     a = ap.parse_args()
@@ -68,10 +74,11 @@ def main():
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
-    net = UViTVideo(CONFIG)
-    te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, CONFIG['clip_dim'])
-    ema_net = UViTVideo(CONFIG).requires_grad_(False)
-    ema_te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, CONFIG['clip_dim']).requires_grad_(False)
+    config = dict(CONFIG, **{k: getattr(a, k) for k in ARCH_KEYS})
+    net = UViTVideo(config)
+    te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, config['clip_dim'])
+    ema_net = UViTVideo(config).requires_grad_(False)
+    ema_te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, config['clip_dim']).requires_grad_(False)
     if a.init:
         ck = torch.load(a.init, map_location='cpu')
         net.load_state_dict(ck['net'])
@@ -92,11 +99,11 @@ def main():
     empty = torch.tensor(world.tokenize(''))
 
     log = open(os.path.join(a.out, 'log.jsonl'), 'w')
-    json.dump(dict(args=vars(a), config=CONFIG, torch=torch.__version__), open(os.path.join(a.out, 'args.json'), 'w'))
+    json.dump(dict(args=vars(a), config=config, torch=torch.__version__), open(os.path.join(a.out, 'args.json'), 'w'))
     t0, acc, cnt = time.time(), 0.0, 0
 
     def save(step):
-        state = dict(step=step, config=CONFIG, vocab=world.VOCAB, net=ema_net.state_dict(), text=ema_te.state_dict())
+        state = dict(step=step, config=config, vocab=world.VOCAB, net=ema_net.state_dict(), text=ema_te.state_dict())
         torch.save(state, os.path.join(a.out, 'ckpt.tmp'))
         os.replace(os.path.join(a.out, 'ckpt.tmp'), os.path.join(a.out, f'ckpt-{step}.pt'))
 
@@ -113,7 +120,9 @@ def main():
         xn = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         for g in opt.param_groups:
             g['lr'] = lr_at(step)
-        err = (net(xn, n, te(ids)) - eps).pow(2).mean(dim=(1, 2, 3, 4))
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=a.bf16):
+            pred = net(xn, n, te(ids))
+        err = (pred.float() - eps).pow(2).mean(dim=(1, 2, 3, 4))
         loss = (err * weight[n]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
