@@ -3,6 +3,7 @@
   weights.safetensors   the EMA U-ViT weights, official state_dict names, float32
   text_encoder.safetensors  tok_emb [V, clip_dim], pos_emb [n, clip_dim], ln.weight, ln.bias
   vocab.json            the word tokenizer's vocabulary (index = token id; 0 = PAD, 1 = UNK)
+  group.json            (existing) its sampler.prediction set to what the checkpoint predicts (eps or v)
   world.json            the world it was trained on (colours, backgrounds, shapes, motions, held-out combinations),
                         which npm run eval:prompts reads
     python3 train/export.py train/runs/NAME/ckpt.pt [--out models/uvit-t2v-shapes]
@@ -34,6 +35,14 @@ def main():
         json.dump(dict(colours=world.COLOURS, backgrounds=world.BACKGROUNDS, shapes=world.SHAPES, motions=world.MOTIONS,
                        held_out=world.HELD_OUT, seconds=world.SECONDS, fps=world.FPS), f)
         f.write('\n')
+    group = os.path.join(a.out, 'group.json')
+    if os.path.exists(group):
+        g, pred = json.load(open(group)), ck.get('prediction', 'eps')
+        if g['sampler'].get('prediction', 'eps') != pred:
+            g['sampler']['prediction'] = pred
+            with open(group, 'w') as f:
+                json.dump(g, f, indent=2)
+                f.write('\n')
     net = {k: v.contiguous() for k, v in ck['net'].items()}
     text = {('tok_emb' if k == 'tok_emb.weight' else k): v.contiguous() for k, v in ck['text'].items()}
     meta = {'step': str(ck['step'])}

@@ -11,11 +11,11 @@ from PIL import Image
 
 import world
 from model import TextEncoder, UViTVideo
-from train import alphas_cumprod
+from train import alphas_cumprod, eps_of
 
 
 @torch.no_grad()
-def sample(net, te, prompts, steps, scale, seed):
+def sample(net, te, prompts, steps, scale, seed, prediction='eps'):
     g = torch.Generator().manual_seed(seed)
     abar = torch.tensor(alphas_cumprod(), dtype=torch.float64)
     B = len(prompts)
@@ -26,10 +26,10 @@ def sample(net, te, prompts, steps, scale, seed):
     for i in range(steps):
         n, m = int(ns[i]), int(ns[i + 1]) if i + 1 < steps else 0
         t = torch.full((B,), n)
-        e = net(x, t, ctx)
-        if scale:
-            e = e + scale * (e - net(x, t, unc))
         a, b = abar[n], abar[m]
+        e = eps_of(prediction, net(x, t, ctx), x, a)
+        if scale:
+            e = e + scale * (e - eps_of(prediction, net(x, t, unc), x, a))
         x0 = (x - (1 - a).sqrt() * e) / a.sqrt()
         x = (b.sqrt() * x0 + (1 - b).sqrt() * e).float()
     return x
@@ -50,7 +50,7 @@ def main():
     te = TextEncoder(len(ck['vocab']), world.NUM_TOKENS, ck['config']['clip_dim']).eval()
     te.load_state_dict(ck['text'])
     prompts = a.prompts or [world.prompt(*c) for c in world.HELD_OUT] + ['a red ball bouncing', 'a white square moving left']
-    x = sample(net, te, prompts, a.steps, a.scale, a.seed)
+    x = sample(net, te, prompts, a.steps, a.scale, a.seed, ck.get('prediction', 'eps'))
     img = ((x * world.LATENT_STD + world.LATENT_MEAN).clamp(0, 1) * 255).round().to(torch.uint8)  # [B,3,F,S,S]
     rows = [torch.cat([img[b, :, k] for k in range(world.F)], dim=2) for b in range(len(prompts))]
     grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()

@@ -35,6 +35,12 @@ def alphas_cumprod():
     return np.cumprod(np.append(0., betas) * -1 + 1)
 
 
+def eps_of(prediction, out, x, abar):
+    """The noise a network output stands for: eps itself, or from v = sqrt(abar) eps - sqrt(1 - abar) x0 as
+    eps = sqrt(abar) v + sqrt(1 - abar) x_n (what the engine's sampler/prediction.ts does)."""
+    return out if prediction == 'eps' else abar.sqrt() * out + (1 - abar).sqrt() * x
+
+
 # Per-noise-level loss weights on the noise-prediction error. 'x0-v' is 1/abar_n normalised to mean 1 over n: the
 # v-prediction loss written for a noise-predicting network (|v - v^|^2 = |eps - eps^|^2 / abar). Plain eps-MSE gives
 # the high-noise levels, where the clip's layout is decided, almost no say: there a data prediction divides the noise
@@ -66,6 +72,8 @@ def main():
         ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (shipped: {CONFIG[key]})')
     ap.add_argument('--bf16', action='store_true',
                     help='run forward and backward under bfloat16 autocast (weights, optimiser and EMA stay float32)')
+    ap.add_argument('--prediction', choices=['eps', 'v'], default='eps',
+                    help='what the network predicts: eps (noise, the official U-ViT) or v = sqrt(abar) eps - sqrt(1 - abar) x0')
     ap.add_argument('--weighting', choices=list(WEIGHTING), default='eps',
                     help='eps: plain noise-prediction MSE; x0-v: the same MSE weighted by 1/abar_n; x0-v-capped: by min(1/abar_n, 10)')
     a = ap.parse_args()
@@ -103,7 +111,7 @@ def main():
     t0, acc, cnt = time.time(), 0.0, 0
 
     def save(step):
-        state = dict(step=step, config=config, vocab=world.VOCAB, net=ema_net.state_dict(), text=ema_te.state_dict())
+        state = dict(step=step, config=config, prediction=a.prediction, vocab=world.VOCAB, net=ema_net.state_dict(), text=ema_te.state_dict())
         torch.save(state, os.path.join(a.out, 'ckpt.tmp'))
         os.replace(os.path.join(a.out, 'ckpt.tmp'), os.path.join(a.out, f'ckpt-{step}.pt'))
 
@@ -122,7 +130,8 @@ def main():
             g['lr'] = lr_at(step)
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=a.bf16):
             pred = net(xn, n, te(ids))
-        err = (pred.float() - eps).pow(2).mean(dim=(1, 2, 3, 4))
+        target = eps if a.prediction == 'eps' else ab.sqrt() * eps - (1 - ab).sqrt() * x0
+        err = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))
         loss = (err * weight[n]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

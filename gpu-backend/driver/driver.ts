@@ -3,7 +3,18 @@
 // H.264 MP4. Reports progress per sampler step and per-phase timings.
 import type { Tensor } from '../../shared/tensor.ts';
 import { derive, type Derived, type UViTConfig } from '../model/config.ts';
-import { combineCfg, concatBatch, repeatContext, sample, sliceBatch, type ModelInputs, type SolverName } from '../sampler/index.ts';
+import {
+  combineCfg,
+  concatBatch,
+  defaultNoiseSchedule,
+  epsFrom,
+  repeatContext,
+  sample,
+  sliceBatch,
+  type ModelInputs,
+  type Prediction,
+  type SolverName,
+} from '../sampler/index.ts';
 import type { DecoderConfig, Frames } from './decoder.ts';
 import { initialNoise } from './rng.ts';
 import { encodeMp4 } from './ffmpeg.ts';
@@ -97,6 +108,8 @@ export interface DriverOptions {
   forward: Forward;
   textEncoder: PromptEncoder;
   decoder: ClipDecoder;
+  /** what the network predicts (default eps); a v network's output is turned into eps for the samplers */
+  prediction?: Prediction;
   metrics?: DriverMetrics;
 }
 
@@ -229,7 +242,7 @@ export class Driver {
       return combineCfg(c, u, req.guidance);
     };
     progress('sample', PCT.text, 0, req.steps);
-    const z0 = await sample(req.solver ?? 'dpmpp-fast3', epsFn, xT, {
+    const z0 = await sample(req.solver ?? 'dpmpp-fast3', epsFrom(this.o.prediction ?? 'eps', defaultNoiseSchedule(), epsFn), xT, {
       steps: req.steps,
       onStep: (step, total) => {
         m?.steps.inc(1);

@@ -13,6 +13,7 @@ export { timeUniformGrid } from './timeUniform.ts';
 export { dpmSolverPP2M, multistepOrders } from './dpmSolverPP2M.ts';
 export { dpmSolverFastContinuous } from './continuous.ts';
 export * from './guidance.ts';
+export * from './prediction.ts';
 
 export function sample(
   solver: SolverName,

@@ -23,7 +23,7 @@ export async function assembleDriver(cfg: LoadedGroupConfig, forward: Forward, m
     throw e;
   }
   return {
-    driver: new Driver({ model: cfg.uvit, forward, textEncoder, decoder, metrics }),
+    driver: new Driver({ model: cfg.uvit, forward, textEncoder, decoder, prediction: cfg.sampler.prediction, metrics }),
     async release() {
       await textEncoder.release();
       await decoder.release();

@@ -7,6 +7,7 @@ import { loadConfig, type UViTConfig } from '../model/config.ts';
 import { DecoderConfigSchema } from '../driver/decoder.ts';
 import { EpConfigSchema } from '../driver/ort.ts';
 import { TextEncoderConfigSchema } from '../driver/text/encoder.ts';
+import { PREDICTIONS } from '../sampler/prediction.ts';
 import { SOLVERS } from '../sampler/types.ts';
 
 export const GroupConfigSchema = z
@@ -31,8 +32,14 @@ export const GroupConfigSchema = z
         steps: z.number().int().min(1).max(1000).default(16),
         guidance: z.number().min(0).default(1),
         cfg_mode: z.enum(['batch', 'micro']).default('batch'),
+        /** what the network predicts: eps (noise, the official U-ViT) or v (sampler/prediction.ts) */
+        prediction: z.enum(PREDICTIONS).default('eps'),
       })
-      .strict(),
+      .strict()
+      .refine((s) => s.prediction === 'eps' || s.solver !== 'dpm-solver-fast', {
+        message: 'prediction v needs a discrete-schedule solver (dpmpp-fast3 or dpmpp-2m)',
+        path: ['prediction'],
+      }),
     text_encoder: TextEncoderConfigSchema,
     decoder: DecoderConfigSchema,
     /** the in-process engine (no stage processes): threads and execution provider */
