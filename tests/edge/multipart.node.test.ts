@@ -80,8 +80,9 @@ describe('a 110 MB result through the real edge', { timeout: 600_000 }, () => {
     expect(done).toMatchObject({ id: video.id, status: 'completed', sha256, bytes: SIZE });
     expect(beats).toBe(2); // one heartbeat before each part
     // Flat: no part (64 MiB) is held, each is streamed from the spool file in 256 KiB reads. Before the uploader's
-    // requests refused redirects, fetch's tee of each part's body held a whole part: +62.9 MiB at peak here.
-    expect(grew).toBeLessThan(16);
+    // requests refused redirects, fetch's tee of each part's body held a whole part: +62.9 MiB at peak here; after,
+    // +15.1 MiB (socket and stream buffers, garbage between collections). The bound is what "no part held" means.
+    expect(grew).toBeLessThan(24);
 
     const res = await fetch(`${edge.url}/v1/videos/${video.id}/content`, { headers: auth });
     expect(res.status).toBe(200);
