@@ -72,13 +72,22 @@ export async function connectIsolate(port: number, timeoutMs = 10_000): Promise<
       ws.send(JSON.stringify({ id: nextId++, method: 'HeapProfiler.enable' }));
       ws.send(JSON.stringify({ id: nextId++, method: 'HeapProfiler.takeHeapSnapshot', params: { reportProgress: true } }));
       const s = snapshot;
-      for (const deadline = Date.now() + 120_000; !(s.finished && s.chunks.length > 0 && Date.now() - s.lastChunk > 500);) {
+      // (on a loaded machine the chunks can pause longer than that: a snapshot that does not parse yet is waited for)
+      type Snapshot = { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[] };
+      let snap: Snapshot | undefined;
+      for (const deadline = Date.now() + 120_000; !snap;) {
         if (closed) throw closed;
         if (Date.now() > deadline) throw new Error('inspector: heap snapshot not complete after 120 s');
         await new Promise((r) => setTimeout(r, 100));
+        if (s.finished && s.chunks.length > 0 && Date.now() - s.lastChunk > 500) {
+          try {
+            snap = JSON.parse(s.chunks.join('')) as Snapshot;
+          } catch {
+            s.lastChunk = Date.now();
+          }
+        }
       }
       snapshot = undefined;
-      const snap = JSON.parse(s.chunks.join('')) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[] };
       const { node_fields: fields, node_types: [types] } = snap.snapshot.meta;
       const [size, type, code] = [fields.indexOf('self_size'), fields.indexOf('type'), types.indexOf('code')];
       const out = { totalBytes: 0, codeBytes: 0 };
