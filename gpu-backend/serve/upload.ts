@@ -1,7 +1,7 @@
 // Uploads a job's result to the edge as named artifacts, then completes the job with their list (shared/lease.ts,
 // docs/protocol.md §1.3). Each artifact goes in one signed PUT up to MAX_PUT_BYTES, or else multipart, part by part;
-// bytes are read from a file in a streamed pass to hash and another to send, small chunks at a time, so memory stays
-// flat whatever the size of a part or of the result (a stream is spooled to a file first; measured in
+// bytes are read from a file in a streamed pass to hash and another to send, small chunks at a time, so neither a part
+// nor the result is held in memory (a stream is spooled to a file first; measured in
 // tests/edge/multipart.node.test.ts). Every request is retried on 5xx and network errors.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, rmSync, statSync } from 'node:fs';
