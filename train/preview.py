@@ -1,7 +1,8 @@
-"""Preview a checkpoint without the service: DDIM (eta 0) on the training schedule with classifier-free guidance,
+"""Preview a checkpoint without the service: DDIM on the training schedule with classifier-free guidance (eta 0:
+deterministic; eta 1: ancestral, the noise added back each step),
 frames written as a PNG strip per prompt. A quick look while training runs; the real evaluation goes through the
 project's engine (npm run eval:prompts).
-    python3 train/preview.py train/runs/NAME/ckpt.pt out.png [--steps 25] [--scale 1] [prompt ...]
+    python3 train/preview.py train/runs/NAME/ckpt.pt out.png [prompt ...] [--steps 25] [--scale 1] [--eta 0]
 """
 import argparse
 
@@ -15,7 +16,7 @@ from train import alphas_cumprod, eps_of
 
 
 @torch.no_grad()
-def sample(net, te, prompts, steps, scale, seed, prediction='eps'):
+def sample(net, te, prompts, steps, scale, seed, prediction='eps', eta=0.0):
     g = torch.Generator().manual_seed(seed)
     abar = torch.tensor(alphas_cumprod(), dtype=torch.float64)
     B = len(prompts)
@@ -31,7 +32,9 @@ def sample(net, te, prompts, steps, scale, seed, prediction='eps'):
         if scale:
             e = e + scale * (e - eps_of(prediction, net(x, t, unc), x, a))
         x0 = (x - (1 - a).sqrt() * e) / a.sqrt()
-        x = (b.sqrt() * x0 + (1 - b).sqrt() * e).float()
+        sig = eta * ((1 - b) / (1 - a) * (1 - a / b)).sqrt()
+        noise = torch.randn(x.shape, generator=g, dtype=torch.float64) if eta else 0
+        x = (b.sqrt() * x0 + (1 - b - sig ** 2).clamp(min=0).sqrt() * e + sig * noise).float()
     return x
 
 
@@ -43,6 +46,7 @@ def main():
     ap.add_argument('--steps', type=int, default=25)
     ap.add_argument('--scale', type=float, default=1.0)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--eta', type=float, default=0.0)
     a = ap.parse_args()
     ck = torch.load(a.ckpt, map_location='cpu')
     net = UViTVideo(ck['config']).eval()
@@ -50,7 +54,7 @@ def main():
     te = TextEncoder(len(ck['vocab']), world.NUM_TOKENS, ck['config']['clip_dim']).eval()
     te.load_state_dict(ck['text'])
     prompts = a.prompts or [world.prompt(*c) for c in world.HELD_OUT] + ['a red ball bouncing', 'a white square moving left']
-    x = sample(net, te, prompts, a.steps, a.scale, a.seed, ck.get('prediction', 'eps'))
+    x = sample(net, te, prompts, a.steps, a.scale, a.seed, ck.get('prediction', 'eps'), a.eta)
     img = ((x * world.LATENT_STD + world.LATENT_MEAN).clamp(0, 1) * 255).round().to(torch.uint8)  # [B,3,F,S,S]
     rows = [torch.cat([img[b, :, k] for k in range(world.F)], dim=2) for b in range(len(prompts))]
     grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
