@@ -4,7 +4,7 @@
 // prediction x0 = alpha_t·x_t − sigma_t·v has no 1/alpha_t, so at high noise (alpha ~ 0.07 at t = T on the discrete
 // schedule) the network's error is not multiplied by ~15 as an eps network's is.
 // Guidance may be combined before or after this map: it is affine in the output with coefficients that sum to 1.
-import { assertSameShape } from './ops.ts';
+import { assertSameShape, linComb } from './ops.ts';
 import type { NoiseScheduleVP } from './schedule.ts';
 import type { EpsFn } from './types.ts';
 
@@ -18,10 +18,6 @@ export function epsFrom(prediction: Prediction, ns: NoiseScheduleVP, modelFn: Ep
     const v = await modelFn(x, tInput);
     assertSameShape(x, v, `v prediction at t_input=${tInput}`);
     const t = tInput / ns.totalN;
-    const alpha = ns.marginalAlpha(t);
-    const sigma = ns.marginalStd(t);
-    const out = new Float32Array(x.data.length);
-    for (let i = 0; i < out.length; i++) out[i] = alpha * v.data[i] + sigma * x.data[i];
-    return { dtype: 'float32', dims: [...x.dims], data: out };
+    return linComb([ns.marginalAlpha(t), v], [ns.marginalStd(t), x]);
   };
 }

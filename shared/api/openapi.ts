@@ -12,7 +12,8 @@ import { WebhookEvent } from './webhooks.ts';
 const problemResponses = (...codes: number[]) =>
   Object.fromEntries(codes.map((s) => [String(s), { description: 'problem details', content: { 'application/problem+json': { schema: Problem } } }]));
 const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
-const binary = Object.fromEntries(['video/mp4', 'image/webp', 'image/jpeg'].map((t) => [t, { schema: z.string().meta({ format: 'binary' }) }]));
+const binaryAs = (...types: string[]) => Object.fromEntries(types.map((t) => [t, { schema: z.string().meta({ format: 'binary' }) }]));
+const binary = binaryAs('video/mp4', 'image/webp', 'image/jpeg');
 const VideoId = z.object({ id: z.string().meta({ description: 'video id', example: 'video_0123456789abcdef0123456789abcdef' }) });
 
 export function buildOpenApi(): Record<string, unknown> {
@@ -56,7 +57,7 @@ export function buildOpenApi(): Record<string, unknown> {
   r.registerPath({
     method: 'get', path: '/cdn/{token}/{expires}/{file}', summary: 'Public immutable download (capability URL from Video.cdn_url or Video.variant_cdn_urls)',
     request: { params: z.object({ token: z.string(), expires: z.string().describe('unix seconds, signed'), file: z.string().describe('<sha256>.<mp4|webp|jpg|png>') }) },
-    responses: { 200: { description: 'the MP4, a variant or an image', content: { ...binary, 'image/png': { schema: z.string().meta({ format: 'binary' }) } } }, 206: { description: 'a byte range' }, ...problemResponses(404, 416) },
+    responses: { 200: { description: 'the MP4, a variant or an image', content: binaryAs('video/mp4', 'image/webp', 'image/jpeg', 'image/png') }, 206: { description: 'a byte range' }, ...problemResponses(404, 416) },
   });
   r.registerPath({
     method: 'post', path: '/v1/images/generations', summary: 'Generate images (OpenAI images.generate); waits up to IMAGE_WAIT_S for them', security: sec,
@@ -80,7 +81,7 @@ export function buildOpenApi(): Record<string, unknown> {
   r.registerPath({ method: 'post', path: '/internal/v1/leases/{lease}/fail', summary: 'Backend: report failure', security: hsec, request: { params: Lease, body: { content: { 'application/json': { schema: FailRequest } } } }, responses: { 200: json(z.object({ id: z.string(), status: z.enum(['queued', 'failed']) }), 'requeued or failed'), ...problemResponses(400, 401, 409) } });
   r.registerPath({
     method: 'put', path: '/internal/v1/leases/{lease}/result', summary: 'Backend: upload the MP4 (Content-Length + X-Content-SHA256); completes the job', security: hsec,
-    request: { params: Lease, headers: z.object({ 'x-content-sha256': z.string() }), body: { content: { 'video/mp4': { schema: z.string().meta({ format: 'binary' }) } } } },
+    request: { params: Lease, headers: z.object({ 'x-content-sha256': z.string() }), body: { content: binaryAs('video/mp4') } },
     responses: { 200: json(ResultResponse, 'completed'), ...problemResponses(400, 401, 409, 411, 413, 422) },
   });
   r.registerPath({
