@@ -150,7 +150,7 @@ async function main(): Promise<void> {
     const base = rows.find((x) => x.config === r.config && x.stages === stageCounts[0])!;
     const cpm = (CLIPS / r.wallS) * 60;
     return [
-      r.config, String(r.stages), r.capacity, f(pct(r.single, 50), 2), f(r.wallS), f(cpm), `${f(cpm / ((CLIPS / base.wallS) * 60), 2)}x`,
+      r.config, String(r.stages), r.capacity, r.single.length ? f(pct(r.single, 50), 2) : '-', f(r.wallS), f(cpm), `${f(cpm / ((CLIPS / base.wallS) * 60), 2)}x`,
       `${f(pct(r.latencies, 50))} / ${f(pct(r.latencies, 95))}`,
       `${f(r.cpu.driver, 2)} + ${f(r.cpu.ffmpeg, 2)} / ${r.cpu.stages.map((c) => f(c, 2)).join(' + ')} / ${f(r.cpu.edge, 2)}`,
     ];

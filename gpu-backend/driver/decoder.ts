@@ -117,15 +117,20 @@ export class LatentDecoder {
   /** one frame: channel c's plane starts at base + c·channelStride */
   private frameToRgb(data: Float32Array, base: number, channelStride: number, n: number, W: number, H: number): Uint8Array {
     const out = new Uint8Array(W * H * 3);
-    const signed = this.cfg.output_range === '-1,1';
-    for (let c = 0; c < 3; c++) {
-      const o = base + c * channelStride;
-      for (let i = 0; i < n; i++) {
-        let v = data[o + i];
-        if (signed) v = (v + 1) * 0.5;
-        v = v < 0 ? 0 : v > 1 ? 1 : v;
-        out[i * 3 + c] = Math.round(v * 255);
-      }
+    // signed: v → (v + 1)/2 = a·v + a with a = 1/2; unsigned: a = 1, b = 0
+    const a = this.cfg.output_range === '-1,1' ? 0.5 : 1;
+    const b = a === 1 ? 0 : 0.5;
+    const r0 = base, g0 = base + channelStride, b0 = base + 2 * channelStride;
+    // Pixel by pixel, so the writes are sequential. (x + 0.5) | 0 is Math.round(x) for x in [0, 255]: x = 255·v with
+    // v a float32 is exact in a double, and so is x + 0.5.
+    for (let i = 0, j = 0; i < n; i++, j += 3) {
+      let r = a * data[r0 + i] + b, g = a * data[g0 + i] + b, bl = a * data[b0 + i] + b;
+      r = Math.min(Math.max(r, 0), 1); // NaN stays NaN and stores as 0, as before
+      g = Math.min(Math.max(g, 0), 1);
+      bl = Math.min(Math.max(bl, 0), 1);
+      out[j] = (r * 255 + 0.5) | 0;
+      out[j + 1] = (g * 255 + 0.5) | 0;
+      out[j + 2] = (bl * 255 + 0.5) | 0;
     }
     return out;
   }
