@@ -1,6 +1,7 @@
 // The driver of a backend group: prompt → context (text encoder) → seeded z_init → DPM-Solver++ with classifier-free
 // guidance over a network forward (the in-process Engine or the stage pipeline client) → latent decoder → RGB frames →
-// H.264 MP4. Reports progress per sampler step and per-phase timings.
+// H.264 MP4 (and its content variants when asked, by the same ffmpeg process). Reports progress per sampler step and
+// per-phase timings.
 import type { Tensor } from '../../shared/tensor.ts';
 import { derive, type Derived, type UViTConfig } from '../model/config.ts';
 import {
@@ -18,6 +19,7 @@ import {
 import type { DecoderConfig, Frames } from './decoder.ts';
 import { initialNoise } from './rng.ts';
 import { encodeMp4 } from './ffmpeg.ts';
+import type { Variant } from './variants.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
 import type { PromptEncoder } from './text/encoder.ts';
 
@@ -72,6 +74,8 @@ export interface ClipRequest {
   fps: number;
   /** output path of the MP4 */
   out: string;
+  /** path prefix of the content variants (variants.ts) to make beside the MP4; none when absent */
+  variants?: string;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -95,6 +99,8 @@ export interface ClipResult {
   steps: number;
   stepsPerSecond: number;
   timings: PhaseTimings;
+  /** the content variants asked for in the request, empty if none */
+  variants: Variant[];
 }
 
 /** Latents → frames: a LatentDecoder, or the same on its own thread (decodeThread.ts) so that sampling goes on. */
@@ -265,7 +271,10 @@ export class Driver {
     // 4. mp4
     check();
     t = performance.now();
-    const mp4 = await encodeMp4(clip.frames, { width: clip.width, height: clip.height, fps: req.fps, out: req.out });
+    const mp4 = await encodeMp4(clip.frames, {
+      width: clip.width, height: clip.height, fps: req.fps, out: req.out,
+      variants: req.variants === undefined ? undefined : { base: req.variants, frames: clip.frames.length },
+    });
     const mp4Ms = performance.now() - t;
     phaseDone('mp4', mp4Ms);
     progress('mp4', 100);
@@ -281,6 +290,7 @@ export class Driver {
       steps: req.steps,
       stepsPerSecond,
       timings: { textMs, sampleMs, decodeMs, mp4Ms, totalMs: performance.now() - t0 },
+      variants: mp4.variants,
     };
   }
 }

@@ -1,10 +1,12 @@
-// Frames (uint8 RGB, packed HWC) → H.264 MP4 through an ffmpeg child process; ffprobe for verification.
+// Frames (uint8 RGB, packed HWC) → H.264 MP4 through an ffmpeg child process, and on request the clip's content
+// variants (variants.ts) from the same raw frames in the same process; ffprobe for verification.
 // Binary lookup order: $UVIT_FFMPEG / $UVIT_FFPROBE, then a system binary on $PATH, then the static binaries of
 // @ffmpeg-installer/ffmpeg and @ffprobe-installer/ffprobe (npm devDependencies with libx264).
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join } from 'node:path';
+import { type Variant, variantOutputs } from './variants.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -72,6 +74,8 @@ export interface Mp4Options {
   preset?: string;
   /** encoder threads; fixed (default 2) so the same frames give the same bytes on any machine */
   threads?: number;
+  /** also make the content variants (variants.ts) of a clip of exactly `frames` frames, at `${base}.<variant>.<ext>` */
+  variants?: { base: string; frames: number };
 }
 
 export interface Mp4Result {
@@ -79,6 +83,8 @@ export interface Mp4Result {
   frames: number;
   bytes: number;
   ms: number;
+  /** the variants asked for in the options, empty if none */
+  variants: Variant[];
 }
 
 export function checkMp4Options(o: Mp4Options): void {
@@ -90,25 +96,40 @@ export function checkMp4Options(o: Mp4Options): void {
 }
 
 /**
- * Encode `frames` (each width*height*3 bytes, RGB24, row-major) as H.264 yuv420p MP4 with +faststart.
- * A frame of the wrong size rejects before anything reaches ffmpeg's stdin for that frame.
+ * Encode `frames` (each width*height*3 bytes, RGB24, row-major) as H.264 yuv420p MP4 with +faststart, and the
+ * content variants when `opts.variants` asks for them (their frame picks need the clip's length before it streams).
+ * A frame of the wrong size rejects before anything reaches ffmpeg's stdin for that frame. On failure no variant file
+ * is left behind: the caller learns their paths only from the result.
  */
 export async function encodeMp4(
   frames: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
   opts: Mp4Options,
 ): Promise<Mp4Result> {
   checkMp4Options(opts);
+  const variants = opts.variants ? variantOutputs(opts.variants.frames, opts.variants.base) : [];
   const t0 = performance.now();
   const frameBytes = opts.width * opts.height * 3;
+  // bit-exact muxing and no metadata: the same frames give the same file bytes
+  const bitexact = ['-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v', '+bitexact'];
+  const mp4 = [
+    '-an', '-c:v', 'libx264', '-preset', opts.preset ?? 'veryfast', '-crf', String(opts.crf ?? 20),
+    '-pix_fmt', 'yuv420p', '-r', String(opts.fps), '-threads', String(opts.threads ?? 2),
+    ...bitexact, '-movflags', '+faststart', '-f', 'mp4', opts.out,
+  ];
+  const outputs = variants.length === 0 ? mp4 : [
+    // One copy of the raw frames per output. A complex graph's converters default to bilinear, a simple one's to
+    // bicubic: sws_flags keeps the MP4 byte-identical to one encoded without variants.
+    '-filter_complex', [
+      `sws_flags=bicubic;[0:v]split=${variants.length + 1}[mp4]${variants.map((_, i) => `[in${i}]`).join('')}`,
+      ...variants.map((v, i) => `[in${i}]${v.filter}[out${i}]`),
+    ].join(';'),
+    '-map', '[mp4]', ...mp4,
+    ...variants.flatMap((v, i) => ['-map', `[out${i}]`, ...v.codec, ...bitexact, v.file]),
+  ];
   const args = [
     '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${opts.width}x${opts.height}`, '-framerate', String(opts.fps),
-    '-i', 'pipe:0',
-    '-an', '-c:v', 'libx264', '-preset', opts.preset ?? 'veryfast', '-crf', String(opts.crf ?? 20),
-    '-pix_fmt', 'yuv420p', '-r', String(opts.fps), '-threads', String(opts.threads ?? 2),
-    // bit-exact muxing and no metadata: the same frames give the same file bytes
-    '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v', '+bitexact',
-    '-movflags', '+faststart', '-f', 'mp4', opts.out,
+    '-i', 'pipe:0', ...outputs,
   ];
   const child = spawn(ffmpegPath(), args, { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
@@ -146,16 +167,29 @@ export async function encodeMp4(
       if (child.exitCode !== null) break;
     }
     if (n === 0) throw new Error('mp4: no frames to encode');
+    // (an ffmpeg that stopped early has the better error: its stderr, below)
+    if (opts.variants && n !== opts.variants.frames && child.exitCode === null) {
+      throw new Error(`mp4: the variants were asked for a clip of ${opts.variants.frames} frames, but ${n} came`);
+    }
+    child.stdin.end();
+    const code = await exited;
+    if (code !== 0) throw new Error(`mp4: ffmpeg exited with ${code}: ${stderr.trim() || '(no stderr)'}`);
+    for (const f of [opts.out, ...variants.map((v) => v.file)]) {
+      if (!existsSync(f)) throw new Error(`mp4: ffmpeg succeeded but ${f} is missing`);
+    }
   } catch (e) {
     child.kill('SIGKILL');
     await exited.catch(() => {});
+    for (const v of variants) rmSync(v.file, { force: true });
     throw e;
   }
-  child.stdin.end();
-  const code = await exited;
-  if (code !== 0) throw new Error(`mp4: ffmpeg exited with ${code}: ${stderr.trim() || '(no stderr)'}`);
-  if (!existsSync(opts.out)) throw new Error(`mp4: ffmpeg succeeded but ${opts.out} is missing`);
-  return { path: opts.out, frames: n, bytes: statSync(opts.out).size, ms: performance.now() - t0 };
+  return {
+    path: opts.out,
+    frames: n,
+    bytes: statSync(opts.out).size,
+    ms: performance.now() - t0,
+    variants: variants.map(({ name, content_type, file }) => ({ name, content_type, file })),
+  };
 }
 
 /** Split one packed buffer [frames, H, W, 3] into frame views (no copy); its length must be a whole number of frames. */

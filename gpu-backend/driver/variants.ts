@@ -1,9 +1,8 @@
 // The content variants of a clip, as the OpenAI Videos API has them (GET /videos/{id}/content?variant=…): a
 // thumbnail (WebP of the middle frame, a representative one for short clips) and a spritesheet (JPEG grid of up to
-// 16 frames evenly spread over the clip, for scrubbing previews). Made from the encoded MP4 by ffmpeg, bit-exact
+// 16 frames evenly spread over the clip, for scrubbing previews). Made by the same ffmpeg process that encodes the MP4
+// (ffmpeg.ts `encodeMp4`), from the raw frames it already gets: no second spawn, no re-decode of the MP4. Bit-exact
 // flags on, so the same clip gives the same bytes (content addressing dedups them like the MP4).
-import { spawn } from 'node:child_process';
-import { ffmpegPath } from './ffmpeg.ts';
 
 export interface Variant {
   name: 'thumbnail' | 'spritesheet';
@@ -14,32 +13,33 @@ export interface Variant {
 /** Columns and rows of the spritesheet grid. */
 export const SPRITE_GRID = 4;
 
-function ffmpeg(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { if (err.length < 4000) err += d; });
-    child.on('error', (e) => reject(new Error(`variants: could not start ffmpeg: ${e.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`variants: ffmpeg exited with ${code}: ${err.trim() || '(no stderr)'}`))));
-  });
+/** A variant as ffmpeg makes it: a filter chain from a copy of the raw input frames, and its encoder options. */
+export interface VariantOutput extends Variant {
+  filter: string;
+  codec: string[];
 }
 
 /**
- * Thumbnail and spritesheet of `mp4` (`frames` long), written to `${base}.thumbnail.webp` and
- * `${base}.spritesheet.jpg`. Tiles keep the clip's aspect, at most 256 pixels wide.
+ * The variants of a clip `frames` long, written to `${base}.thumbnail.webp` and `${base}.spritesheet.jpg`.
+ * Spritesheet tiles keep the clip's aspect, at most 256 pixels wide; a clip shorter than the grid gets a full-size
+ * sheet with its last tiles empty (`tile` flushes a partial grid at the end).
  */
-export async function makeVariants(mp4: string, frames: number, base: string): Promise<Variant[]> {
+export function variantOutputs(frames: number, base: string): VariantOutput[] {
   if (!Number.isInteger(frames) || frames < 1) throw new Error(`variants: frames must be a positive integer, got ${frames}`);
-  const bitexact = ['-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v', '+bitexact'];
-  const thumbnail = `${base}.thumbnail.webp`;
-  await ffmpeg(['-i', mp4, '-vf', `select=eq(n\\,${Math.floor(frames / 2)})`, '-frames:v', '1', '-c:v', 'libwebp', '-quality', '85', ...bitexact, thumbnail]);
-  const tiles = SPRITE_GRID * SPRITE_GRID;
-  const step = Math.max(1, Math.ceil(frames / tiles));
-  const spritesheet = `${base}.spritesheet.jpg`;
-  await ffmpeg(['-i', mp4, '-vf', `select=not(mod(n\\,${step})),scale='min(256,iw)':-2,tile=${SPRITE_GRID}x${SPRITE_GRID}`, '-frames:v', '1',
-    '-c:v', 'mjpeg', '-q:v', '4', ...bitexact, spritesheet]);
+  const step = Math.max(1, Math.ceil(frames / (SPRITE_GRID * SPRITE_GRID)));
+  // one image each, on one thread (nothing to share out); 4:2:0 as when the variants were cut from the decoded MP4
+  // (from RGB input ffmpeg would pick 4:4:4 for the JPEG)
+  const image = ['-frames:v', '1', '-threads', '1'];
   return [
-    { name: 'thumbnail', content_type: 'image/webp', file: thumbnail },
-    { name: 'spritesheet', content_type: 'image/jpeg', file: spritesheet },
+    {
+      name: 'thumbnail', content_type: 'image/webp', file: `${base}.thumbnail.webp`,
+      filter: `select=eq(n\\,${Math.floor(frames / 2)})`,
+      codec: [...image, '-c:v', 'libwebp', '-quality', '85', '-pix_fmt', 'yuv420p'],
+    },
+    {
+      name: 'spritesheet', content_type: 'image/jpeg', file: `${base}.spritesheet.jpg`,
+      filter: `select=not(mod(n\\,${step})),scale='min(256,iw)':-2,tile=${SPRITE_GRID}x${SPRITE_GRID}`,
+      codec: [...image, '-c:v', 'mjpeg', '-q:v', '4', '-pix_fmt', 'yuvj420p'],
+    },
   ];
 }

@@ -19,7 +19,6 @@ import type { ClipResult, Driver, ProgressEvent } from '../driver/driver.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
 import type { SolverName } from '../sampler/types.ts';
 import { withLogIds } from '../metrics/log.ts';
-import { makeVariants } from '../driver/variants.ts';
 import { JobError } from './jobError.ts';
 import { type ArtifactInput, uploadArtifacts } from './upload.ts';
 
@@ -260,14 +259,15 @@ export class Worker {
       numFrames: job.num_frames,
       fps: job.fps,
       out,
+      // the content variants (thumbnail, spritesheet) beside the MP4, made by the same ffmpeg process
+      variants: out.replace(/\.mp4$/, ''),
       signal: run.abort.signal,
       onProgress: (e) => run.onProgress(e),
     });
-    // the content variants (thumbnail, spritesheet) beside the MP4, while heartbeats still run
-    const variants = await makeVariants(out, job.num_frames, out.replace(/\.mp4$/, ''));
-    if ((await run.settle()).s !== 'working') throw new Error('lease ended during encoding');
+    const variants = result.variants;
     let up;
     try {
+      if ((await run.settle()).s !== 'working') throw new Error('lease ended during encoding');
       up = await this.complete(leaseId, [{ name: 'video', content_type: 'video/mp4', file: out }, ...variants]);
     } finally {
       for (const v of variants) rmSync(v.file, { force: true });
