@@ -17,7 +17,9 @@ export async function assembleDriver(cfg: LoadedGroupConfig, forward: Forward, m
   const textEncoder = await PromptEncoder.create(cfg.text_encoder, cfg.text_encoder.ep ?? cfg.engine);
   let decoder: DecoderThread;
   try {
-    decoder = await DecoderThread.create(cfg.decoder, cfg.decoder.ep ?? cfg.engine);
+    // One intra-op thread unless the config says otherwise: decodes overlap the sampling of other clips, so the cores
+    // are busy anyway, and a second thread waiting on a busy core made a 128-frame decode 2-6x slower (docs/measurements.md).
+    decoder = await DecoderThread.create(cfg.decoder, cfg.decoder.ep ?? { ...cfg.engine, threads: 1 });
   } catch (e) {
     await textEncoder.release();
     throw e;
