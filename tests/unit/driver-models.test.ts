@@ -107,7 +107,14 @@ describe('latent decoder', () => {
     expect(sha(again[1].frames[5])).toBe(sha(clips[1].frames[5]));
     expect(sha(clips[0].frames[0])).not.toBe(sha(clips[1].frames[0]));
     await expect(dec.decode({ dtype: 'float32', dims: [1, 4, 4, 4], data: new Float32Array(64) })).rejects.toThrow(/\[B,C,F,h,w\]/);
+    // decodes that overlap do not share the reused output buffer
+    const both = await Promise.all([dec.decode(z), dec.decode(z, 6)]);
+    expect(both.map((c) => sha(c[1].frames[5]))).toEqual([sha(clips[1].frames[5]), sha(clips[1].frames[5])]);
     await dec.release();
+    // a config that does not match the network's output says what came out
+    const wrong = await LatentDecoder.create(DecoderConfigSchema.parse({ onnx: path, temporal: 4, spatial: 4 }));
+    await expect(wrong.decode(z)).rejects.toThrow(/output \[2,3,8,32,32\], expected \[2,3,8,16,16\]/);
+    await wrong.release();
   });
 
   it('image layout (a per-frame 2-D VAE): scale_factor applied, [-1,1] mapped to 0..255, frames in order', async () => {
