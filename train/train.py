@@ -27,6 +27,7 @@ CONFIG = dict(img_size=world.S, patch_size=2, in_chans=3, embed_dim=96, depth=10
 # the architecture keys a run may override (--patch-size ...); the defaults above are the shipped model's
 ARCH_KEYS = ('patch_size', 'temporal_patch_size', 'embed_dim', 'depth', 'num_heads')
 N_STEPS = 1000
+HIGH_NOISE_SPAN = 400  # --high-noise draws from n = 601..1000
 
 
 def alphas_cumprod():
@@ -76,6 +77,9 @@ def main():
                     help='what the network predicts: eps (noise, the official U-ViT) or v = sqrt(abar) eps - sqrt(1 - abar) x0')
     ap.add_argument('--weighting', choices=list(WEIGHTING), default='eps',
                     help='eps: plain noise-prediction MSE; x0-v: the same MSE weighted by 1/abar_n; x0-v-capped: by min(1/abar_n, 10)')
+    ap.add_argument('--high-noise', type=float, default=0.0,
+                    help=f'share of samples whose noise level is drawn from the top {HIGH_NOISE_SPAN} levels instead of all '
+                         '1000 (where the place of the object is decided)')
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -123,6 +127,9 @@ def main():
         drop = torch.rand(a.batch, generator=noise_gen) < a.p_uncond
         ids = torch.where(drop[:, None], empty[None], ids)
         n = torch.randint(1, N_STEPS + 1, (a.batch,), generator=noise_gen)
+        if a.high_noise > 0:  # drawn only when asked, so runs without the option stay bit-identical
+            hi = torch.randint(N_STEPS - HIGH_NOISE_SPAN + 1, N_STEPS + 1, (a.batch,), generator=noise_gen)
+            n = torch.where(torch.rand(a.batch, generator=noise_gen) < a.high_noise, hi, n)
         eps = torch.randn(x0.shape, generator=noise_gen)
         ab = abar[n].view(-1, 1, 1, 1, 1)
         xn = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
