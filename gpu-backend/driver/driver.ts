@@ -19,6 +19,7 @@ import {
 import type { DecoderConfig, Frames } from './decoder.ts';
 import { initialNoise } from './rng.ts';
 import { encodeMp4 } from './ffmpeg.ts';
+import type { Launch } from './launcher.ts';
 import type { Variant } from './variants.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
 import type { PromptEncoder } from './text/encoder.ts';
@@ -117,6 +118,8 @@ export interface DriverOptions {
   /** what the network predicts (default eps); a v network's output is turned into eps for the samplers */
   prediction?: Prediction;
   metrics?: DriverMetrics;
+  /** how ffmpeg is started (default: a child of this process; a serving driver uses a Launcher, launcher.ts) */
+  launch?: Launch;
 }
 
 // share of overall progress per phase (text, sample, decode, mp4)
@@ -274,6 +277,7 @@ export class Driver {
     const mp4 = await encodeMp4(clip.frames, {
       width: clip.width, height: clip.height, fps: req.fps, out: req.out,
       variants: req.variants === undefined ? undefined : { base: req.variants, frames: clip.frames.length },
+      launch: this.o.launch,
     });
     const mp4Ms = performance.now() - t;
     phaseDone('mp4', mp4Ms);

@@ -2,10 +2,11 @@
 // variants (variants.ts) from the same raw frames in the same process; ffprobe for verification.
 // Binary lookup order: $UVIT_FFMPEG / $UVIT_FFPROBE, then a system binary on $PATH, then the static binaries of
 // @ffmpeg-installer/ffmpeg and @ffprobe-installer/ffprobe (npm devDependencies with libx264).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join } from 'node:path';
+import { type Launch, launchHere } from './launcher.ts';
 import { type Variant, variantOutputs } from './variants.ts';
 
 const require = createRequire(import.meta.url);
@@ -76,6 +77,8 @@ export interface Mp4Options {
   threads?: number;
   /** also make the content variants (variants.ts) of a clip of exactly `frames` frames, at `${base}.<variant>.<ext>` */
   variants?: { base: string; frames: number };
+  /** how ffmpeg is started (default: a child of this process; the driver uses its Launcher, launcher.ts) */
+  launch?: Launch;
 }
 
 export interface Mp4Result {
@@ -131,16 +134,13 @@ export async function encodeMp4(
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${opts.width}x${opts.height}`, '-framerate', String(opts.fps),
     '-i', 'pipe:0', ...outputs,
   ];
-  const child = spawn(ffmpegPath(), args, { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => {
-    if (stderr.length < 8000) stderr += d;
+  const child = await (opts.launch ?? launchHere)(ffmpegPath(), args).catch((e: Error) => {
+    throw new Error(`mp4: ${e.message}`);
   });
-  const exited = new Promise<number>((resolve, reject) => {
-    child.on('error', (e) => reject(new Error(`mp4: could not start ffmpeg: ${e.message}`)));
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  const exited = child.exited.catch((e: Error) => {
+    throw new Error(`mp4: ${e.message}`);
   });
+  exited.catch(() => {});
   // Swallow EPIPE here; the exit code and stderr carry the real error.
   child.stdin.on('error', () => {});
 
@@ -154,31 +154,36 @@ export async function encodeMp4(
       }
       n++;
       if (!child.stdin.write(f)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            child.stdin.off('drain', done);
-            child.off('close', done);
-            resolve();
-          };
-          child.stdin.once('drain', done);
-          child.once('close', done);
-        });
+        // wait for room, or for ffmpeg to stop reading (it exited, or its pipe broke)
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            const done = () => {
+              child.stdin.off('drain', done);
+              child.stdin.off('close', done);
+              resolve();
+            };
+            child.stdin.once('drain', done);
+            child.stdin.once('close', done);
+          }),
+          exited.then(() => {}, () => {}),
+        ]);
       }
-      if (child.exitCode !== null) break;
+      if (child.done || child.stdin.destroyed) break;
     }
     if (n === 0) throw new Error('mp4: no frames to encode');
     // (an ffmpeg that stopped early has the better error: its stderr, below)
-    if (opts.variants && n !== opts.variants.frames && child.exitCode === null) {
+    if (opts.variants && n !== opts.variants.frames && !child.done && !child.stdin.destroyed) {
       throw new Error(`mp4: the variants were asked for a clip of ${opts.variants.frames} frames, but ${n} came`);
     }
     child.stdin.end();
     const code = await exited;
-    if (code !== 0) throw new Error(`mp4: ffmpeg exited with ${code}: ${stderr.trim() || '(no stderr)'}`);
+    if (code !== 0) throw new Error(`mp4: ffmpeg exited with ${code}: ${child.stderr().trim() || '(no stderr)'}`);
     for (const f of [opts.out, ...variants.map((v) => v.file)]) {
       if (!existsSync(f)) throw new Error(`mp4: ffmpeg succeeded but ${f} is missing`);
     }
   } catch (e) {
-    child.kill('SIGKILL');
+    child.kill();
+    child.stdin.destroy();
     await exited.catch(() => {});
     for (const v of variants) rmSync(v.file, { force: true });
     throw e;

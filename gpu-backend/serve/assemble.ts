@@ -3,6 +3,7 @@
 // function (a Backend's: the in-process engine or the stage pipeline). `uvit serve`, the demo and the tests use it.
 import { DecoderThread } from '../driver/decodeThread.ts';
 import { Driver, type Forward } from '../driver/driver.ts';
+import { Launcher } from '../driver/launcher.ts';
 import { PromptEncoder } from '../driver/text/encoder.ts';
 import type { DriverMetrics } from '../metrics/driverMetrics.ts';
 import type { LoadedGroupConfig } from './groupConfig.ts';
@@ -24,9 +25,12 @@ export async function assembleDriver(cfg: LoadedGroupConfig, forward: Forward, m
     await textEncoder.release();
     throw e;
   }
+  // ffmpeg is started from a small helper process: a fork of the driver itself would make its memory fault back in
+  const launcher = Launcher.start();
   return {
-    driver: new Driver({ model: cfg.uvit, forward, textEncoder, decoder, prediction: cfg.sampler.prediction, metrics }),
+    driver: new Driver({ model: cfg.uvit, forward, textEncoder, decoder, prediction: cfg.sampler.prediction, metrics, launch: launcher.launch }),
     async release() {
+      launcher.close();
       await textEncoder.release();
       await decoder.release();
     },
