@@ -32,14 +32,15 @@ export function checkSize(job: JobSpec, made: { width: number; height: number })
 }
 
 /**
- * Jobs a group generates at once when no capacity is given. Two per stage: a job in 'micro' CFG mode keeps two
- * micro-batches in flight with a barrier per step, so 2·S jobs give S stages the 4·S micro-batches the pipeline
- * client's window admits, and while one clip decodes and encodes on the driver the others keep the stages fed (in
- * process, S = 1: one clip's decode and MP4 overlap the next one's sampling). Bounded by memory: a clip holds its
- * decoded frames on the driver (`clipBytes`), and those of all clips in flight take at most a quarter of free memory.
+ * Jobs a group generates at once when no capacity is given: two per stage, and two more. A job in 'micro' CFG mode
+ * keeps two micro-batches in flight with a barrier per step, so 2·S jobs give S stages the 4·S micro-batches the
+ * pipeline client's window admits; the two more are clips past sampling (decoding on the decoder thread, encoding in
+ * ffmpeg, uploading), so that the stages stay fed meanwhile. Measured on the shapes model with 1 stage, 12 clips
+ * queued: 2 jobs 80–89 clips/min, 4 jobs 128 (docs/measurements.md). Bounded by memory: a clip holds its decoded
+ * frames on the driver (`clipBytes`), and those of all clips in flight take at most a quarter of free memory.
  */
 export function defaultCapacity(numStages: number, clipBytes: number, freeBytes = freemem()): number {
-  return Math.max(1, Math.min(2 * Math.max(1, numStages), Math.floor(freeBytes / 4 / clipBytes)));
+  return Math.max(1, Math.min(2 * Math.max(1, numStages) + 2, Math.floor(freeBytes / 4 / clipBytes)));
 }
 
 /** A named result file of a job, uploaded as an artifact (image jobs: image-0 … image-{n-1}). */

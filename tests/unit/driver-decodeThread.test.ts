@@ -66,12 +66,12 @@ describe('DecoderThread', () => {
 });
 
 describe('defaultCapacity', () => {
-  it('is two jobs per stage, at least one, and fewer when the decoded clips would take over a quarter of free memory', () => {
+  it('is two jobs per stage and two more, at least one, and fewer when the decoded clips would take over a quarter of free memory', () => {
     const clip = 100 * 2 ** 20;
     const plenty = 64 * 2 ** 30;
-    expect(defaultCapacity(1, clip, plenty)).toBe(2);
-    expect(defaultCapacity(2, clip, plenty)).toBe(4);
-    expect(defaultCapacity(4, clip, plenty)).toBe(8);
+    expect(defaultCapacity(1, clip, plenty)).toBe(4);
+    expect(defaultCapacity(2, clip, plenty)).toBe(6);
+    expect(defaultCapacity(4, clip, plenty)).toBe(10);
     expect(defaultCapacity(2, clip, 12 * clip)).toBe(3);
     expect(defaultCapacity(2, clip, clip)).toBe(1);
   });
