@@ -60,7 +60,7 @@ export class LatentDecoder {
    */
   private spare?: Float32Array;
 
-  /** the decoder's output for x, which must have the dims `want`; hand the result back with `reuse` once read */
+  /** the decoder's output for x, which must have the dims `want`; give it back as `spare` once read */
   private async run(x: Float32Array, dims: number[], want: number[]): Promise<Float32Array> {
     const n = want.reduce((a, b) => a * b, 1);
     const buf = this.spare?.length === n ? this.spare : new Float32Array(n);
@@ -76,10 +76,6 @@ export class LatentDecoder {
       throw new Error(`decoder ${this.cfg.onnx}: output [${got.dims.join(',')}], expected [${want.join(',')}]`);
     }
     return buf;
-  }
-
-  private reuse(buf: Float32Array): void {
-    this.spare = buf;
   }
 
   /**
@@ -100,7 +96,7 @@ export class LatentDecoder {
     if (this.cfg.layout === 'video') {
       const out = await this.run(scaled, [B, C, F, h, w], [B, 3, T, H, W]);
       for (let b = 0; b < B; b++) clips.push(this.toRgb(out, b * 3 * T * H * W, T, keep, H, W));
-      this.reuse(out);
+      this.spare = out;
       return clips;
     }
     // image layout: gather [N = frames, C, h, w] per batch item and decode in chunks
@@ -118,7 +114,7 @@ export class LatentDecoder {
           }
         const out = await this.run(x, [n, C, h, w], [n, 3, H, W]);
         for (let i = 0; i < n; i++) frames.push(this.frameToRgb(out, i * 3 * H * W, H * W, H * W, W, H));
-        this.reuse(out);
+        this.spare = out;
       }
       clips.push({ width: W, height: H, frames });
     }

@@ -25,8 +25,8 @@ export type Launch = (bin: string, args: string[]) => Promise<Launched>;
 
 const STDERR_MAX = 8000;
 
-/** A child of this process (the default where the caller is small: the CLI, tests). */
-export const launchHere: Launch = async (bin, args) => {
+/** `bin args` as a child of this process, as both launchers start it; `exited` rejects if it never started. */
+function startChild(bin: string, args: string[]): { child: ChildProcess; stderr: () => string; exited: Promise<number> } {
   const child = spawn(bin, args, { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -37,13 +37,19 @@ export const launchHere: Launch = async (bin, args) => {
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
   exited.catch(() => {}); // observed by the caller; never an unhandled rejection here
+  return { child, stderr: () => stderr, exited };
+}
+
+/** A child of this process (the default where the caller is small: the CLI, tests). */
+export const launchHere: Launch = async (bin, args) => {
+  const { child, stderr, exited } = startChild(bin, args);
   return {
     stdin: child.stdin!,
     exited,
     get done() {
       return child.exitCode !== null || child.signalCode !== null;
     },
-    stderr: () => stderr,
+    stderr,
     kill: () => child.kill('SIGKILL'),
   };
 };
@@ -182,21 +188,13 @@ function serveLauncher(): void {
       children.get(m.id)?.kill('SIGKILL');
       return;
     }
-    const child = spawn(m.bin, m.args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    const { child, stderr, exited } = startChild(m.bin, m.args);
     children.set(m.id, child);
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < STDERR_MAX) stderr += d;
-    });
     child.on('spawn', () => send({ id: m.id, started: true }, child.stdin as Socket));
-    child.on('error', (e) => {
-      children.delete(m.id);
-      send({ id: m.id, error: `could not start ${m.bin}: ${e.message}` });
-    });
-    child.on('close', (code, signal) => {
-      if (!children.delete(m.id)) return; // already reported as an error
-      send({ id: m.id, code: code ?? (signal ? 128 : 1), stderr });
-    });
+    exited.then(
+      (code) => send({ id: m.id, code, stderr: stderr() }),
+      (e: Error) => send({ id: m.id, error: e.message }),
+    ).finally(() => children.delete(m.id));
   });
   // the driver is gone: nothing more will be asked
   process.on('disconnect', () => process.exit(0));
