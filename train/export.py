@@ -1,12 +1,14 @@
 """Checkpoint -> the shipped model files (models/uvit-t2v-shapes/ by default):
   model.json            the U-ViT config (official constructor arguments + the video keys)
-  weights.safetensors   the EMA U-ViT weights, official state_dict names, float32
+  weights.safetensors   the EMA U-ViT weights, official state_dict names, float32 (--half: float16, half the size;
+                        the engine reads either)
   text_encoder.safetensors  tok_emb [V, clip_dim], pos_emb [n, clip_dim], ln.weight, ln.bias
   vocab.json            the word tokenizer's vocabulary (index = token id; 0 = PAD, 1 = UNK)
-  group.json            (existing) its sampler.prediction set to what the checkpoint predicts (eps or v)
+  group.json            (existing) its sampler.prediction set to what the checkpoint predicts (eps, v or x0) and its
+                        decoder's std to the checkpoint's latent normalisation
   world.json            the world it was trained on (colours, backgrounds, shapes, motions, held-out combinations),
                         which npm run eval:prompts reads
-    python3 train/export.py train/runs/NAME/ckpt.pt [--out models/uvit-t2v-shapes]
+    python3 train/export.py train/runs/NAME/ckpt.pt [--out models/uvit-t2v-shapes] [--half]
 """
 import argparse
 import json
@@ -22,6 +24,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('ckpt')
     ap.add_argument('--out', default='models/uvit-t2v-shapes')
+    ap.add_argument('--half', action='store_true', help='store the U-ViT weights as float16')
     a = ap.parse_args()
     ck = torch.load(a.ckpt, map_location='cpu')
     os.makedirs(a.out, exist_ok=True)
@@ -37,13 +40,14 @@ def main():
         f.write('\n')
     group = os.path.join(a.out, 'group.json')
     if os.path.exists(group):
-        g, pred = json.load(open(group)), ck.get('prediction', 'eps')
-        if g['sampler'].get('prediction', 'eps') != pred:
+        g, pred, std = json.load(open(group)), ck.get('prediction', 'eps'), ck.get('latent_std', world.LATENT_STD)
+        if g['sampler'].get('prediction', 'eps') != pred or g['build']['decoder']['std'] != std:
             g['sampler']['prediction'] = pred
+            g['build']['decoder']['std'] = std
             with open(group, 'w') as f:
                 json.dump(g, f, indent=2)
                 f.write('\n')
-    net = {k: v.contiguous() for k, v in ck['net'].items()}
+    net = {k: (v.half() if a.half else v).contiguous() for k, v in ck['net'].items()}
     text = {('tok_emb' if k == 'tok_emb.weight' else k): v.contiguous() for k, v in ck['text'].items()}
     meta = {'step': str(ck['step'])}
     save_file(net, os.path.join(a.out, 'weights.safetensors'), metadata=meta)

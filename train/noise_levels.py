@@ -4,7 +4,9 @@ the clips' variance left unexplained (mean |x0^ - x0|^2 / var(x0); 1.0 = no bett
 High noise is where a sample's layout is decided: a model that leaves most of the variance there draws no object.
 The first row is a reference that knows the prompt but not the place: each clip predicted by the mean of 64 other
 clips of the same prompt and background (it leaves the same fraction at every n).
-    python3 train/noise_levels.py train/runs/NAME/ckpt-K.pt [more checkpoints ...] [--clips 32] [--seed 5] [--latent-std S]
+    python3 train/noise_levels.py train/runs/NAME/ckpt-K.pt [more checkpoints ...] [--clips 32] [--seed 5]
+Each checkpoint's clips are rendered with the latent normalisation it was trained with (its latent_std; --latent-std
+for a checkpoint that does not record it).
 """
 import argparse
 
@@ -15,6 +17,7 @@ from model import TextEncoder, UViTVideo
 from train import alphas_cumprod, eps_of
 
 LEVELS = (200, 400, 600, 800, 900, 1000)
+DEFAULT_STD = world.LATENT_STD  # checkpoints from before train.py --latent-std
 
 
 def test_clips(clips, seed):
@@ -36,8 +39,9 @@ def prompt_only(clips, seed):
 
 
 @torch.no_grad()
-def unexplained(path, clips, seed):
+def unexplained(path, clips, seed, latent_std=None):
     ck = torch.load(path, map_location='cpu')
+    world.LATENT_STD = latent_std or ck.get('latent_std', DEFAULT_STD)
     net = UViTVideo(ck['config']).eval()
     net.load_state_dict(ck['net'])
     te = TextEncoder(len(ck['vocab']), world.NUM_TOKENS, ck['config']['clip_dim']).eval()
@@ -62,16 +66,14 @@ def main():
     ap.add_argument('ckpts', nargs='+')
     ap.add_argument('--clips', type=int, default=32)
     ap.add_argument('--seed', type=int, default=5)
-    ap.add_argument('--latent-std', type=float, default=world.LATENT_STD,
-                    help='the latent normalisation the checkpoints were trained with (world.LATENT_STD)')
+    ap.add_argument('--latent-std', type=float, help='the latent normalisation, for checkpoints that do not record it')
     a = ap.parse_args()
-    world.LATENT_STD = a.latent_std
     torch.set_num_threads(1)
     print('| checkpoint | step | ' + ' | '.join(f'n = {n}' for n in LEVELS) + ' |')
     print('|---|---|' + '---|' * len(LEVELS))
     print('| prompt only, no place | - | ' + ' | '.join([f'{prompt_only(a.clips, a.seed):.2f}'] * len(LEVELS)) + ' |')
     for path in a.ckpts:
-        step, fr = unexplained(path, a.clips, a.seed)
+        step, fr = unexplained(path, a.clips, a.seed, a.latent_std)
         print(f'| {path} | {step} | ' + ' | '.join(f'{f:.2f}' for f in fr) + ' |')
 
 

@@ -35,7 +35,8 @@ def main():
     vocab = json.load(open(os.path.join(a.model, 'vocab.json')))
     assert vocab == world.VOCAB
     dec = json.load(open(os.path.join(a.model, 'group.json')))['build']['decoder']
-    assert (dec['mean'], dec['std']) == (world.LATENT_MEAN, world.LATENT_STD), 'group.json decoder != world.py normalisation'
+    assert dec['mean'] == world.LATENT_MEAN, 'group.json decoder mean != world.py normalisation'
+    world.LATENT_STD = dec['std']  # the shipped model's (train.py --latent-std)
     net = UViTVideo(cfg).eval()
     net.load_state_dict(load_file(os.path.join(a.model, 'weights.safetensors')))
     te = TextEncoder(len(vocab), cfg['num_clip_token'], cfg['clip_dim']).eval()

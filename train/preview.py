@@ -49,6 +49,7 @@ def main():
     ap.add_argument('--eta', type=float, default=0.0)
     a = ap.parse_args()
     ck = torch.load(a.ckpt, map_location='cpu')
+    world.LATENT_STD = ck.get('latent_std', world.LATENT_STD)
     net = UViTVideo(ck['config']).eval()
     net.load_state_dict(ck['net'])
     te = TextEncoder(len(ck['vocab']), world.NUM_TOKENS, ck['config']['clip_dim']).eval()

@@ -37,8 +37,11 @@ def alphas_cumprod():
 
 
 def eps_of(prediction, out, x, abar):
-    """The noise a network output stands for: eps itself, or from v = sqrt(abar) eps - sqrt(1 - abar) x0 as
-    eps = sqrt(abar) v + sqrt(1 - abar) x_n (what the engine's sampler/prediction.ts does)."""
+    """The noise a network output stands for: eps itself; from v = sqrt(abar) eps - sqrt(1 - abar) x0 as
+    eps = sqrt(abar) v + sqrt(1 - abar) x_n; from x0 as eps = (x_n - sqrt(abar) x0) / sqrt(1 - abar) (what the
+    engine's sampler/prediction.ts does)."""
+    if prediction == 'x0':
+        return (x - abar.sqrt() * out) / (1 - abar).sqrt()
     return out if prediction == 'eps' else abar.sqrt() * out + (1 - abar).sqrt() * x
 
 
@@ -51,6 +54,9 @@ WEIGHTING = {
     'eps': lambda abar: torch.ones_like(abar),
     'x0-v': lambda abar: (1 / abar) / (1 / abar[1:]).mean(),
     'x0-v-capped': lambda abar: (1 / abar).clamp(max=10) / (1 / abar[1:]).clamp(max=10).mean(),
+    # for --prediction x0 (the error is on the clean clip): |v - v^|^2 = |x0 - x0^|^2 / (1 - abar), capped at 10 so
+    # that the nearly clean levels, where the network only has to copy its input, do not dominate
+    'v-capped': lambda abar: (1 / (1 - abar)).clamp(max=10) / (1 / (1 - abar[1:])).clamp(max=10).mean(),
 }
 
 
@@ -73,15 +79,20 @@ def main():
         ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (shipped: {CONFIG[key]})')
     ap.add_argument('--bf16', action='store_true',
                     help='run forward and backward under bfloat16 autocast (weights, optimiser and EMA stay float32)')
-    ap.add_argument('--prediction', choices=['eps', 'v'], default='eps',
-                    help='what the network predicts: eps (noise, the official U-ViT) or v = sqrt(abar) eps - sqrt(1 - abar) x0')
+    ap.add_argument('--prediction', choices=['eps', 'v', 'x0'], default='eps',
+                    help='what the network predicts: eps (noise, the official U-ViT), v = sqrt(abar) eps - sqrt(1 - abar) x0, '
+                         'or x0 (the clean clip)')
     ap.add_argument('--weighting', choices=list(WEIGHTING), default='eps',
                     help='eps: plain noise-prediction MSE; x0-v: the same MSE weighted by 1/abar_n; x0-v-capped: by min(1/abar_n, 10)')
     ap.add_argument('--high-noise', type=float, default=0.0,
                     help=f'share of samples whose noise level is drawn from the top {HIGH_NOISE_SPAN} levels instead of all '
                          '1000 (where the place of the object is decided)')
+    ap.add_argument('--latent-std', type=float, default=world.LATENT_STD,
+                    help='the latent normalisation (rgb - mean) / std; a larger std makes the data smaller against the '
+                         'noise, so less of it shows through at n = 1000, where sampling starts from pure noise')
     a = ap.parse_args()
 
+    world.LATENT_STD = a.latent_std
     torch.set_num_threads(a.threads)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(a.seed)
@@ -115,7 +126,7 @@ def main():
     t0, acc, cnt = time.time(), 0.0, 0
 
     def save(step):
-        state = dict(step=step, config=config, prediction=a.prediction, vocab=world.VOCAB, net=ema_net.state_dict(), text=ema_te.state_dict())
+        state = dict(step=step, config=config, prediction=a.prediction, latent_std=a.latent_std, vocab=world.VOCAB, net=ema_net.state_dict(), text=ema_te.state_dict())
         torch.save(state, os.path.join(a.out, 'ckpt.tmp'))
         os.replace(os.path.join(a.out, 'ckpt.tmp'), os.path.join(a.out, f'ckpt-{step}.pt'))
 
@@ -137,7 +148,7 @@ def main():
             g['lr'] = lr_at(step)
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=a.bf16):
             pred = net(xn, n, te(ids))
-        target = eps if a.prediction == 'eps' else ab.sqrt() * eps - (1 - ab).sqrt() * x0
+        target = {'eps': eps, 'x0': x0, 'v': ab.sqrt() * eps - (1 - ab).sqrt() * x0}[a.prediction]
         err = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))
         loss = (err * weight[n]).mean()
         opt.zero_grad(set_to_none=True)

@@ -32,12 +32,12 @@ export const GroupConfigSchema = z
         steps: z.number().int().min(1).max(1000).default(16),
         guidance: z.number().min(0).default(1),
         cfg_mode: z.enum(['batch', 'micro']).default('batch'),
-        /** what the network predicts: eps (noise, the official U-ViT) or v (sampler/prediction.ts) */
+        /** what the network predicts: eps (noise, the official U-ViT), v or x0 (sampler/prediction.ts) */
         prediction: z.enum(PREDICTIONS).default('eps'),
       })
       .strict()
       .refine((s) => s.prediction === 'eps' || s.solver !== 'dpm-solver-fast', {
-        message: 'prediction v needs a discrete-schedule solver (dpmpp-fast3 or dpmpp-2m)',
+        message: 'prediction v or x0 needs a discrete-schedule solver (dpmpp-fast3 or dpmpp-2m)',
         path: ['prediction'],
       }),
     text_encoder: TextEncoderConfigSchema,
