@@ -17,7 +17,7 @@ import {
   type SolverName,
 } from '../sampler/index.ts';
 import type { DecoderConfig, Frames } from './decoder.ts';
-import { initialNoise } from './rng.ts';
+import { jobNoise } from './rng.ts';
 import { encodeMp4 } from './ffmpeg.ts';
 import type { Launch } from './launcher.ts';
 import type { Variant } from './variants.ts';
@@ -227,7 +227,8 @@ export class Driver {
     check();
     t = performance.now();
     const zDims = [1, d.C, F, d.S, d.S];
-    const xT: Tensor<'float32'> = { dtype: 'float32', dims: zDims, data: initialNoise(req.seed, zDims.slice(1)) };
+    const noise = jobNoise(req.seed, zDims.slice(1));
+    const xT: Tensor<'float32'> = { dtype: 'float32', dims: zDims, data: noise.initial };
     const mode = req.cfgMode ?? 'batch';
     let call = 0;
     const fwd = this.o.forward;
@@ -253,6 +254,7 @@ export class Driver {
     progress('sample', PCT.text, 0, req.steps);
     const z0 = await sample(req.solver ?? 'dpmpp-fast3', epsFrom(this.o.prediction ?? 'eps', defaultNoiseSchedule(), epsFn), xT, {
       steps: req.steps,
+      noise: noise.next,
       onStep: (step, total) => {
         m?.steps.inc(1);
         progress('sample', PCT.text + (PCT.sample * (step + 1)) / total, step + 1, total);

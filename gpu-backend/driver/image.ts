@@ -7,7 +7,7 @@ import { derive, type Derived, type UViTConfig } from '../model/config.ts';
 import { type Condition, guidedEps, nullClassLabels, repeatContext, sample, type SolverName } from '../sampler/index.ts';
 import type { CallTag, Forward, ProgressEvent } from './driver.ts';
 import { encodePng, toRgbBytes } from './png.ts';
-import { initialNoise } from './rng.ts';
+import { jobNoise } from './rng.ts';
 
 /** Prompt → context [B, num_clip_token, clip_dim] (the CLIP text encoder of the MS-COCO models). */
 export interface ContextEncoder {
@@ -126,7 +126,8 @@ export class ImageDriver {
     check();
     t = performance.now();
     const dims = d.inputShape(n);
-    const xT: Tensor<'float32'> = { dtype: 'float32', dims, data: initialNoise(req.seed, dims.slice(1), n) };
+    const noise = jobNoise(req.seed, dims.slice(1), n);
+    const xT: Tensor<'float32'> = { dtype: 'float32', dims, data: noise.initial };
     let call = 0;
     const eps = guidedEps({
       // guidedEps calls the model once (batch) or twice per step (micro: cond, then uncond with uncond's own tensor);
@@ -145,6 +146,7 @@ export class ImageDriver {
     progress('sample', PCT.text, 0, req.steps);
     const z0 = await sample(this.o.solver, eps, xT, {
       steps: req.steps,
+      noise: noise.next,
       onStep: (step, total) => progress('sample', PCT.text + (PCT.sample * (step + 1)) / total, step + 1, total),
     });
     const sampleMs = performance.now() - t;

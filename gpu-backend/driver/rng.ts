@@ -5,7 +5,8 @@
 //   normal = Box–Muller in float64 on two uint32 (u1 = (a + 1) / 2^32, u2 = b / 2^32), both outputs used:
 //            z0 = r cos(2π u2), z1 = r sin(2π u2), r = sqrt(-2 ln u1); then rounded to float32.
 // Values are filled in C order of the latent tensor [B, C, F, h, w]. Each job draws from its own generator, so what else
-// is in flight never changes a job's noise. For batch item b of a job the seed is (seed + b).
+// is in flight never changes a job's noise. For batch item b of a job the seed is (seed + b). A sampler that adds noise
+// at every step (ancestral) draws it from the same generators, continuing after the initial noise, in call order.
 import { splitmix32, Xoshiro128ss } from '../model/xoshiro.ts';
 
 export class Rng extends Xoshiro128ss {
@@ -30,11 +31,21 @@ export class Rng extends Xoshiro128ss {
   }
 }
 
-/** z_init for one job: `batch` items of shape `itemDims`, item b drawn from Rng(seed + b). */
-export function initialNoise(seed: number, itemDims: readonly number[], batch = 1): Float32Array {
+/** One job's noise: `initial` is z_init (`batch` items of shape `itemDims`, item b drawn from Rng(seed + b)); each
+ * `next()` is a fresh array of the same size from the same generators, for a sampler's step noise. */
+export function jobNoise(seed: number, itemDims: readonly number[], batch = 1): { initial: Float32Array; next: () => Float32Array } {
   let per = 1;
   for (const d of itemDims) per *= d;
-  const out = new Float32Array(per * batch);
-  for (let b = 0; b < batch; b++) new Rng(seed + b).fillNormal(out.subarray(b * per, (b + 1) * per));
-  return out;
+  const rngs = Array.from({ length: batch }, (_, b) => new Rng(seed + b));
+  const draw = () => {
+    const out = new Float32Array(per * batch);
+    rngs.forEach((r, b) => r.fillNormal(out.subarray(b * per, (b + 1) * per)));
+    return out;
+  };
+  return { initial: draw(), next: draw };
+}
+
+/** z_init for one job (jobNoise's `initial`). */
+export function initialNoise(seed: number, itemDims: readonly number[], batch = 1): Float32Array {
+  return jobNoise(seed, itemDims, batch).initial;
 }

@@ -1,5 +1,6 @@
 // Public surface of the samplers (pure TypeScript; no onnxruntime import anywhere under sampler/).
 import type { Tensor } from '../../shared/tensor.ts';
+import { ancestral } from './ancestral.ts';
 import { dpmSolverPP2M } from './dpmSolverPP2M.ts';
 import { dpmSolverFastContinuous } from './continuous.ts';
 import { dpmSolverPPFast } from './dpmSolverPPFast.ts';
@@ -12,6 +13,7 @@ export { dpmSolverPPFast, fastOrders } from './dpmSolverPPFast.ts';
 export { timeUniformGrid } from './timeUniform.ts';
 export { dpmSolverPP2M, multistepOrders } from './dpmSolverPP2M.ts';
 export { dpmSolverFastContinuous } from './continuous.ts';
+export { ancestral } from './ancestral.ts';
 export * from './guidance.ts';
 export * from './prediction.ts';
 
@@ -29,6 +31,8 @@ export function sample(
       return dpmSolverPP2M(epsFn, xT, opts, ns);
     case 'dpm-solver-fast':
       return dpmSolverFastContinuous(epsFn, xT, opts);
+    case 'ancestral':
+      return ancestral(epsFn, xT, opts, ns);
     default:
       throw new Error(`unknown solver '${solver as string}' (expected ${SOLVERS.join(' | ')})`);
   }

@@ -17,11 +17,14 @@ export interface SamplerOptions {
   /** start time (default 1 = schedule T) and end time (default 1/N), continuous time */
   tStart?: number;
   tEnd?: number;
+  /** a fresh array of N(0, 1) values of the sample's size per call; the ancestral sampler needs it */
+  noise?: () => Float32Array;
 }
 
 /**
  * dpmpp-fast3 / dpmpp-2m: DPM-Solver++ on the discrete-time schedule (dpm_solver_pp.py); dpm-solver-fast: DPM-Solver
- * on the continuous-time linear VP SDE (dpm_solver_pytorch.py, continuous.ts), for the continuous-time checkpoints.
+ * on the continuous-time linear VP SDE (dpm_solver_pytorch.py, continuous.ts), for the continuous-time checkpoints;
+ * ancestral: DDPM-style ancestral sampling on the discrete-time schedule (ancestral.ts).
  */
-export type SolverName = 'dpmpp-fast3' | 'dpmpp-2m' | 'dpm-solver-fast';
-export const SOLVERS: readonly SolverName[] = ['dpmpp-fast3', 'dpmpp-2m', 'dpm-solver-fast'];
+export type SolverName = 'dpmpp-fast3' | 'dpmpp-2m' | 'dpm-solver-fast' | 'ancestral';
+export const SOLVERS: readonly SolverName[] = ['dpmpp-fast3', 'dpmpp-2m', 'dpm-solver-fast', 'ancestral'];
