@@ -68,7 +68,7 @@ def main():
     save('out.npy', out.numpy())
     save('z.npy', z.numpy())
     save('decoded.npy', decoded.numpy())
-    print(f'wrote {a.out}: out max |eps| {out.abs().max():.3f}')
+    print(f'wrote {a.out}: network output max abs {out.abs().max():.3f}')
 
 
 if __name__ == '__main__':

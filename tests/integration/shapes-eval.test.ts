@@ -2,7 +2,8 @@
 // (built text encoder → U-ViT sampling → interpolation decoder → H.264 MP4, decoded back with ffmpeg) and read by the
 // eval's detector. The model does not yet meet the eval's goals (docs/training.md): this checks the path (full
 // 16-second clips of 128×128 come back from the MP4, the same seed gives the same clip and the same reading, a
-// different seed a different clip) and what the model does reliably, the colours red, green and blue.
+// different seed a different clip, which with the ancestral sampler also covers its seeded step noise) and what the
+// model does reliably, the colours red, green and blue.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
