@@ -13,6 +13,7 @@ import { referenceForward } from '../../gpu-backend/model/reference.ts';
 import { loadWeights } from '../../gpu-backend/model/weights.ts';
 import { readPlanFile } from '../../gpu-backend/partition/planFile.ts';
 import { main } from '../../gpu-backend/cli/main.ts';
+import { Rng } from '../../gpu-backend/driver/rng.ts';
 import { lazy } from '../../gpu-backend/cli/command.ts';
 import { guidedEps, nullClassLabels, sample, zerosContext, type ModelFn } from '../../gpu-backend/sampler/index.ts';
 import { GOLDEN_DIR } from '../golden.ts';
@@ -165,6 +166,23 @@ describe('uvit init-weights + sample on tiny random models', () => {
     expect(rep.numStages).toBe(2);
   });
 
+  it('class model, ancestral: the step noise is Rng(--noise-seed); matches the sampler over the reference forward', async () => {
+    const run = (seed: string, out: string) => uvitInProcess('sample', '--config', p('tiny.json'), '--weights', p('tiny.safetensors'),
+      '--z-init', p('z.npy'), '--y', p('y.npy'), '--steps', '6', '--solver', 'ancestral', '--noise-seed', seed, '--quiet', '--out', p(out));
+    for (const [seed, out] of [['5', 'a5.npy'], ['6', 'a6.npy']]) expect((await run(seed, out)).code).toBe(0);
+    const cfg = parseConfig(tinyClass);
+    const w = loadWeights(p('tiny.safetensors'), cfg);
+    const model: ModelFn = async (inp) => referenceForward(cfg, w, inp).output;
+    const z = readNpy(p('z.npy')) as Tensor<'float32'>;
+    const y = readNpy(p('y.npy')) as Tensor<'int64'>;
+    const rng = new Rng(5);
+    const ref = await sample('ancestral', guidedEps({ model, cond: { y }, scale: 0 }), z, {
+      steps: 6, noise: () => rng.fillNormal(new Float32Array(z.data.length)),
+    });
+    expect(maxAbsDiff(readNpy(p('a5.npy')), ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
+    expect(maxAbsDiff(readNpy(p('a6.npy')), ref)).toBeGreaterThan(1e-2 * maxAbs(ref));
+  });
+
   it('text model, 2M, CFG 1 with --empty-context and the zeros default, micro-batched CFG', async () => {
     const init = await uvitInProcess('init-weights', '--config', p('tinyt.json'), '--seed', '4', '--out', p('tinyt.safetensors'));
     expect(init.stderr + init.code).toMatch(/0$/);
@@ -220,7 +238,7 @@ describe('uvit errors: exit code != 0 and a precise message on stderr', () => {
       [['forward', '--config', p('a.json'), '--weights', golden('weights.safetensors'), '--x', p('badx.npy'), '--t', golden('input_timesteps.npy'), '--y', golden('input_y.npy'), '--out', p('o.npy')], 1, /--x: shape mismatch: .* has shape \[2,4,8,8\], the config expects \[B,4,16,16\]/],
       [['forward', '--config', p('a.json'), '--weights', golden('weights.safetensors'), '--x', golden('input_x.npy'), '--t', golden('input_timesteps.npy'), '--out', p('o.npy')], 1, /class-conditional model .*--y Y\.npy is required/],
       [['sample', '--config', p('tinyt.json'), '--weights', golden('weights.safetensors'), '--z-init', p('z.npy'), '--y', p('y.npy'), '--steps', '2', '--guidance', '0', '--out', p('o.npy')], 1, /--y given, but the config describes a text-conditioned model/],
-      [['sample', '--config', p('tiny.json'), '--weights', golden('weights.safetensors'), '--z-init', p('z.npy'), '--y', p('y.npy'), '--steps', '2', '--solver', 'euler', '--out', p('o.npy')], 2, /--solver must be one of dpmpp-fast3 \| dpmpp-2m \| dpm-solver-fast, got 'euler'/],
+      [['sample', '--config', p('tiny.json'), '--weights', golden('weights.safetensors'), '--z-init', p('z.npy'), '--y', p('y.npy'), '--steps', '2', '--solver', 'euler', '--out', p('o.npy')], 2, /--solver must be one of dpmpp-fast3 \| dpmpp-2m \| dpm-solver-fast \| ancestral, got 'euler'/],
       [['sample', '--config', p('tiny.json'), '--weights', golden('weights.safetensors'), '--z-init', p('z.npy'), '--y', p('y.npy'), '--steps', '0', '--out', p('o.npy')], 2, /--steps must be an integer >= 1, got '0'/],
       [['forward', ...goldenArgs(), '--out', p('o.npy'), '--stages', '9', '--partition', 'folded'], 1, /invalid stage count 9 for a folded split/],
       [['forward', '--config', p('tiny.json'), '--weights', golden('weights.safetensors'), '--x', p('z.npy'), '--t', golden('input_timesteps.npy'), '--y', p('y.npy'), '--out', p('o.npy')], 1, /weights .* do not match the config/],

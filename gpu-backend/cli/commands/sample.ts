@@ -1,5 +1,6 @@
-// uvit sample: DPM-Solver++ from z_init with optional classifier-free guidance.
+// uvit sample: DPM-Solver++ (or ancestral sampling) from z_init with optional classifier-free guidance.
 import type { Tensor } from '../../../shared/tensor.ts';
+import { Rng } from '../../driver/rng.ts';
 import { derive } from '../../model/config.ts';
 import { writeNpy } from '../../model/npy.ts';
 import { guidedEps, nullClassLabels, repeatContext, zerosContext, type Condition } from '../../sampler/guidance.ts';
@@ -16,7 +17,8 @@ export const sampleCommand: Command = {
   summary: 'sample latents with DPM-Solver++ (official fast order 3, or 2M) or continuous-time DPM-Solver, and classifier-free guidance',
   usage:
     'sample --config C.json --weights W.safetensors --z-init Z.npy [--y Y.npy | --context CTX.npy] --steps N\n' +
-    '       --solver dpmpp-fast3|dpmpp-2m|dpm-solver-fast --guidance S [--empty-context E.npy] [--stages N] --out OUT.npy',
+    '       --solver dpmpp-fast3|dpmpp-2m|dpm-solver-fast|ancestral [--noise-seed K] --guidance S [--empty-context E.npy]\n' +
+    '       [--stages N] --out OUT.npy',
   options: {
     ...MODEL_OPTIONS,
     'z-init': { type: 'string', value: 'Z.npy', required: true, help: "initial noise [B,C,S,S] (video: [B,C,F',S,S]) float32, x at t=1" },
@@ -24,6 +26,7 @@ export const sampleCommand: Command = {
     context: { type: 'string', value: 'CTX.npy', help: 'text context [B,num_clip_token,clip_dim] float32 (text models; required for them)' },
     steps: { type: 'string', value: 'N', default: '50', help: 'model evaluations (NFE); official scripts use 50' },
     solver: { type: 'string', value: 'NAME', choices: SOLVERS, default: 'dpmpp-fast3', help: 'sampler' },
+    'noise-seed': { type: 'string', value: 'K', default: '0', help: 'ancestral: seed of the step noise (the driver PRNG, Rng(K))' },
     guidance: { type: 'string', value: 'S', default: '0', help: 'CFG scale s: eps = cond + s*(cond - uncond); applied only when s > 0' },
     'empty-context': {
       type: 'string',
@@ -54,6 +57,7 @@ it, an all-zeros context is used (documented default; pass the real empty-string
     const steps = intValue('sample', 'steps', v.steps)!;
     const solver = str(v.solver) as SolverName;
     const scale = numberValue('sample', 'guidance', v.guidance)!;
+    const noiseSeed = intValue('sample', 'noise-seed', v['noise-seed'], 0)!;
     const cfg = readConfigFlag(str(v.config)!);
     const d = derive(cfg);
     requireFile('weights', str(v.weights)!);
@@ -97,8 +101,10 @@ it, an all-zeros context is used (documented default; pass the real empty-string
       });
       const quiet = v.quiet === true;
       const tStart = performance.now();
+      const rng = new Rng(noiseSeed);
       const x = await sample(solver, epsFn, z, {
         steps,
+        noise: () => rng.fillNormal(new Float32Array(z.data.length)),
         onStep: (i, total, tInput) => {
           if (!quiet) {
             const el = (performance.now() - tStart) / 1000;
