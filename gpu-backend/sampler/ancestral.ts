@@ -6,7 +6,7 @@
 // first faint guesses into several fragments, while this one keeps one object far more often (docs/training.md). It
 // needs more steps than DPM-Solver++ (50 rather than 12) and a noise source, which the driver seeds from the job.
 import type { Tensor } from '../../shared/tensor.ts';
-import { linComb } from './ops.ts';
+import { linComb, type Term } from './ops.ts';
 import { defaultNoiseSchedule, type NoiseScheduleVP } from './schedule.ts';
 import { coefs, runTimeUniform } from './timeUniform.ts';
 import type { EpsFn, SamplerOptions } from './types.ts';
@@ -25,15 +25,17 @@ export async function ancestral(
       const cs = coefs(ns, grid[step]);
       const ct = coefs(ns, grid[step + 1]);
       const x0 = await dp.x0(x, grid[step]);
-      const eps = linComb([1 / cs.sigma, x], [-cs.alpha / cs.sigma, x0]);
       const last = step === opts.steps - 1;
       const c = last ? 0 : (ct.sigma / cs.sigma) * Math.sqrt(Math.max(0, 1 - (cs.alpha * cs.alpha) / (ct.alpha * ct.alpha)));
-      const keep = Math.sqrt(Math.max(0, ct.sigma * ct.sigma - c * c));
-      const z = last ? undefined : noise();
-      if (z && z.length !== x.data.length) throw new Error(`ancestral: noise of ${z.length} values for a sample of ${x.data.length}`);
-      x = z
-        ? linComb([ct.alpha, x0], [keep, eps], [c, { dtype: 'float32', dims: [...x.dims], data: z }])
-        : linComb([ct.alpha, x0], [keep, eps]);
+      // sqrt(σ_t² − c²)·eps with eps = (x − α_s·x0)/σ_s, folded into the coefficients of x and x0
+      const k = Math.sqrt(Math.max(0, ct.sigma * ct.sigma - c * c)) / cs.sigma;
+      const terms: Term[] = [[k, x], [ct.alpha - k * cs.alpha, x0]];
+      if (!last) {
+        const z = noise();
+        if (z.length !== x.data.length) throw new Error(`ancestral: noise of ${z.length} values for a sample of ${x.data.length}`);
+        terms.push([c, { dtype: 'float32', dims: [...x.dims], data: z }]);
+      }
+      x = linComb(...terms);
     }
     return x;
   });
