@@ -83,7 +83,8 @@ def main():
                     help='what the network predicts: eps (noise, the official U-ViT), v = sqrt(abar) eps - sqrt(1 - abar) x0, '
                          'or x0 (the clean clip)')
     ap.add_argument('--weighting', choices=list(WEIGHTING), default='eps',
-                    help='eps: plain noise-prediction MSE; x0-v: the same MSE weighted by 1/abar_n; x0-v-capped: by min(1/abar_n, 10)')
+                    help='eps: plain noise-prediction MSE; x0-v: the same MSE weighted by 1/abar_n; x0-v-capped: by min(1/abar_n, 10); '
+                         'v-capped (for --prediction x0): the clean-clip MSE weighted by min(1/(1 - abar_n), 10)')
     ap.add_argument('--high-noise', type=float, default=0.0,
                     help=f'share of samples whose noise level is drawn from the top {HIGH_NOISE_SPAN} levels instead of all '
                          '1000 (where the place of the object is decided)')
