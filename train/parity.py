@@ -17,10 +17,9 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as Fn
-from safetensors.torch import load_file
-
 import world
 from model import TextEncoder, UViTVideo
+from train import load_init
 
 PROMPTS = ['a red triangle moving up', '', 'a Yellow ball, bouncing on a gray background!', 'a purple ball moving left']
 
@@ -37,11 +36,11 @@ def main():
     dec = json.load(open(os.path.join(a.model, 'group.json')))['build']['decoder']
     assert dec['mean'] == world.LATENT_MEAN, 'group.json decoder mean != world.py normalisation'
     world.LATENT_STD = dec['std']  # the shipped model's (train.py --latent-std)
+    net_sd, text_sd = load_init(a.model)
     net = UViTVideo(cfg).eval()
-    net.load_state_dict(load_file(os.path.join(a.model, 'weights.safetensors')))
+    net.load_state_dict(net_sd)
     te = TextEncoder(len(vocab), cfg['num_clip_token'], cfg['clip_dim']).eval()
-    t = load_file(os.path.join(a.model, 'text_encoder.safetensors'))
-    te.load_state_dict({('tok_emb.weight' if k == 'tok_emb' else k): v for k, v in t.items()})
+    te.load_state_dict(text_sd)
     os.makedirs(a.out, exist_ok=True)
     save = lambda name, arr: np.save(os.path.join(a.out, name), np.ascontiguousarray(arr))
     g = torch.Generator().manual_seed(1234)

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 import world
 from model import TextEncoder, UViTVideo
@@ -60,6 +61,17 @@ WEIGHTING = {
 }
 
 
+def load_init(path):
+    """(U-ViT state_dict, text encoder state_dict) from a checkpoint or an exported model folder (float16 weights
+    are widened to float32, so a run continued from the shipped files is reproducible from those files alone)."""
+    if not os.path.isdir(path):
+        ck = torch.load(path, map_location='cpu')
+        return ck['net'], ck['text']
+    net = {k: v.float() for k, v in load_file(os.path.join(path, 'weights.safetensors')).items()}
+    text = load_file(os.path.join(path, 'text_encoder.safetensors'))
+    return net, {('tok_emb.weight' if k == 'tok_emb' else k): v.float() for k, v in text.items()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)
@@ -73,7 +85,8 @@ def main():
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--log-every', type=int, default=25)
     ap.add_argument('--ckpt-every', type=int, default=250)
-    ap.add_argument('--init', help='start from this checkpoint (its EMA weights)')
+    ap.add_argument('--init', help='start from this checkpoint (its EMA weights) or exported model folder '
+                                   '(weights.safetensors + text_encoder.safetensors, as train/export.py writes them)')
     ap.add_argument('--anneal', action='store_true', help='lr falls linearly to 0 at --steps (after the warmup)')
     for key in ARCH_KEYS:
         ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (shipped: {CONFIG[key]})')
@@ -104,9 +117,9 @@ def main():
     ema_net = UViTVideo(config).requires_grad_(False)
     ema_te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, config['clip_dim']).requires_grad_(False)
     if a.init:
-        ck = torch.load(a.init, map_location='cpu')
-        net.load_state_dict(ck['net'])
-        te.load_state_dict(ck['text'])
+        net_sd, text_sd = load_init(a.init)
+        net.load_state_dict(net_sd)
+        te.load_state_dict(text_sd)
     ema_net.load_state_dict(net.state_dict())
     ema_te.load_state_dict(te.state_dict())
     params = list(net.parameters()) + list(te.parameters())

@@ -2,8 +2,11 @@
 // `npm run eval:prompts`. Per frame (RGB24):
 //   background  the per-channel median of the frame (the object covers well under half of it);
 //   object      pixels differing from the background by > 60 in some channel give a rough mask; the object colour is
-//               the per-channel median over it; the final mask is every pixel at least half-way from the background
-//               towards that colour (a 50 % threshold on the blurred edge);
+//               the per-channel median over its core, the quarter of it that differs most from the background (the
+//               median over the whole rough mask is pulled towards the background by the decoder's blurred edges: a
+//               small object's edge outnumbers its inside, and a yellow or white one then reads as green); the final
+//               mask is every pixel at least half-way from the background towards that colour (a 50 % threshold on
+//               the blurred edge);
 //   visible     the mask holds between 1 % and 25 % of the frame (the smallest object covers ~4 %);
 //   colour      the palette colour nearest (RGB distance) to the object colour;
 //   centre      the circular mean of the mask's coordinates (objects wrap around the edges);
@@ -38,6 +41,8 @@ export interface ClipObs {
 }
 
 const ROUGH = 60;
+/** the object colour is read from the 1/CORE of the rough mask that differs most from the background */
+const CORE = 4;
 const MIN_AREA = 0.01;
 const MAX_AREA = 0.25;
 /** fill-ratio thresholds: triangle < TRI_BALL <= ball < BALL_SQUARE <= square */
@@ -86,18 +91,30 @@ export function observeFrame(rgb: Uint8Array, W: number, H: number, palette: Rec
   const hist = [new Uint32Array(256), new Uint32Array(256), new Uint32Array(256)];
   for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) hist[c][rgb[i * 3 + c]]++;
   const bg = [0, 1, 2].map((c) => median256(hist[c], n));
-  const rough = [new Uint32Array(256), new Uint32Array(256), new Uint32Array(256)];
+  const dist = new Uint8Array(n);
+  const distHist = new Uint32Array(256);
   let nRough = 0;
   for (let i = 0; i < n; i++) {
     const o = i * 3;
-    if (Math.max(Math.abs(rgb[o] - bg[0]), Math.abs(rgb[o + 1] - bg[1]), Math.abs(rgb[o + 2] - bg[2])) > ROUGH) {
+    dist[i] = Math.max(Math.abs(rgb[o] - bg[0]), Math.abs(rgb[o + 1] - bg[1]), Math.abs(rgb[o + 2] - bg[2]));
+    if (dist[i] > ROUGH) {
       nRough++;
-      for (let c = 0; c < 3; c++) rough[c][rgb[o + c]]++;
+      distHist[dist[i]]++;
     }
   }
   const none: FrameObs = { visible: false, colour: null, cx: 0, cy: 0, fill: 0, area: nRough / n };
   if (nRough < MIN_AREA * n) return none;
-  const obj: Rgb = [median256(rough[0], nRough), median256(rough[1], nRough), median256(rough[2], nRough)];
+  // the core: rough pixels at or above the distance that a quarter of them reach
+  let coreMin = 255;
+  for (let acc = 0; coreMin > ROUGH && (acc += distHist[coreMin]) * CORE < nRough; ) coreMin--;
+  const core = [new Uint32Array(256), new Uint32Array(256), new Uint32Array(256)];
+  let nCore = 0;
+  for (let i = 0; i < n; i++) {
+    if (dist[i] <= ROUGH || dist[i] < coreMin) continue;
+    nCore++;
+    for (let c = 0; c < 3; c++) core[c][rgb[i * 3 + c]]++;
+  }
+  const obj: Rgb = [median256(core[0], nCore), median256(core[1], nCore), median256(core[2], nCore)];
   const dir = [obj[0] - bg[0], obj[1] - bg[1], obj[2] - bg[2]];
   const dd = dir[0] ** 2 + dir[1] ** 2 + dir[2] ** 2;
   const mask = new Uint8Array(n);

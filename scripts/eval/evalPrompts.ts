@@ -3,14 +3,15 @@
 // included, through the driver the service runs (text encoder → U-ViT sampling → decoder → H.264 MP4), decodes the
 // MP4 back to frames with ffmpeg, and reads each clip with the detector (scripts/eval/detector.ts). Prints a table
 // (colour, motion, shape accuracy and visible fraction; seen vs held-out) and writes a PNG contact sheet (one row per
-// clip: 8 frames, 2 s apart) and results.json into --out.
+// clip: 8 frames, 2 s apart) and results.json into --out. `--reread` reads the clips an earlier run left in --out again
+// with the current detector, without generating them.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createDriver } from '../../gpu-backend/demo/demo.ts';
-import { ffmpegPath, splitFrames } from '../../gpu-backend/driver/ffmpeg.ts';
+import { ffmpegPath, probeMp4, splitFrames } from '../../gpu-backend/driver/ffmpeg.ts';
 import { observeClip, type ClipObs, type Rgb } from './detector.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -165,6 +166,22 @@ export async function runEval(o: EvalOptions): Promise<{ results: EvalResult[]; 
   return { results, clips };
 }
 
+/** an earlier run's clips (results.json and clips/ in `out`) read again by the current detector */
+export function rereadEval(out: string, w: World): { results: EvalResult[]; clips: { frames: Uint8Array[]; width: number; height: number }[] } {
+  const before = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as EvalResult[];
+  const clips = [];
+  const results: EvalResult[] = [];
+  for (const [i, r] of before.entries()) {
+    const path = join(out, 'clips', `clip-${i}.mp4`);
+    const { width, height } = probeMp4(path);
+    const frames = decodeMp4(path, width, height);
+    const { track: _t, ...got } = observeClip(frames, width, height, w.colours);
+    results.push({ ...r, got });
+    clips.push({ frames, width, height });
+  }
+  return { results, clips };
+}
+
 async function main(): Promise<void> {
   const { values: v } = parseArgs({
     options: {
@@ -174,12 +191,13 @@ async function main(): Promise<void> {
       steps: { type: 'string' },
       guidance: { type: 'string' },
       out: { type: 'string', default: join(ROOT, '.data/eval') },
+      reread: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (v.help) {
-    console.log('usage: npm run eval:prompts -- [--config GROUP.json] [--seeds N] [--held-out-seeds N] [--steps N] [--guidance X] [--out DIR]');
+    console.log('usage: npm run eval:prompts -- [--config GROUP.json] [--seeds N] [--held-out-seeds N] [--steps N] [--guidance X] [--out DIR] [--reread]');
     return;
   }
   const config = resolve(v.config!);
@@ -187,7 +205,7 @@ async function main(): Promise<void> {
   const cases = evalCases(w, Number(v.seeds), Number(v['held-out-seeds']));
   const out = resolve(v.out!);
   const t0 = performance.now();
-  const { results, clips } = await runEval({
+  const { results, clips } = v.reread ? rereadEval(out, w) : await runEval({
     config, cases, dir: join(out, 'clips'), steps: v.steps ? Number(v.steps) : undefined, guidance: v.guidance ? Number(v.guidance) : undefined,
     log: (s) => console.error(s),
   });

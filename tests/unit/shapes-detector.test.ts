@@ -44,6 +44,26 @@ describe('shapes clip detector', () => {
     expect(got).toEqual(scenes.map((s) => ({ colour: s.colour, shape: s.shape, motion: s.motion, visible: 1 })));
   });
 
+  it('reads the colour of a small object from its core, not from its wide blurred edge', () => {
+    // a disk of radius 5 with a linear fade to the background out to radius 16: most of the pixels that differ from
+    // the background are edge, whose median (about 60 % of the colour) is nearer green than yellow or white
+    const W = 128;
+    for (const name of ['yellow', 'white'] as const) {
+      const c = world.colours[name];
+      const frame = new Uint8Array(W * W * 3);
+      for (let y = 0; y < W; y++) {
+        for (let x = 0; x < W; x++) {
+          const k = Math.min(1, Math.max(0, (16 - Math.hypot(x - 64, y - 64)) / 11));
+          for (let ch = 0; ch < 3; ch++) frame[(y * W + x) * 3 + ch] = Math.round(k * c[ch]);
+        }
+      }
+      const o = observeFrame(frame, W, W, world.colours);
+      expect(o.visible).toBe(true);
+      expect(o.colour).toBe(name);
+      expect(o.cx).toBeCloseTo(64.5 / W, 2);
+    }
+  });
+
   it('an empty frame and a frame of noise are not a visible object', () => {
     const W = 32;
     expect(observeFrame(new Uint8Array(W * W * 3), W, W, world.colours).visible).toBe(false);
