@@ -99,14 +99,20 @@ def main():
                     help='eps: plain noise-prediction MSE; x0-v: the same MSE weighted by 1/abar_n; x0-v-capped: by min(1/abar_n, 10); '
                          'v-capped (for --prediction x0): the clean-clip MSE weighted by min(1/(1 - abar_n), 10)')
     ap.add_argument('--high-noise', type=float, default=0.0,
-                    help=f'share of samples whose noise level is drawn from the top {HIGH_NOISE_SPAN} levels instead of all '
-                         '1000 (where the place of the object is decided)')
+                    help='share of samples whose noise level is drawn from --focus-levels instead of all 1000 (where the '
+                         'place of the object is decided)')
+    ap.add_argument('--focus-levels', default=f'{N_STEPS - HIGH_NOISE_SPAN + 1}-{N_STEPS}',
+                    help='the noise levels LO-HI (inclusive) that the --high-noise share is drawn from; at --latent-std 2.0 '
+                         'the object cannot be found above n = 600, and its place is decided lower')
     ap.add_argument('--latent-std', type=float, default=world.LATENT_STD,
                     help='the latent normalisation (rgb - mean) / std; a larger std makes the data smaller against the '
                          'noise, so less of it shows through at n = 1000, where sampling starts from pure noise')
     a = ap.parse_args()
 
     world.LATENT_STD = a.latent_std
+    focus = tuple(int(v) for v in a.focus_levels.split('-'))
+    if len(focus) != 2 or not 1 <= focus[0] <= focus[1] <= N_STEPS:
+        ap.error(f'--focus-levels {a.focus_levels}: expected LO-HI with 1 <= LO <= HI <= {N_STEPS}')
     torch.set_num_threads(a.threads)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(a.seed)
@@ -153,7 +159,7 @@ def main():
         ids = torch.where(drop[:, None], empty[None], ids)
         n = torch.randint(1, N_STEPS + 1, (a.batch,), generator=noise_gen)
         if a.high_noise > 0:  # drawn only when asked, so runs without the option stay bit-identical
-            hi = torch.randint(N_STEPS - HIGH_NOISE_SPAN + 1, N_STEPS + 1, (a.batch,), generator=noise_gen)
+            hi = torch.randint(focus[0], focus[1] + 1, (a.batch,), generator=noise_gen)
             n = torch.where(torch.rand(a.batch, generator=noise_gen) < a.high_noise, hi, n)
         eps = torch.randn(x0.shape, generator=noise_gen)
         ab = abar[n].view(-1, 1, 1, 1, 1)
