@@ -28,7 +28,7 @@ CONFIG = dict(img_size=world.S, patch_size=2, in_chans=3, embed_dim=96, depth=10
 # the architecture keys a run may override (--patch-size ...); the defaults above are the shipped model's
 ARCH_KEYS = ('patch_size', 'temporal_patch_size', 'embed_dim', 'depth', 'num_heads')
 N_STEPS = 1000
-HIGH_NOISE_SPAN = 400  # --high-noise draws from n = 601..1000
+HIGH_NOISE_SPAN = 400  # the default --focus-levels: n = 601..1000
 
 
 def alphas_cumprod():
@@ -110,9 +110,9 @@ def main():
     a = ap.parse_args()
 
     world.LATENT_STD = a.latent_std
-    focus = tuple(int(v) for v in a.focus_levels.split('-'))
+    focus = tuple(int(v) if v.isdigit() else -1 for v in a.focus_levels.split('-'))
     if len(focus) != 2 or not 1 <= focus[0] <= focus[1] <= N_STEPS:
-        ap.error(f'--focus-levels {a.focus_levels}: expected LO-HI with 1 <= LO <= HI <= {N_STEPS}')
+        ap.error(f'--focus-levels {a.focus_levels}: expected LO-HI, integers with 1 <= LO <= HI <= {N_STEPS}')
     torch.set_num_threads(a.threads)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(a.seed)

@@ -6,7 +6,7 @@
 // clip: 8 frames, 2 s apart) and results.json into --out. `--reread` reads the clips an earlier run left in --out again
 // with the current detector, without generating them.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -168,7 +168,9 @@ export async function runEval(o: EvalOptions): Promise<{ results: EvalResult[]; 
 
 /** an earlier run's clips (results.json and clips/ in `out`) read again by the current detector */
 export function rereadEval(out: string, w: World): { results: EvalResult[]; clips: { frames: Uint8Array[]; width: number; height: number }[] } {
-  const before = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as EvalResult[];
+  const saved = join(out, 'results.json');
+  if (!existsSync(saved)) throw new Error(`--reread: ${out} holds no earlier run (no results.json); run the eval with --out ${out} first`);
+  const before = JSON.parse(readFileSync(saved, 'utf8')) as EvalResult[];
   const clips = [];
   const results: EvalResult[] = [];
   for (const [i, r] of before.entries()) {
