@@ -44,8 +44,3 @@ export function jobNoise(seed: number, itemDims: readonly number[], batch = 1): 
   };
   return { initial: draw(), next: draw };
 }
-
-/** z_init for one job (jobNoise's `initial`). */
-export function initialNoise(seed: number, itemDims: readonly number[], batch = 1): Float32Array {
-  return jobNoise(seed, itemDims, batch).initial;
-}

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DecoderConfigSchema, LatentDecoder } from '../../gpu-backend/driver/decoder.ts';
 import { DecoderThread } from '../../gpu-backend/driver/decodeThread.ts';
 import { buildDemoDecoder } from '../../gpu-backend/demo/models.ts';
-import { initialNoise } from '../../gpu-backend/driver/rng.ts';
+import { jobNoise } from '../../gpu-backend/driver/rng.ts';
 import { defaultCapacity } from '../../gpu-backend/serve/worker.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'uvit-decode-thread-'));
@@ -23,7 +23,7 @@ describe('DecoderThread', () => {
     const here = await LatentDecoder.create(cfg, { ep: 'cpu', device_id: 0, threads: 1 });
     const there = await DecoderThread.create(cfg, { ep: 'cpu', device_id: 0, threads: 1 });
     try {
-      const z = { dtype: 'float32' as const, dims: [2, 4, 8, 16, 16], data: initialNoise(9, [4, 8, 16, 16], 2) };
+      const z = { dtype: 'float32' as const, dims: [2, 4, 8, 16, 16], data: jobNoise(9, [4, 8, 16, 16], 2).initial };
       const copy = Float32Array.from(z.data);
       // ticks of this thread's timer during a decode: none while a session runs on this thread
       const timed = async <T>(f: () => Promise<T>) => {
@@ -58,7 +58,7 @@ describe('DecoderThread', () => {
     const t = await DecoderThread.create(DecoderConfigSchema.parse({ onnx: path, temporal: 4, spatial: 8 }));
     await expect(t.decode({ dtype: 'float32', dims: [1, 4, 4, 4], data: new Float32Array(64) })).rejects.toThrow(/\[B,C,F,h,w\]/);
     // the thread goes on serving after a failed request
-    const ok = await t.decode({ dtype: 'float32', dims: [1, 4, 2, 4, 4], data: initialNoise(1, [4, 2, 4, 4]) });
+    const ok = await t.decode({ dtype: 'float32', dims: [1, 4, 2, 4, 4], data: jobNoise(1, [4, 2, 4, 4]).initial });
     expect(ok[0].frames).toHaveLength(8);
     await t.release();
     await expect(t.decode({ dtype: 'float32', dims: [1, 4, 2, 4, 4], data: new Float32Array(128) })).rejects.toThrow(/decoder thread exited/);

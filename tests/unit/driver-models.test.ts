@@ -8,7 +8,7 @@ import { GraphBuilder } from '../../gpu-backend/onnx/graph.ts';
 import { DataType } from '../../gpu-backend/onnx/onnx.ts';
 import { DecoderConfigSchema, LatentDecoder } from '../../gpu-backend/driver/decoder.ts';
 import { buildDemoDecoder, buildDemoTextEncoder } from '../../gpu-backend/demo/models.ts';
-import { Rng, initialNoise } from '../../gpu-backend/driver/rng.ts';
+import { Rng, jobNoise } from '../../gpu-backend/driver/rng.ts';
 import { PromptEncoder, TextEncoderConfigSchema } from '../../gpu-backend/driver/text/encoder.ts';
 import { ByteTokenizer } from '../../gpu-backend/driver/text/tokenizer.ts';
 import { ClipBpeTokenizer } from '../../gpu-backend/driver/text/clip.ts';
@@ -19,12 +19,12 @@ const sha = (b: Uint8Array | Float32Array) => createHash('sha256').update(new Ui
 
 describe('driver PRNG', () => {
   it('is a pure function of the seed, ~N(0,1), and batch item b uses seed + b', () => {
-    const a = initialNoise(7, [4, 8, 8]);
-    expect(sha(a)).toBe(sha(initialNoise(7, [4, 8, 8])));
-    expect(sha(a)).not.toBe(sha(initialNoise(8, [4, 8, 8])));
-    const two = initialNoise(7, [4, 8, 8], 2);
+    const a = jobNoise(7, [4, 8, 8]).initial;
+    expect(sha(a)).toBe(sha(jobNoise(7, [4, 8, 8]).initial));
+    expect(sha(a)).not.toBe(sha(jobNoise(8, [4, 8, 8]).initial));
+    const two = jobNoise(7, [4, 8, 8], 2).initial;
     expect(Array.from(two.subarray(0, 256))).toEqual(Array.from(a));
-    expect(Array.from(two.subarray(256))).toEqual(Array.from(initialNoise(8, [4, 8, 8])));
+    expect(Array.from(two.subarray(256))).toEqual(Array.from(jobNoise(8, [4, 8, 8]).initial));
     const big = new Rng(123).fillNormal(new Float32Array(200_000));
     let m = 0, v = 0;
     for (const x of big) m += x;
@@ -96,7 +96,7 @@ describe('latent decoder', () => {
     const path = join(dir, 'dec.onnx');
     writeFileSync(path, bytes);
     const dec = await LatentDecoder.create(DecoderConfigSchema.parse({ onnx: path, temporal: 4, spatial: 8 }));
-    const z = { dtype: 'float32' as const, dims: [2, 4, 2, 4, 4], data: initialNoise(1, [4, 2, 4, 4], 2) };
+    const z = { dtype: 'float32' as const, dims: [2, 4, 2, 4, 4], data: jobNoise(1, [4, 2, 4, 4], 2).initial };
     const clips = await dec.decode(z);
     expect(clips).toHaveLength(2);
     expect(clips[0]).toMatchObject({ width: 32, height: 32 });
