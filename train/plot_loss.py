@@ -16,7 +16,7 @@ def main():
     out, logs = sys.argv[1], sys.argv[2:]
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     offset, wall, labels = 0, 0.0, set()
-    for i, src in enumerate(logs):
+    for src in logs:
         args = json.load(open(os.path.join(os.path.dirname(src), 'args.json')))['args']
         labels.add((args['prediction'], args['weighting'], args['batch']))
         rows = list(map(json.loads, open(src)))

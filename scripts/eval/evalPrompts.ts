@@ -68,6 +68,13 @@ export function decodeMp4(path: string, width: number, height: number): Uint8Arr
   return splitFrames(new Uint8Array(r.stdout), width, height);
 }
 
+/** one generated MP4 decoded and read by the detector */
+function readClip(path: string, width: number, height: number, w: World): { clip: { frames: Uint8Array[]; width: number; height: number }; got: EvalResult['got'] } {
+  const frames = decodeMp4(path, width, height);
+  const { track: _t, ...got } = observeClip(frames, width, height, w.colours);
+  return { clip: { frames, width, height }, got };
+}
+
 export interface Score {
   n: number;
   colour: number;
@@ -154,10 +161,9 @@ export async function runEval(o: EvalOptions): Promise<{ results: EvalResult[]; 
         jobId: `eval-${i}`, prompt: c.prompt, seed: c.seed, steps: o.steps ?? cfg.sampler.steps, guidance: o.guidance ?? cfg.sampler.guidance,
         solver: cfg.sampler.solver, cfgMode: cfg.sampler.cfg_mode, numFrames: w.seconds * w.fps, fps: w.fps, out,
       });
-      const frames = decodeMp4(r.path, r.width, r.height);
-      const { track: _t, ...got } = observeClip(frames, r.width, r.height, w.colours);
+      const { clip, got } = readClip(r.path, r.width, r.height, w);
       results.push({ ...c, got, ms: performance.now() - t0 });
-      clips.push({ frames, width: r.width, height: r.height });
+      clips.push(clip);
       o.log?.(`${i + 1}/${o.cases.length} ${c.prompt}${c.heldOut ? ' (held out)' : ''} seed ${c.seed}: ${got.colour} ${got.shape} ${got.motion}, visible ${(100 * got.visible).toFixed(0)} %`);
     }
   } finally {
@@ -176,10 +182,9 @@ export function rereadEval(out: string, w: World): { results: EvalResult[]; clip
   for (const [i, r] of before.entries()) {
     const path = join(out, 'clips', `clip-${i}.mp4`);
     const { width, height } = probeMp4(path);
-    const frames = decodeMp4(path, width, height);
-    const { track: _t, ...got } = observeClip(frames, width, height, w.colours);
+    const { clip, got } = readClip(path, width, height, w);
     results.push({ ...r, got });
-    clips.push({ frames, width, height });
+    clips.push(clip);
   }
   return { results, clips };
 }
