@@ -25,7 +25,8 @@ from model import TextEncoder, UViTVideo
 CONFIG = dict(img_size=world.S, patch_size=2, in_chans=3, embed_dim=96, depth=10, num_heads=3, mlp_ratio=4,
               qkv_bias=False, mlp_time_embed=False, conv=True, skip=True, clip_dim=64,
               num_clip_token=world.NUM_TOKENS, num_frames=world.F, temporal_patch_size=4)
-# the architecture keys a run may override (--patch-size ...); the defaults above are the shipped model's
+# the architecture keys a run may override (--patch-size ...); the defaults above are the first design's, the shipped
+# model's options are in docs/training.md
 ARCH_KEYS = ('patch_size', 'temporal_patch_size', 'embed_dim', 'depth', 'num_heads')
 N_STEPS = 1000
 HIGH_NOISE_SPAN = 400  # the default --focus-levels: n = 601..1000
@@ -89,7 +90,7 @@ def main():
                                    '(weights.safetensors + text_encoder.safetensors, as train/export.py writes them)')
     ap.add_argument('--anneal', action='store_true', help='lr falls linearly to 0 at --steps (after the warmup)')
     for key in ARCH_KEYS:
-        ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (shipped: {CONFIG[key]})')
+        ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (default {CONFIG[key]})')
     ap.add_argument('--bf16', action='store_true',
                     help='run forward and backward under bfloat16 autocast (weights, optimiser and EMA stay float32)')
     ap.add_argument('--prediction', choices=['eps', 'v', 'x0'], default='eps',

@@ -32,7 +32,8 @@ export function sample(
     case 'dpm-solver-fast':
       return dpmSolverFastContinuous(epsFn, xT, opts);
     case 'ancestral':
-      return ancestral(epsFn, xT, opts, ns);
+    case 'renoise':
+      return ancestral(epsFn, xT, opts, ns, solver);
     default:
       throw new Error(`unknown solver '${solver as string}' (expected ${SOLVERS.join(' | ')})`);
   }

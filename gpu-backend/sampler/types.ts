@@ -24,7 +24,8 @@ export interface SamplerOptions {
 /**
  * dpmpp-fast3 / dpmpp-2m: DPM-Solver++ on the discrete-time schedule (dpm_solver_pp.py); dpm-solver-fast: DPM-Solver
  * on the continuous-time linear VP SDE (dpm_solver_pytorch.py, continuous.ts), for the continuous-time checkpoints;
- * ancestral: DDPM-style ancestral sampling on the discrete-time schedule (ancestral.ts).
+ * ancestral: DDPM-style ancestral sampling on the discrete-time schedule; renoise: the same grid, each step noising
+ * the clean-clip prediction afresh (both ancestral.ts).
  */
-export type SolverName = 'dpmpp-fast3' | 'dpmpp-2m' | 'dpm-solver-fast' | 'ancestral';
-export const SOLVERS: readonly SolverName[] = ['dpmpp-fast3', 'dpmpp-2m', 'dpm-solver-fast', 'ancestral'];
+export type SolverName = 'dpmpp-fast3' | 'dpmpp-2m' | 'dpm-solver-fast' | 'ancestral' | 'renoise';
+export const SOLVERS: readonly SolverName[] = ['dpmpp-fast3', 'dpmpp-2m', 'dpm-solver-fast', 'ancestral', 'renoise'];

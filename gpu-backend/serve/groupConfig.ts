@@ -37,7 +37,7 @@ export const GroupConfigSchema = z
       })
       .strict()
       .refine((s) => s.prediction === 'eps' || s.solver !== 'dpm-solver-fast', {
-        message: 'prediction v or x0 needs a discrete-schedule solver (dpmpp-fast3, dpmpp-2m or ancestral)',
+        message: 'prediction v or x0 needs a discrete-schedule solver (dpmpp-fast3, dpmpp-2m, ancestral or renoise)',
         path: ['prediction'],
       }),
     text_encoder: TextEncoderConfigSchema,

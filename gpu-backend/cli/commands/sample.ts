@@ -1,4 +1,4 @@
-// uvit sample: DPM-Solver++ (or ancestral sampling) from z_init with optional classifier-free guidance.
+// uvit sample: DPM-Solver++ (or ancestral / re-noising sampling) from z_init with optional classifier-free guidance.
 import type { Tensor } from '../../../shared/tensor.ts';
 import { Rng } from '../../driver/rng.ts';
 import { derive } from '../../model/config.ts';
@@ -17,7 +17,7 @@ export const sampleCommand: Command = {
   summary: 'sample latents with DPM-Solver++ (official fast order 3, or 2M) or continuous-time DPM-Solver, and classifier-free guidance',
   usage:
     'sample --config C.json --weights W.safetensors --z-init Z.npy [--y Y.npy | --context CTX.npy] --steps N\n' +
-    '       --solver dpmpp-fast3|dpmpp-2m|dpm-solver-fast|ancestral [--noise-seed K] --guidance S [--empty-context E.npy]\n' +
+    '       --solver dpmpp-fast3|dpmpp-2m|dpm-solver-fast|ancestral|renoise [--noise-seed K] --guidance S [--empty-context E.npy]\n' +
     '       [--stages N] --out OUT.npy',
   options: {
     ...MODEL_OPTIONS,
@@ -26,7 +26,7 @@ export const sampleCommand: Command = {
     context: { type: 'string', value: 'CTX.npy', help: 'text context [B,num_clip_token,clip_dim] float32 (text models; required for them)' },
     steps: { type: 'string', value: 'N', default: '50', help: 'model evaluations (NFE); official scripts use 50' },
     solver: { type: 'string', value: 'NAME', choices: SOLVERS, default: 'dpmpp-fast3', help: 'sampler' },
-    'noise-seed': { type: 'string', value: 'K', default: '0', help: 'ancestral: seed of the step noise (the driver PRNG, Rng(K))' },
+    'noise-seed': { type: 'string', value: 'K', default: '0', help: 'ancestral, renoise: seed of the step noise (the driver PRNG, Rng(K))' },
     guidance: { type: 'string', value: 'S', default: '0', help: 'CFG scale s: eps = cond + s*(cond - uncond); applied only when s > 0' },
     'empty-context': {
       type: 'string',
