@@ -1,7 +1,7 @@
 // The local stack as a library: demo model files, the edge under wrangler's dev server (scripts/startEdge.ts), one backend
 // group (S stage processes + the driver/worker that leases jobs from the edge), a local API key. Used by `npm start`,
 // tests/e2e and tests/chaos, so what the tests exercise is exactly what a user starts.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,7 +111,20 @@ export function edgeCatalogEntry(m: PreparedModel): Record<string, unknown> {
     fps: { default: c.video.fps, min: c.video.fps, max: c.video.fps },
     steps: { default: c.sampler.steps, min: 1, max: 200 },
     guidance: { default: c.sampler.guidance, min: 0, max: 30 },
+    revision: modelRevision(m),
   };
+}
+
+/**
+ * The served model's revision for the edge's result cache: a hash of the group config (sampler, decoder, files) and
+ * of the bytes of the files the backend runs, so new weights or settings under the same id never answer a seeded
+ * request with the previous model's clip.
+ */
+export function modelRevision(m: PreparedModel): string {
+  const c = m.cfg!;
+  const h = createHash('sha256').update(JSON.stringify(c));
+  for (const f of [c.weights, c.text_encoder.onnx, c.decoder.onnx]) if (existsSync(f)) h.update(readFileSync(f));
+  return h.digest('hex').slice(0, 16);
 }
 
 /** What the edge offers for a catalogue image model: exactly its size, conditioning and sampler defaults. */

@@ -195,6 +195,15 @@ export async function sha256Hex(data: string | Uint8Array | ArrayBuffer): Promis
   return toHex(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
 }
 
+/**
+ * The dedup key of a seeded request: the hash of its canonical params and, when the catalog gives one, the model's
+ * revision, so that new weights or sampler settings under the same model id generate anew instead of answering with
+ * the old model's result. Without a revision the key is the canonical params' hash alone.
+ */
+export function paramsHash(canonical: string, revision?: string): Promise<string> {
+  return sha256Hex(revision === undefined ? canonical : JSON.stringify([canonical, revision]));
+}
+
 /** Hex SHA-256 of the empty body (GET/DELETE and bodiless POSTs). */
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 

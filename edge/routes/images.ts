@@ -2,7 +2,7 @@
 // when they are done within IMAGE_WAIT_S (200, an ImagesResponse), else 202 with the job, polled at GET …/{id}.
 import { Hono } from 'hono';
 import { canonicalImageJson, canonicalImageParams, CreateImageBody, IMAGE_NUMERIC_FIELDS, type ImageData, type ImageGeneration, ResponseFormat } from '../../shared/api/images.ts';
-import { sha256Hex } from '../../shared/lease.ts';
+import { paramsHash } from '../../shared/lease.ts';
 import { bearer } from '../auth/bearer.ts';
 import { contentRef } from '../jobs/artifacts.ts';
 import { keyStore } from '../env.ts';
@@ -51,7 +51,7 @@ images.post('/generations', async (c) => {
   const seed = body.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
   const canon = canonicalImageParams(body, model, seed);
   if (!canon.ok) return problem({ status: 422, code: 'invalid_parameter', detail: canon.message, errors: [{ path: canon.path, message: `${canon.path}: ${canon.message}`, code: 'out_of_range' }] });
-  const params_hash = await sha256Hex(canonicalImageJson(canon.spec));
+  const params_hash = await paramsHash(canonicalImageJson(canon.spec), model.revision);
   const store = keyStore(c.env, c.get('key').keyId);
   const created = await store.createVideo(c.get('key'), {
     spec: { ...canon.spec, id: '', params_hash },

@@ -1,7 +1,7 @@
 // Public /v1/videos* routes (OpenAI Videos API compatible). Each handler = validate → one JobStore RPC → respond.
 import { Hono } from 'hono';
 import { canonicalJson, canonicalParams, CreateVideoBody, ListQuery, NUMERIC_FIELDS } from '../../shared/api/videos.ts';
-import { ARTIFACT_NAME, PRIMARY_ARTIFACT, sha256Hex } from '../../shared/lease.ts';
+import { ARTIFACT_NAME, paramsHash, PRIMARY_ARTIFACT, sha256Hex } from '../../shared/lease.ts';
 import { bearer } from '../auth/bearer.ts';
 import { checkWebhookUrl, egressPolicy } from '../auth/egress.ts';
 import { extOf, r2Key } from '../cache/cdnToken.ts';
@@ -43,7 +43,7 @@ videos.post('/', async (c) => {
   const seed = body.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
   const canon = canonicalParams(body, model, seed);
   if (!canon.ok) return problem({ status: 422, code: 'invalid_parameter', detail: canon.message, errors: [{ path: canon.path, message: `${canon.path}: ${canon.message}`, code: 'out_of_range' }] });
-  const params_hash = await sha256Hex(canonicalJson(canon.spec));
+  const params_hash = await paramsHash(canonicalJson(canon.spec), model.revision);
   const idemHash = idemKey ? await sha256Hex(JSON.stringify({ ...body, model: model.id })) : null;
   const r = await keyStore(c.env, c.get('key').keyId).createVideo(c.get('key'), {
     spec: { ...canon.spec, id: '', params_hash },

@@ -14,6 +14,7 @@ export const ModelInfo = z
     steps: z.object({ default: z.number().int(), min: z.number().int(), max: z.number().int() }),
     guidance: z.object({ default: z.number(), min: z.number(), max: z.number() }),
     result_ttl_seconds: z.number().int().min(1).optional().describe("how long this model's finished videos are kept, unless the key says otherwise"),
+    revision: z.string().min(1).max(128).optional().describe('the version of the served weights and sampler settings; a seeded request is answered from an earlier result only when it was made by the same revision'),
     backend_groups: z.number().int().describe('backend groups seen polling for this model in the last minute'),
   })
   .meta({ id: 'Model' });
@@ -34,6 +35,7 @@ export const ImageModelInfo = z
     steps: z.object({ default: z.number().int(), min: z.number().int(), max: z.number().int() }),
     guidance: z.object({ default: z.number(), min: z.number(), max: z.number() }),
     result_ttl_seconds: z.number().int().min(1).optional(),
+    revision: z.string().min(1).max(128).optional().describe('the version of the served weights and sampler settings; a seeded request is answered from an earlier result only when it was made by the same revision'),
     backend_groups: z.number().int(),
   })
   .meta({ id: 'ImageModel' });
