@@ -1,6 +1,14 @@
 // Model catalog: what /v1/models lists and what POST /v1/videos validates against.
 import * as z from 'zod';
 
+/** A catalog entry's revision: video and image models alike (shared/lease.ts paramsHash puts it in the dedup key). */
+const ModelRevision = z
+  .string()
+  .min(1)
+  .max(128)
+  .optional()
+  .describe('the version of the served weights and sampler settings; a seeded request is answered from an earlier result only when it was made by the same revision');
+
 export const ModelInfo = z
   .object({
     id: z.string(),
@@ -14,7 +22,7 @@ export const ModelInfo = z
     steps: z.object({ default: z.number().int(), min: z.number().int(), max: z.number().int() }),
     guidance: z.object({ default: z.number(), min: z.number(), max: z.number() }),
     result_ttl_seconds: z.number().int().min(1).optional().describe("how long this model's finished videos are kept, unless the key says otherwise"),
-    revision: z.string().min(1).max(128).optional().describe('the version of the served weights and sampler settings; a seeded request is answered from an earlier result only when it was made by the same revision'),
+    revision: ModelRevision,
     backend_groups: z.number().int().describe('backend groups seen polling for this model in the last minute'),
   })
   .meta({ id: 'Model' });
@@ -35,7 +43,7 @@ export const ImageModelInfo = z
     steps: z.object({ default: z.number().int(), min: z.number().int(), max: z.number().int() }),
     guidance: z.object({ default: z.number(), min: z.number(), max: z.number() }),
     result_ttl_seconds: z.number().int().min(1).optional(),
-    revision: z.string().min(1).max(128).optional().describe('the version of the served weights and sampler settings; a seeded request is answered from an earlier result only when it was made by the same revision'),
+    revision: ModelRevision,
     backend_groups: z.number().int(),
   })
   .meta({ id: 'ImageModel' });

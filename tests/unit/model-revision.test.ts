@@ -19,8 +19,6 @@ const prepared = (config: string): PreparedModel =>
 
 /** a copy of the shapes model folder whose group.json points at its own files */
 function copyModel(name: string, edit: (group: Record<string, any>) => void = () => {}): string {
-  const dir = join(tmp, name);
-  rmSync(dir, { recursive: true, force: true });
   const group = JSON.parse(readFileSync(join(SHAPES, 'group.json'), 'utf8'));
   for (const f of ['model.json', 'weights.safetensors', 'text_encoder.safetensors', 'vocab.json']) {
     copyFileSync(join(SHAPES, f), join(tmp, `${name}-${f}`));
