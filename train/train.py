@@ -73,6 +73,46 @@ def load_init(path):
     return net, {('tok_emb.weight' if k == 'tok_emb' else k): v.float() for k, v in text.items()}
 
 
+def clip_tokens(net, x0):
+    """Clean clips [B, C, F, S, S] as the network's tokens [B * tokens, values]: B C (f pt) (h p1) (w p2) ->
+    B (f h w) (pt p1 p2 C), the inverse of UViTVideo.unpatchify."""
+    c, B = net.cfg, x0.shape[0]
+    pt, p, gr = c['temporal_patch_size'], c['patch_size'], net.grid
+    return x0.reshape(B, 3, net.frames, pt, gr, p, gr, p).permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(B * net.frames * gr * gr, -1)
+
+
+def pca_embed(net, seed, clips=512):
+    """Start the patch embedding (a linear map from a token's values to the network's width D) as the projection on
+    the D leading principal directions of clean rendered tokens, scaled as PyTorch's default init scales a noise
+    input (std 1/sqrt(3) per output). Why: trained from a random start, the embedding keeps what survives the noise
+    at most levels, the coarse directions: the best linear read-out of a clean clip from the embedding of the weights
+    trained without this leaves 9 % of its variance (train/readout.py), and those weights draw a blob even from a
+    clean square or triangle."""
+    g = torch.Generator().manual_seed(seed)
+    tokens = clip_tokens(net, world.render(world.sample_scenes(g, clips, world.train_combos()))).double()
+    _, _, vh = torch.linalg.svd(tokens, full_matrices=False)
+    w = net.patch_embed.proj.weight
+    with torch.no_grad():
+        # rows of vh are in (pt p1 p2 C) order; the conv kernel is [D, C, pt, p, p]
+        c = net.cfg
+        basis = vh[:w.shape[0]].reshape(-1, c['temporal_patch_size'], c['patch_size'], c['patch_size'], 3).permute(0, 4, 1, 2, 3)
+        w.copy_(basis.float() / 3 ** 0.5)
+        net.patch_embed.proj.bias.zero_()
+
+
+def identity_head(net):
+    """Start the final 3x3x3 conv, the last map of every output and the same at every noise level, as the identity.
+    Why: from PyTorch's random init it stays ill-conditioned; in the previous weights it attenuates one colour direction
+    by more than 15x at three quarters of the frequencies (train/final_conv.py), so some colours' edges cannot be drawn
+    sharp."""
+    with torch.no_grad():
+        k = torch.zeros_like(net.final_layer.weight)
+        for c in range(k.shape[0]):
+            k[c, c, 1, 1, 1] = 1
+        net.final_layer.weight.copy_(k)
+        net.final_layer.bias.zero_()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)
@@ -88,6 +128,10 @@ def main():
     ap.add_argument('--ckpt-every', type=int, default=250)
     ap.add_argument('--init', help='start from this checkpoint (its EMA weights) or exported model folder '
                                    '(weights.safetensors + text_encoder.safetensors, as train/export.py writes them)')
+    ap.add_argument('--identity-head', action='store_true',
+                    help='start the final conv as the identity (identity_head)')
+    ap.add_argument('--pca-embed', action='store_true',
+                    help='start the patch embedding on the leading principal directions of clean tokens (pca_embed)')
     ap.add_argument('--anneal', action='store_true', help='lr falls linearly to 0 at --steps (after the warmup)')
     for key in ARCH_KEYS:
         ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (default {CONFIG[key]})')
@@ -127,6 +171,10 @@ def main():
         net_sd, text_sd = load_init(a.init)
         net.load_state_dict(net_sd)
         te.load_state_dict(text_sd)
+    if a.pca_embed:
+        pca_embed(net, a.seed + 4)
+    if a.identity_head:
+        identity_head(net)
     ema_net.load_state_dict(net.state_dict())
     ema_te.load_state_dict(te.state_dict())
     params = list(net.parameters()) + list(te.parameters())
