@@ -18,8 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 import world
-from model import TextEncoder, UViTVideo
-from train import load_init
+from train import load_model
 
 PROMPTS = ['a red triangle moving up', '', 'a Yellow ball, bouncing on a gray background!', 'a purple ball moving left']
 
@@ -30,17 +29,12 @@ def main():
     ap.add_argument('--out', default='tests/fixtures/shapes')
     a = ap.parse_args()
     torch.set_num_threads(1)
-    cfg = json.load(open(os.path.join(a.model, 'model.json')))
     vocab = json.load(open(os.path.join(a.model, 'vocab.json')))
     assert vocab == world.VOCAB
     dec = json.load(open(os.path.join(a.model, 'group.json')))['build']['decoder']
     assert dec['mean'] == world.LATENT_MEAN, 'group.json decoder mean != world.py normalisation'
-    world.LATENT_STD = dec['std']  # the shipped model's (train.py --latent-std)
-    net_sd, text_sd = load_init(a.model)
-    net = UViTVideo(cfg).eval()
-    net.load_state_dict(net_sd)
-    te = TextEncoder(len(vocab), cfg['num_clip_token'], cfg['clip_dim']).eval()
-    te.load_state_dict(text_sd)
+    net, te, world.LATENT_STD = load_model(a.model)  # the shipped model's latent std (train.py --latent-std)
+    cfg = net.cfg
     os.makedirs(a.out, exist_ok=True)
     save = lambda name, arr: np.save(os.path.join(a.out, name), np.ascontiguousarray(arr))
     g = torch.Generator().manual_seed(1234)

@@ -7,27 +7,11 @@ Black backgrounds only, so the object is all of the variance.
     python3 train/readout.py CKPT_OR_MODEL_FOLDER [more ...] [--levels 1,50,200]
 """
 import argparse
-import json
-import os
 
 import torch
 
 import world
-from model import TextEncoder, UViTVideo
-from train import alphas_cumprod, clip_tokens, load_init
-
-
-def load(path):
-    if os.path.isdir(path):
-        cfg, std = json.load(open(os.path.join(path, 'model.json'))), json.load(open(os.path.join(path, 'group.json')))['build']['decoder']['std']
-    else:
-        ck = torch.load(path, map_location='cpu')
-        cfg, std = ck['config'], ck['latent_std']
-    net, te = UViTVideo(cfg).eval(), TextEncoder(len(world.VOCAB), world.NUM_TOKENS, cfg['clip_dim']).eval()
-    net_sd, text_sd = load_init(path)
-    net.load_state_dict(net_sd)
-    te.load_state_dict(text_sd)
-    return net, te, std
+from train import alphas_cumprod, clip_tokens, load_model
 
 
 @torch.no_grad()
@@ -60,7 +44,7 @@ def main():
     print('| weights | n | network | embedding | middle | head input |')
     print('|---|---|---|---|---|---|')
     for path in a.paths:
-        net, te, world.LATENT_STD = load(path)
+        net, te, world.LATENT_STD = load_model(path)
         for n in (int(v) for v in a.levels.split(',')):
             fit, y, _ = layers(net, te, 1, 1024, n)
             test, yt, own = layers(net, te, 2, 256, n)

@@ -73,12 +73,28 @@ def load_init(path):
     return net, {('tok_emb.weight' if k == 'tok_emb' else k): v.float() for k, v in text.items()}
 
 
+def load_model(path):
+    """(U-ViT, text encoder, latent std) in eval mode from a checkpoint or an exported model folder (the folder's
+    config from model.json, its latent std from group.json's decoder build, as train/export.py writes them)."""
+    if os.path.isdir(path):
+        cfg = json.load(open(os.path.join(path, 'model.json')))
+        std = json.load(open(os.path.join(path, 'group.json')))['build']['decoder']['std']
+    else:
+        ck = torch.load(path, map_location='cpu')
+        cfg, std = ck['config'], ck['latent_std']
+    net, te = UViTVideo(cfg).eval(), TextEncoder(len(world.VOCAB), cfg['num_clip_token'], cfg['clip_dim']).eval()
+    net_sd, text_sd = load_init(path)
+    net.load_state_dict(net_sd)
+    te.load_state_dict(text_sd)
+    return net, te, std
+
+
 def clip_tokens(net, x0):
     """Clean clips [B, C, F, S, S] as the network's tokens [B * tokens, values]: B C (f pt) (h p1) (w p2) ->
     B (f h w) (pt p1 p2 C), the inverse of UViTVideo.unpatchify."""
     c, B = net.cfg, x0.shape[0]
     pt, p, gr = c['temporal_patch_size'], c['patch_size'], net.grid
-    return x0.reshape(B, 3, net.frames, pt, gr, p, gr, p).permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(B * net.frames * gr * gr, -1)
+    return x0.reshape(B, c['in_chans'], net.frames, pt, gr, p, gr, p).permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(B * net.frames * gr * gr, -1)
 
 
 def pca_embed(net, seed, clips=512):
@@ -95,7 +111,7 @@ def pca_embed(net, seed, clips=512):
     with torch.no_grad():
         # rows of vh are in (pt p1 p2 C) order; the conv kernel is [D, C, pt, p, p]
         c = net.cfg
-        basis = vh[:w.shape[0]].reshape(-1, c['temporal_patch_size'], c['patch_size'], c['patch_size'], 3).permute(0, 4, 1, 2, 3)
+        basis = vh[:w.shape[0]].reshape(-1, c['temporal_patch_size'], c['patch_size'], c['patch_size'], c['in_chans']).permute(0, 4, 1, 2, 3)
         w.copy_(basis.float() / 3 ** 0.5)
         net.patch_embed.proj.bias.zero_()
 
