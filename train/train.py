@@ -129,6 +129,44 @@ def identity_head(net):
         net.final_layer.bias.zero_()
 
 
+IDENTITY_BIAS = 1.0
+
+
+def identity_init(net, seed, clips=256):
+    """Start the whole network as a copy of its input: the patch embedding on the principal directions (pca_embed),
+    every block's residual branches silent (attention and MLP output maps zero), every long skip passing the mean
+    of its two inputs ([I/2, I/2]), the output head the least-squares inverse of the embedding through the final
+    LayerNorm, and the final conv the identity. Why: with PyTorch's init the five long-skip maps of the output
+    blocks are random non-residual linear maps and the eleven blocks add random features larger than the embedding,
+    so the embedded token reaches the head scrambled; design 5 then learns a copy so slowly that its prediction
+    from a clean square is still a disk after 18 000 steps (docs/training.md). Here the copy is exact (up to the
+    principal directions) at step 0, and training only has to learn the denoising on top of it."""
+    pca_embed(net, seed)
+    identity_head(net)
+    D = net.decoder_pred.in_features
+    with torch.no_grad():
+        # a constant +-BIAS per feature in every patch token keeps the final LayerNorm's scale nearly the same for
+        # every token, so that the head can undo it linearly (without it the least-squares copy leaves ~45 %)
+        signs = torch.randint(0, 2, (D,), generator=torch.Generator().manual_seed(seed + 2)) * 2 - 1
+        net.patch_embed.proj.bias.copy_(IDENTITY_BIAS * (signs - signs.float().mean()))
+        for b in [*net.in_blocks, net.mid_block, *net.out_blocks]:
+            for m in (b.attn.proj, b.mlp.fc2):
+                m.weight.zero_()
+                m.bias.zero_()
+            if b.skip_linear is not None:
+                eye = torch.eye(D) / 2
+                b.skip_linear.weight.copy_(torch.cat([eye, eye], 1))
+                b.skip_linear.bias.zero_()
+        g = torch.Generator().manual_seed(seed + 1)
+        x0 = world.render(world.sample_scenes(g, clips, world.train_combos()))
+        feats = net.norm(net.patch_embed(x0) + net.pos_embed[:, net.extras:]).reshape(-1, D).double()
+        feats = torch.cat([feats, torch.ones(len(feats), 1, dtype=torch.float64)], 1)
+        y = clip_tokens(net, x0).double()
+        sol = torch.linalg.solve(feats.T @ feats + 1e-6 * torch.eye(D + 1, dtype=torch.float64), feats.T @ y)
+        net.decoder_pred.weight.copy_(sol[:D].T.float())
+        net.decoder_pred.bias.copy_(sol[D].float())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)
@@ -148,6 +186,9 @@ def main():
                     help='start the final conv as the identity (identity_head)')
     ap.add_argument('--pca-embed', action='store_true',
                     help='start the patch embedding on the leading principal directions of clean tokens (pca_embed)')
+    ap.add_argument('--identity-init', action='store_true',
+                    help='start the whole network as a copy of its input (identity_init; includes --pca-embed and '
+                         '--identity-head)')
     ap.add_argument('--freeze-embed', action='store_true',
                     help='keep the patch embedding\'s weight where --pca-embed puts it (its bias still trains)')
     ap.add_argument('--freeze-head', action='store_true',
@@ -193,7 +234,9 @@ def main():
         net_sd, text_sd = load_init(a.init)
         net.load_state_dict(net_sd)
         te.load_state_dict(text_sd)
-    if a.pca_embed:
+    if a.identity_init:
+        identity_init(net, a.seed + 4)
+    if a.pca_embed and not a.identity_init:
         pca_embed(net, a.seed + 4)
     if a.identity_head:
         identity_head(net)
