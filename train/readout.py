@@ -11,7 +11,7 @@ import argparse
 import torch
 
 import world
-from train import alphas_cumprod, clip_tokens, load_model
+from train import alphas_cumprod, clip_tokens, load_model, ridge_fit
 
 
 @torch.no_grad()
@@ -50,9 +50,9 @@ def main():
             test, yt, own = layers(net, te, 2, 256, n)
             row = [f'{own:.3f}']
             for k in ('embedding', 'middle', 'head input'):
-                h, ht = (torch.cat([f[k], torch.ones(len(f[k]), 1, dtype=torch.float64)], 1) for f in (fit, test))
-                sol = torch.linalg.solve(h.T @ h + 1e-4 * torch.eye(h.shape[1], dtype=torch.float64), h.T @ y)
-                row.append(f'{((ht @ sol - yt).pow(2).mean() / yt.var()).item():.3f}')
+                sol = ridge_fit(fit[k], y, 1e-4)
+                pred = test[k] @ sol[:-1] + sol[-1]
+                row.append(f'{((pred - yt).pow(2).mean() / yt.var()).item():.3f}')
             print(f'| {path} | {n} | ' + ' | '.join(row) + ' |')
 
 

@@ -129,6 +129,12 @@ def identity_head(net):
         net.final_layer.bias.zero_()
 
 
+def ridge_fit(x, y, ridge):
+    """Least squares with an intercept: the [features + 1, outputs] map of x [samples, features] to y, ridge-damped."""
+    h = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    return torch.linalg.solve(h.T @ h + ridge * torch.eye(h.shape[1], dtype=x.dtype), h.T @ y)
+
+
 IDENTITY_BIAS = 1.0
 
 
@@ -137,7 +143,7 @@ def identity_init(net, seed, clips=256):
     every block's residual branches silent (attention and MLP output maps zero), every long skip passing the mean
     of its two inputs ([I/2, I/2]), the output head the least-squares inverse of the embedding through the final
     LayerNorm, and the final conv the identity. Why: with PyTorch's init the five long-skip maps of the output
-    blocks are random non-residual linear maps and the eleven blocks add random features larger than the embedding,
+    blocks are random non-residual linear maps and the eleven blocks add random features on top,
     so the embedded token reaches the head scrambled; design 5 then learns a copy so slowly that its prediction
     from a clean square is still a disk after 18 000 steps (docs/training.md). Here the copy is exact (up to the
     principal directions) at step 0, and training only has to learn the denoising on top of it."""
@@ -160,9 +166,7 @@ def identity_init(net, seed, clips=256):
         g = torch.Generator().manual_seed(seed + 1)
         x0 = world.render(world.sample_scenes(g, clips, world.train_combos()))
         feats = net.norm(net.patch_embed(x0) + net.pos_embed[:, net.extras:]).reshape(-1, D).double()
-        feats = torch.cat([feats, torch.ones(len(feats), 1, dtype=torch.float64)], 1)
-        y = clip_tokens(net, x0).double()
-        sol = torch.linalg.solve(feats.T @ feats + 1e-6 * torch.eye(D + 1, dtype=torch.float64), feats.T @ y)
+        sol = ridge_fit(feats, clip_tokens(net, x0).double(), 1e-6)
         net.decoder_pred.weight.copy_(sol[:D].T.float())
         net.decoder_pred.bias.copy_(sol[D].float())
 
@@ -236,7 +240,7 @@ def main():
         te.load_state_dict(text_sd)
     if a.identity_init:
         identity_init(net, a.seed + 4)
-    if a.pca_embed and not a.identity_init:
+    elif a.pca_embed:
         pca_embed(net, a.seed + 4)
     if a.identity_head:
         identity_head(net)
