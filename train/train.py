@@ -171,6 +171,26 @@ def identity_init(net, seed, clips=256):
         net.decoder_pred.bias.copy_(sol[D].float())
 
 
+def contrast_weights(scenes, shape_w, motion_w, supersample=2):
+    """Per-latent-pixel loss weights [B, 1, F, S, S]: 1 + shape_w x (the largest change of the object's coverage
+    there if the scene had another shape) + motion_w x (the same for another motion). Why: the pixels that tell the
+    prompt's shape from the other shapes are a few percent of a clip (a ball and a square of the same place differ
+    by 6 % of its variance), so with a plain MSE the shape word barely pays, and the weights trained without this
+    ignore it (swapping it changes their prediction's error by under 4 % at every noise level)."""
+    cov = world.coverages(scenes, supersample)
+    w = torch.ones_like(cov)
+    for key, values, k in (('shape', world.SHAPES, shape_w), ('motion', world.MOTIONS, motion_w)):
+        if not k:
+            continue
+        own = [values.index(s[key]) for s in scenes]
+        change = torch.zeros_like(cov)
+        for j in range(1, len(values)):  # every other value, one rendering per offset
+            alt = [dict(s, **{key: values[(o + j) % len(values)]}) for s, o in zip(scenes, own)]
+            change = torch.maximum(change, (cov - world.coverages(alt, supersample)).abs())
+        w += k * change
+    return w[:, None].float()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)
@@ -197,6 +217,9 @@ def main():
                     help='keep the patch embedding\'s weight where --pca-embed puts it (its bias still trains)')
     ap.add_argument('--freeze-head', action='store_true',
                     help='keep the final conv where --identity-head puts it')
+    ap.add_argument('--contrast-weight', type=float, nargs=2, default=(0.0, 0.0), metavar=('SHAPE', 'MOTION'),
+                    help='weigh each latent pixel\'s error by 1 + SHAPE x (its coverage change under another shape) + '
+                         'MOTION x (the same under another motion) (contrast_weights); 0 0 is the plain MSE')
     ap.add_argument('--anneal', action='store_true', help='lr falls linearly to 0 at --steps (after the warmup)')
     for key in ARCH_KEYS:
         ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (default {CONFIG[key]})')
@@ -269,7 +292,7 @@ def main():
 
     log = open(os.path.join(a.out, 'log.jsonl'), 'w')
     json.dump(dict(args=vars(a), config=config, torch=torch.__version__), open(os.path.join(a.out, 'args.json'), 'w'))
-    t0, acc, cnt = time.time(), 0.0, 0
+    t0, acc, acc_plain, cnt = time.time(), 0.0, 0.0, 0
 
     def save(step):
         state = dict(step=step, config=config, prediction=a.prediction, latent_std=a.latent_std, vocab=world.VOCAB, net=ema_net.state_dict(), text=ema_te.state_dict())
@@ -295,8 +318,11 @@ def main():
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=a.bf16):
             pred = net(xn, n, te(ids))
         target = {'eps': eps, 'x0': x0, 'v': ab.sqrt() * eps - (1 - ab).sqrt() * x0}[a.prediction]
-        err = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))
-        loss = (err * weight[n]).mean()
+        sq = (pred.float() - target).pow(2)
+        if any(a.contrast_weight):
+            plain = (sq.mean(dim=(1, 2, 3, 4)) * weight[n]).mean().item()  # logged beside the loss, for comparison
+            sq = sq * contrast_weights(scenes, *a.contrast_weight)
+        loss = (sq.mean(dim=(1, 2, 3, 4)) * weight[n]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -304,11 +330,15 @@ def main():
         with torch.no_grad():
             torch._foreach_lerp_(ema_params, params, 1 - d)
         acc, cnt = acc + loss.item(), cnt + 1
+        if any(a.contrast_weight):
+            acc_plain += plain
         if (step + 1) % a.log_every == 0:
             rec = dict(step=step + 1, loss=acc / cnt, lr=lr_at(step), wall_s=round(time.time() - t0, 1))
+            if any(a.contrast_weight):
+                rec['plain_loss'] = acc_plain / cnt
             log.write(json.dumps(rec) + '\n')
             log.flush()
-            acc, cnt = 0.0, 0
+            acc, acc_plain, cnt = 0.0, 0.0, 0
         if (step + 1) % a.ckpt_every == 0:
             save(step + 1)
     save(a.steps)

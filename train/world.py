@@ -129,18 +129,29 @@ def coverage(shape, dx, dy, r):
     return (dy <= R / 2) & (s3 * dx - dy <= R) & (-s3 * dx - dy <= R)
 
 
-def render(scenes):
-    """Scenes -> normalised latent clips [n, 3, F, S, S] float32 (area-averaged coverage, wrapping at the edges)."""
+def coverages(scenes, supersample=SUPER):
+    """Scenes -> the object's area-averaged coverage of each latent pixel, [n, F, S, S] float64 in [0, 1] (wrapping
+    at the edges), from `supersample` x `supersample` points per latent pixel."""
     t = latent_times()
-    px = (torch.arange(S * SUPER, dtype=torch.float64) + 0.5) / (S * SUPER)
+    px = (torch.arange(S * supersample, dtype=torch.float64) + 0.5) / (S * supersample)
+    cx, cy = (torch.stack(v) for v in zip(*(centre(sc, t) for sc in scenes)))  # [n, F] each
+    # wrapped offsets in (-0.5, 0.5]: the object re-enters on the other side
+    dx = torch.remainder(px[None, None, None, :] - cx[:, :, None, None] + 0.5, 1.0) - 0.5
+    dy = torch.remainder(px[None, None, :, None] - cy[:, :, None, None] + 0.5, 1.0) - 0.5
+    r = torch.tensor([sc['radius'] for sc in scenes], dtype=torch.float64)[:, None, None, None]
+    cov = torch.zeros(len(scenes), F, S * supersample, S * supersample, dtype=torch.float64)
+    for shape in SHAPES:
+        i = [k for k, sc in enumerate(scenes) if sc['shape'] == shape]
+        if i:
+            cov[i] = coverage(shape, dx[i], dy[i], r[i]).to(torch.float64)
+    return cov.reshape(len(scenes), F, S, supersample, S, supersample).mean(dim=(3, 5))
+
+
+def render(scenes):
+    """Scenes -> normalised latent clips [n, 3, F, S, S] float32 (the coverage blends the object's colour over the
+    background's)."""
     out = torch.empty(len(scenes), 3, F, S, S, dtype=torch.float32)
-    for i, sc in enumerate(scenes):
-        cx, cy = centre(sc, t)
-        # wrapped offsets in (-0.5, 0.5]: the object re-enters on the other side
-        dx = torch.remainder(px[None, None, :] - cx[:, None, None] + 0.5, 1.0) - 0.5
-        dy = torch.remainder(px[None, :, None] - cy[:, None, None] + 0.5, 1.0) - 0.5
-        cov = coverage(sc['shape'], dx, dy, sc['radius']).to(torch.float64)  # [F, 128, 128]
-        cov = cov.reshape(F, S, SUPER, S, SUPER).mean(dim=(2, 4))
+    for i, (sc, cov) in enumerate(zip(scenes, coverages(scenes))):
         fg = torch.tensor(COLOURS[sc['colour']], dtype=torch.float64) / 255
         bg = torch.tensor(BACKGROUNDS[sc['background'] or 'black'], dtype=torch.float64) / 255
         rgb = bg[:, None, None, None] + (fg - bg)[:, None, None, None] * cov[None]
