@@ -44,17 +44,17 @@ def shape_of(fill):
     return 'triangle' if fill < 0.70 else 'ball' if fill < 0.88 else 'square'
 
 
-def decoded(x, std):
+def decoded(x):
     """Latent clips -> every eighth output frame, [B, 16, 128, 128, 3] uint8, as the fixed decoder draws them."""
-    rgb = (world.LATENT_MEAN + std * x).clamp(0, 1)
+    rgb = (world.LATENT_MEAN + world.LATENT_STD * x).clamp(0, 1)
     up = torch.nn.functional.interpolate(rgb, size=(world.FRAMES_OUT, world.SIZE_OUT, world.SIZE_OUT),
                                          mode='trilinear', align_corners=False)
     return (up.permute(0, 2, 3, 4, 1)[:, ::8] * 255).round().byte().numpy()
 
 
-def read(x, std):
+def read(x):
     out = []
-    for frames in decoded(x, std):
+    for frames in decoded(x):
         v = [shape_of(f) for f in fills(frames)]
         out.append(max(world.SHAPES, key=v.count) if v else None)  # ties to the first in SHAPES, reproducibly
     return out
@@ -69,8 +69,7 @@ def main():
     ap.add_argument('--seed', type=int, default=5)
     a = ap.parse_args()
     torch.set_num_threads(2)
-    net, te, std = load_model(a.weights)
-    world.LATENT_STD = std
+    net, te, world.LATENT_STD = load_model(a.weights)
     shapes = world.SHAPES
     g = torch.Generator().manual_seed(a.seed)
     scenes = world.sample_scenes(g, 36, world.all_combos())
@@ -88,19 +87,19 @@ def main():
         return [net(xn, t, ci) for ci in c]
 
     truth = [s['shape'] for s in scenes]
-    print(f'clean clips read right: {np.mean([r == s for r, s in zip(read(x0, std), truth)]):.2f}')
+    print(f'clean clips read right: {np.mean([r == s for r, s in zip(read(x0), truth)]):.2f}')
     print('| n | error, right word | error, swapped | ratio | read as the prompt\'s shape |\n|---|---|---|---|---|')
     for n in (int(v) for v in a.levels.split(',')):
         pr, *pw = predict(n, [right, *swapped])
         e_right = ((pr - x0) ** 2).mean().item()
         e_swap = np.mean([((p - x0) ** 2).mean().item() for p in pw])
-        ok = np.mean([r == s for r, s in zip(read(pr, std), truth)])
+        ok = np.mean([r == s for r, s in zip(read(pr), truth)])
         print(f'| {n} | {e_right:.5f} | {e_swap:.5f} | {e_swap / e_right:.3f} | {ok:.2f} |')
     if a.fills_at:
         (pr,) = predict(a.fills_at, [right])
         for name, x in (('clean clips', x0), (f'predictions at n = {a.fills_at}', pr)):
             by = {s: [] for s in shapes}
-            for s, frames in zip(truth, decoded(x, std)):
+            for s, frames in zip(truth, decoded(x)):
                 by[s].extend(fills(frames))
             print(f'{name}: ' + ', '.join(f'{s} {np.median(v):.3f} ({np.percentile(v, 10):.3f}, {np.percentile(v, 90):.3f})'
                                           for s, v in by.items()))
