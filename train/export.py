@@ -5,7 +5,9 @@
   text_encoder.safetensors  tok_emb [V, clip_dim], pos_emb [n, clip_dim], ln.weight, ln.bias
   vocab.json            the word tokenizer's vocabulary (index = token id; 0 = PAD, 1 = UNK)
   group.json            (existing) its sampler.prediction set to what the checkpoint predicts (eps, v or x0) and its
-                        decoder's std to the checkpoint's latent normalisation
+                        decoder build to the checkpoint's latent: the fixed interpolation decoder for an RGB latent, the
+                        shape decoder (decoder.safetensors, from train/decoder.py --export) for one with shape masks,
+                        with the checkpoint's latent normalisation
   world.json            the world it was trained on (colours, backgrounds, shapes, motions, held-out combinations),
                         which npm run eval:prompts reads
     python3 train/export.py train/runs/NAME/ckpt.pt [--out models/uvit-t2v-shapes] [--half]
@@ -41,9 +43,13 @@ def main():
     group = os.path.join(a.out, 'group.json')
     if os.path.exists(group):
         g, pred, std = json.load(open(group)), ck.get('prediction', 'eps'), ck.get('latent_std', world.LATENT_STD)
-        if g['sampler'].get('prediction', 'eps') != pred or g['build']['decoder']['std'] != std:
+        # a latent with shape masks is drawn by the learned shape decoder (train/decoder.py --export writes its file)
+        decoder = dict(type='shape-decoder', weights='decoder.safetensors') if ck['config']['in_chans'] > 3 else \
+            dict(type='linear-interpolation')
+        decoder.update(mean=world.LATENT_MEAN, std=std)
+        if g['sampler'].get('prediction', 'eps') != pred or g['build']['decoder'] != decoder:
             g['sampler']['prediction'] = pred
-            g['build']['decoder']['std'] = std
+            g['build']['decoder'] = decoder
             with open(group, 'w') as f:
                 json.dump(g, f, indent=2)
                 f.write('\n')

@@ -25,7 +25,7 @@ def sample(net, te, prompts, steps, scale, seed, prediction='eps', eta=0.0, x0_p
     B = len(prompts)
     ctx = te(torch.tensor([world.tokenize(p) for p in prompts]))
     unc = te(torch.tensor([world.tokenize('')] * B))
-    x = torch.randn(B, 3, world.F, world.S, world.S, generator=g)
+    x = torch.randn(B, net.cfg['in_chans'], world.F, world.S, world.S, generator=g)
     ns = np.linspace(1000, 1, steps + 1).round().astype(int)
     for i in range(steps):
         n, m = int(ns[i]), int(ns[i + 1]) if i + 1 < steps else 0
@@ -63,7 +63,8 @@ def main():
     prompts = a.prompts or [world.prompt(*c) for c in world.HELD_OUT] + ['a red ball bouncing', 'a white square moving left']
     x0_preds = []
     x = sample(net, te, prompts, a.steps, a.scale, a.seed, ck.get('prediction', 'eps'), a.eta, x0_preds)
-    to_img = lambda z: ((z * world.LATENT_STD + world.LATENT_MEAN).clamp(0, 1) * 255).round().to(torch.uint8)
+    # the RGB channels (a latent with shape masks has more)
+    to_img = lambda z: ((z[:, :3] * world.LATENT_STD + world.LATENT_MEAN).clamp(0, 1) * 255).round().to(torch.uint8)
     if a.trajectory:
         picked = x0_preds[::a.trajectory] + [x0_preds[-1]] * ((len(x0_preds) - 1) % a.trajectory != 0)
         print('columns at n =', ' '.join(str(n) for n, _ in picked))

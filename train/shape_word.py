@@ -7,7 +7,7 @@ prints the median (10th, 90th percentile) outline fill per shape of the clean cl
 The outline is read as the eval's detector reads it (scripts/eval/detector.ts: the object is the pixels at least half
 way from the background towards the object's core colour; fill = its area / its wrap-centred bounding box; triangle
 < 0.70 <= ball < 0.88 <= square), on every eighth frame of the decoded clip, the majority over frames.
-    python3 train/shape_word.py CKPT_OR_MODEL_FOLDER [--levels 700,500,300,100] [--fills-at 1]
+    python3 train/shape_word.py CKPT_OR_MODEL_FOLDER [--levels 700,500,300,100] [--fills-at 1] [--decoder DEC]
 """
 import argparse
 
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 import world
+from decoder import load_decoder
 from train import alphas_cumprod, load_model
 
 
@@ -44,17 +45,21 @@ def shape_of(fill):
     return 'triangle' if fill < 0.70 else 'ball' if fill < 0.88 else 'square'
 
 
-def decoded(x):
-    """Latent clips -> every eighth output frame, [B, 16, 128, 128, 3] uint8, as the fixed decoder draws them."""
-    rgb = (world.LATENT_MEAN + world.LATENT_STD * x).clamp(0, 1)
-    up = torch.nn.functional.interpolate(rgb, size=(world.FRAMES_OUT, world.SIZE_OUT, world.SIZE_OUT),
-                                         mode='trilinear', align_corners=False)
+def decoded(x, shape_decoder=None):
+    """Latent clips -> every eighth output frame, [B, 16, 128, 128, 3] uint8, as the fixed decoder draws the RGB
+    channels or, for a latent with shape masks, as the shape decoder draws it."""
+    if shape_decoder is None:
+        rgb = (world.LATENT_MEAN + world.LATENT_STD * x[:, :3]).clamp(0, 1)
+        up = torch.nn.functional.interpolate(rgb, size=(world.FRAMES_OUT, world.SIZE_OUT, world.SIZE_OUT),
+                                             mode='trilinear', align_corners=False)
+    else:
+        up = shape_decoder.clip(x).clamp(0, 1)
     return (up.permute(0, 2, 3, 4, 1)[:, ::8] * 255).round().byte().numpy()
 
 
-def read(x):
+def read(x, shape_decoder=None):
     out = []
-    for frames in decoded(x):
+    for frames in decoded(x, shape_decoder):
         v = [shape_of(f) for f in fills(frames)]
         out.append(max(world.SHAPES, key=v.count) if v else None)  # ties to the first in SHAPES, reproducibly
     return out
@@ -67,6 +72,8 @@ def main():
     ap.add_argument('--levels', default='700,500,400,300,200,100')
     ap.add_argument('--fills-at', type=int)
     ap.add_argument('--seed', type=int, default=5)
+    ap.add_argument('--decoder', help='the shape decoder of a latent with shape masks (a model folder\'s '
+                    'decoder.safetensors or a train/decoder.py checkpoint)')
     a = ap.parse_args()
     torch.set_num_threads(2)
     net, te, world.LATENT_STD = load_model(a.weights)
@@ -75,7 +82,11 @@ def main():
     scenes = world.sample_scenes(g, 36, world.all_combos())
     for i, sc in enumerate(scenes):
         sc['shape'], sc['background'] = shapes[i % 3], None
-    x0 = world.render(scenes)
+    masks = net.cfg['in_chans'] > 3
+    if masks and not a.decoder:
+        ap.error('a latent with shape masks needs --decoder (decoder.safetensors or a train/decoder.py checkpoint)')
+    dec = load_decoder(a.decoder, std=world.LATENT_STD) if masks else None
+    x0 = world.render(scenes, masks)
     abar = torch.tensor(alphas_cumprod(), dtype=torch.float32)
     ctx = lambda k: te(torch.tensor([world.tokenize(world.prompt(
         s['colour'], shapes[(shapes.index(s['shape']) + k) % 3], s['motion'])) for s in scenes]))
@@ -87,19 +98,19 @@ def main():
         return [net(xn, t, ci) for ci in c]
 
     truth = [s['shape'] for s in scenes]
-    print(f'clean clips read right: {np.mean([r == s for r, s in zip(read(x0), truth)]):.2f}')
+    print(f'clean clips read right: {np.mean([r == s for r, s in zip(read(x0, dec), truth)]):.2f}')
     print('| n | error, right word | error, swapped | ratio | read as the prompt\'s shape |\n|---|---|---|---|---|')
     for n in (int(v) for v in a.levels.split(',')):
         pr, *pw = predict(n, [right, *swapped])
         e_right = ((pr - x0) ** 2).mean().item()
         e_swap = np.mean([((p - x0) ** 2).mean().item() for p in pw])
-        ok = np.mean([r == s for r, s in zip(read(pr), truth)])
+        ok = np.mean([r == s for r, s in zip(read(pr, dec), truth)])
         print(f'| {n} | {e_right:.5f} | {e_swap:.5f} | {e_swap / e_right:.3f} | {ok:.2f} |')
     if a.fills_at:
         (pr,) = predict(a.fills_at, [right])
         for name, x in (('clean clips', x0), (f'predictions at n = {a.fills_at}', pr)):
             by = {s: [] for s in shapes}
-            for s, frames in zip(truth, decoded(x)):
+            for s, frames in zip(truth, decoded(x, dec)):
                 by[s].extend(fills(frames))
             print(f'{name}: ' + ', '.join(f'{s} {np.median(v):.3f} ({np.percentile(v, 10):.3f}, {np.percentile(v, 90):.3f})'
                                           for s, v in by.items()))

@@ -73,6 +73,28 @@ def load_init(path):
     return net, {('tok_emb.weight' if k == 'tok_emb' else k): v.float() for k, v in text.items()}
 
 
+def widen_channels(net_sd, cfg):
+    """Continue a model trained on fewer latent channels (an RGB model, for --shape-masks): the new channels start
+    unseen by the patch embedding (zero columns), predicted as zero (zero rows of decoder_pred) and passed through the
+    final conv unmixed (its identity tap), so the widened network computes the old one on the old channels."""
+    C, old = cfg['in_chans'], net_sd['patch_embed.proj.weight'].shape[1]
+    if old == C:
+        return net_sd
+    sd, extra = dict(net_sd), C - old
+    w = sd['patch_embed.proj.weight']
+    sd['patch_embed.proj.weight'] = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1)
+    for k in ('decoder_pred.weight', 'decoder_pred.bias'):  # rows ordered (pt p1 p2 C): C is the fastest
+        v = sd[k].reshape(-1, old, *sd[k].shape[1:])
+        sd[k] = torch.cat([v, v.new_zeros(v.shape[0], extra, *v.shape[2:])], dim=1).reshape(-1, *sd[k].shape[1:])
+    w, b = sd['final_layer.weight'], sd['final_layer.bias']
+    wide = w.new_zeros(C, C, *w.shape[2:])
+    wide[:old, :old] = w
+    for c in range(old, C):
+        wide[c, c, 1, 1, 1] = 1.0
+    sd['final_layer.weight'], sd['final_layer.bias'] = wide, torch.cat([b, b.new_zeros(extra)])
+    return sd
+
+
 def load_model(path):
     """(U-ViT, text encoder, latent std) in eval mode from a checkpoint or an exported model folder (the folder's
     config from model.json, its latent std from group.json's decoder build, as train/export.py writes them)."""
@@ -220,6 +242,9 @@ def main():
     ap.add_argument('--contrast-weight', type=float, nargs=2, default=(0.0, 0.0), metavar=('SHAPE', 'MOTION'),
                     help='weigh each latent pixel\'s error by 1 + SHAPE x (its coverage change under another shape) + '
                          'MOTION x (the same under another motion) (contrast_weights); 0 0 is the plain MSE')
+    ap.add_argument('--shape-masks', action='store_true',
+                    help='the latent gets one channel per shape holding the object\'s coverage (world.render masks), '
+                         'drawn by the learned shape decoder (train/decoder.py)')
     ap.add_argument('--anneal', action='store_true', help='lr falls linearly to 0 at --steps (after the warmup)')
     for key in ARCH_KEYS:
         ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (default {CONFIG[key]})')
@@ -253,13 +278,16 @@ def main():
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
     config = dict(CONFIG, **{k: getattr(a, k) for k in ARCH_KEYS})
+    if a.shape_masks:
+        config['in_chans'] = 3 + len(world.SHAPES)
+    masks = config['in_chans'] > 3
     net = UViTVideo(config)
     te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, config['clip_dim'])
     ema_net = UViTVideo(config).requires_grad_(False)
     ema_te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, config['clip_dim']).requires_grad_(False)
     if a.init:
         net_sd, text_sd = load_init(a.init)
-        net.load_state_dict(net_sd)
+        net.load_state_dict(widen_channels(net_sd, config))
         te.load_state_dict(text_sd)
     if a.identity_init:
         identity_init(net, a.seed + 4)
@@ -302,7 +330,7 @@ def main():
 
     for step in range(a.steps):
         scenes = world.sample_scenes(data_gen, a.batch, combos)
-        x0 = world.render(scenes)
+        x0 = world.render(scenes, masks)
         ids = torch.tensor([world.tokenize(world.prompt(s['colour'], s['shape'], s['motion'], s['background']))
                             for s in scenes])
         drop = torch.rand(a.batch, generator=noise_gen) < a.p_uncond

@@ -129,33 +129,56 @@ def coverage(shape, dx, dy, r):
     return (dy <= R / 2) & (s3 * dx - dy <= R) & (-s3 * dx - dy <= R)
 
 
-def coverages(scenes, supersample=SUPER):
-    """Scenes -> the object's area-averaged coverage of each latent pixel, [n, F, S, S] float64 in [0, 1] (wrapping
-    at the edges), from `supersample` x `supersample` points per latent pixel."""
-    t = latent_times()
-    px = (torch.arange(S * supersample, dtype=torch.float64) + 0.5) / (S * supersample)
-    cx, cy = (torch.stack(v) for v in zip(*(centre(sc, t) for sc in scenes)))  # [n, F] each
+def coverage_at(scenes, t, side, supersample):
+    """The object's area-averaged coverage of each pixel of a side x side picture at times t (seconds, float64
+    [n, k]: k per scene), [n, k, side, side] float64 in [0, 1] (wrapping at the edges), from `supersample` x
+    `supersample` points per pixel."""
+    px = (torch.arange(side * supersample, dtype=torch.float64) + 0.5) / (side * supersample)
+    cx, cy = (torch.stack(v) for v in zip(*(centre(sc, ti) for sc, ti in zip(scenes, t))))  # [n, k] each
     # wrapped offsets in (-0.5, 0.5]: the object re-enters on the other side
     dx = torch.remainder(px[None, None, None, :] - cx[:, :, None, None] + 0.5, 1.0) - 0.5
     dy = torch.remainder(px[None, None, :, None] - cy[:, :, None, None] + 0.5, 1.0) - 0.5
     r = torch.tensor([sc['radius'] for sc in scenes], dtype=torch.float64)[:, None, None, None]
-    cov = torch.zeros(len(scenes), F, S * supersample, S * supersample, dtype=torch.float64)
+    cov = torch.zeros(len(scenes), t.shape[1], side * supersample, side * supersample, dtype=torch.float64)
     for shape in SHAPES:
         i = [k for k, sc in enumerate(scenes) if sc['shape'] == shape]
         if i:
             cov[i] = coverage(shape, dx[i], dy[i], r[i]).to(torch.float64)
-    return cov.reshape(len(scenes), F, S, supersample, S, supersample).mean(dim=(3, 5))
+    return cov.reshape(len(scenes), t.shape[1], side, supersample, side, supersample).mean(dim=(3, 5))
 
 
-def render(scenes):
+def coverages(scenes, supersample=SUPER):
+    """Scenes -> the object's area-averaged coverage of each latent pixel, [n, F, S, S] float64 in [0, 1] (wrapping
+    at the edges), from `supersample` x `supersample` points per latent pixel."""
+    return coverage_at(scenes, latent_times().expand(len(scenes), F), S, supersample)
+
+
+def pictures(scenes, frames, supersample=4):
+    """Scenes -> the output frames with these indices (int [n, k], 0..FRAMES_OUT-1: one list per scene) as the
+    camera films them, RGB in [0, 1], [n, k, 3, SIZE_OUT, SIZE_OUT] float32: what the shape decoder learns to draw."""
+    cov = coverage_at(scenes, frames.to(torch.float64) / FPS, SIZE_OUT, supersample)
+    out = torch.empty(len(scenes), frames.shape[1], 3, SIZE_OUT, SIZE_OUT, dtype=torch.float32)
+    for i, sc in enumerate(scenes):
+        fg = torch.tensor(COLOURS[sc['colour']], dtype=torch.float64) / 255
+        bg = torch.tensor(BACKGROUNDS[sc['background'] or 'black'], dtype=torch.float64) / 255
+        out[i] = (bg[None, :, None, None] + (fg - bg)[None, :, None, None] * cov[i][:, None]).to(torch.float32)
+    return out
+
+
+def render(scenes, masks=False):
     """Scenes -> normalised latent clips [n, 3, F, S, S] float32 (the coverage blends the object's colour over the
-    background's)."""
-    out = torch.empty(len(scenes), 3, F, S, S, dtype=torch.float32)
-    for i, (sc, cov) in enumerate(zip(scenes, coverages(scenes))):
+    background's). masks=True appends one channel per shape (SHAPES order), [n, 3 + len(SHAPES), F, S, S]: the
+    object's coverage in its own shape's channel, zero in the others, normalised as coverage / LATENT_STD, so that
+    the shape is a per-pixel value of about the colour's size, as the colour is (the shape decoder draws it)."""
+    covs = coverages(scenes)
+    out = torch.zeros(len(scenes), 3 + (len(SHAPES) if masks else 0), F, S, S, dtype=torch.float32)
+    for i, (sc, cov) in enumerate(zip(scenes, covs)):
         fg = torch.tensor(COLOURS[sc['colour']], dtype=torch.float64) / 255
         bg = torch.tensor(BACKGROUNDS[sc['background'] or 'black'], dtype=torch.float64) / 255
         rgb = bg[:, None, None, None] + (fg - bg)[:, None, None, None] * cov[None]
-        out[i] = ((rgb - LATENT_MEAN) / LATENT_STD).to(torch.float32)
+        out[i, :3] = ((rgb - LATENT_MEAN) / LATENT_STD).to(torch.float32)
+        if masks:
+            out[i, 3 + SHAPES.index(sc['shape'])] = (cov / LATENT_STD).to(torch.float32)
     return out
 
 

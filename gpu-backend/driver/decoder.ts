@@ -47,6 +47,12 @@ export class LatentDecoder {
     if (!session.outputNames.includes(cfg.output)) {
       throw new Error(`decoder ${cfg.onnx}: no output "${cfg.output}" (outputs: ${session.outputNames.join(', ')})`);
     }
+    // frames are RGB whatever the latent's channels (RGB + masks, a VAE's 4): refuse any other channel count at load
+    const meta = session.outputMetadata.find((m) => m.name === cfg.output);
+    if (meta?.isTensor && typeof meta.shape[1] === 'number' && meta.shape[1] !== 3) {
+      throw new Error(`decoder ${cfg.onnx}: output "${cfg.output}" is [${meta.shape.join(',')}], ${meta.shape[1]} channels, ` +
+        'but frames are RGB: it must give 3');
+    }
   }
 
   static async create(cfg: DecoderConfig, ep?: EpConfig): Promise<LatentDecoder> {
@@ -73,7 +79,8 @@ export class LatentDecoder {
       const out = await this.session.run(feeds, [this.cfg.output]).catch(() => Promise.reject(e));
       const got = fromOrtF32(out[this.cfg.output], `decoder output ${this.cfg.output}`);
       if (got.dims.length === want.length && got.dims.every((d, i) => d === want[i])) throw e;
-      throw new Error(`decoder ${this.cfg.onnx}: output [${got.dims.join(',')}], expected [${want.join(',')}]`);
+      const rgb = got.dims[1] !== 3 ? ` (frames are RGB: 3 channels, not ${got.dims[1]})` : '';
+      throw new Error(`decoder ${this.cfg.onnx}: output [${got.dims.join(',')}], expected [${want.join(',')}]${rgb}`);
     }
     return buf;
   }

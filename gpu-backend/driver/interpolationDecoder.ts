@@ -2,7 +2,8 @@
 // weights): separable linear interpolation of the low-resolution RGB latent video up to the output size, then the
 // inverse of the latent normalisation, frames = mean + std · latents, into [0, 1]. Half-pixel centres with edge
 // clamping, i.e. torch's interpolate(mode='trilinear', align_corners=False), which is what the training data
-// generator (train/world.py) assumes.
+// generator (train/world.py) assumes. Its time and space interpolation are shared with the learned shape decoder
+// (shapeDecoder.ts).
 import { GraphBuilder } from '../onnx/graph.ts';
 import { DataType } from '../onnx/onnx.ts';
 
@@ -24,7 +25,7 @@ export function interpolationMatrix(n: number, r: number): Float32Array {
 }
 
 export interface InterpolationDecoderSpec {
-  /** latent channels (3: the latent is RGB) */
+  /** latent channels (3 for the trained model: its latent is RGB) */
   channels: number;
   /** latent side h = w */
   size: number;
@@ -36,10 +37,39 @@ export interface InterpolationDecoderSpec {
 }
 
 /**
- * latents [B, C, F, h, w] → frames [B, C, temporal·F, spatial·h, spatial·w] in [0, 1]; B and F dynamic.
- * Time: the clip is edge-padded by one frame each side, and output frame temporal·k + j blends latent frames k−1, k, k+1
- * with the j-th row weights of the interpolation (a frame-count-free form of the same matrix). Space: two MatMuls by
- * constant interpolation matrices.
+ * Linear interpolation ×r along `axis` of x (rank `rank`), half-pixel centres with edge clamping, in a form free of
+ * the axis length: x is edge-padded by one sample each side, and output sample r·k + j blends input samples k−1, k,
+ * k+1 with the j-th row weights of the interpolation matrix. Returns [..., n, r, ...] (that axis split in two:
+ * sample r·k + j at [k, j]); the caller reshapes it to what it needs.
+ */
+export function interpolateAxis(g: GraphBuilder, x: string, rank: number, axis: number, r: number): string {
+  const pads = new Array<number>(2 * rank).fill(0);
+  pads[axis] = pads[rank + axis] = 1;
+  const padded = g.op('Pad', [x, g.i64(pads)], { mode: 'edge' });
+  const shifted = [0, 1, 2].map((k) =>
+    g.op('Slice', [padded, g.i64([k]), g.i64([k - 2 === 0 ? Number.MAX_SAFE_INTEGER : k - 2]), g.i64([axis])]));
+  // phase j of sample k sits at k + (j + 0.5)/r − 0.5: between k−1 and k for the first half, k and k+1 after
+  const phases: string[] = [];
+  for (let j = 0; j < r; j++) {
+    const d = (j + 0.5) / r - 0.5;
+    const w = d < 0 ? [-d, 1 + d, 0] : [0, 1 - d, d];
+    const terms = w.flatMap((wk, k) => (wk === 0 ? [] : [g.op('Mul', [shifted[k], g.scalar(wk)])]));
+    const sum = terms.reduce((a, b) => g.op('Add', [a, b]));
+    phases.push(g.op('Unsqueeze', [sum, g.i64([axis + 1])]));
+  }
+  return g.op('Concat', phases, { axis: axis + 1 });
+}
+
+/** x [..., h, h] → [..., s·h, s·h]: bilinear ×s (half-pixel, edge clamp) as two MatMuls by constant matrices. */
+export function upsampleSquare(g: GraphBuilder, x: string, h: number, s: number): string {
+  const A = g.f32('interp_rows', [h * s, h], interpolationMatrix(h, s));
+  const At = g.f32('interp_cols', [h, h * s], transpose(interpolationMatrix(h, s), h * s, h));
+  return g.op('MatMul', [g.op('MatMul', [A, x]), At]);
+}
+
+/**
+ * latents [B, C, F, h, w] → frames [B, C, temporal·F, spatial·h, spatial·w] in [0, 1]; B and F dynamic. Time:
+ * interpolateAxis; space: upsampleSquare.
  */
 export function buildInterpolationDecoder(spec: InterpolationDecoderSpec): Uint8Array {
   const { channels: C, size: h, temporal: r, spatial: s } = spec;
@@ -48,23 +78,8 @@ export function buildInterpolationDecoder(spec: InterpolationDecoderSpec): Uint8
   // Every interpolation weight row sums to 1, so the affine map commutes with it: applied to the latent it touches
   // temporal·spatial² = 512× fewer values than on the frames.
   const rgb = g.op('Add', [g.op('Mul', [z, g.scalar(spec.std)]), g.scalar(spec.mean)]);
-  const padded = g.op('Pad', [rgb, g.i64([0, 0, 1, 0, 0, 0, 0, 1, 0, 0])], { mode: 'edge' });
-  const shifted = [0, 1, 2].map((k) =>
-    g.op('Slice', [padded, g.i64([k]), g.i64([k - 2 === 0 ? Number.MAX_SAFE_INTEGER : k - 2]), g.i64([2])]));
-  // phase j of frame k sits at k + (j + 0.5)/r − 0.5: between k−1 and k for the first half, k and k+1 after
-  const phases: string[] = [];
-  for (let j = 0; j < r; j++) {
-    const d = (j + 0.5) / r - 0.5;
-    const w = d < 0 ? [-d, 1 + d, 0] : [0, 1 - d, d];
-    const terms = w.flatMap((wk, k) => (wk === 0 ? [] : [g.op('Mul', [shifted[k], g.scalar(wk)])]));
-    const sum = terms.reduce((a, b) => g.op('Add', [a, b]));
-    phases.push(g.op('Unsqueeze', [sum, g.i64([3])]));
-  }
-  let x = g.op('Reshape', [g.op('Concat', phases, { axis: 3 }), g.i64([0, 0, -1, h, h])]);
-  const A = g.f32('interp_rows', [h * s, h], interpolationMatrix(h, s));
-  const At = g.f32('interp_cols', [h, h * s], transpose(interpolationMatrix(h, s), h * s, h));
-  x = g.op('MatMul', [g.op('MatMul', [A, x]), At]);
-  g.output(x, 'frames', DataType.FLOAT, ['B', C, 'T', h * s, h * s]);
+  const x = g.op('Reshape', [interpolateAxis(g, rgb, 5, 2, r), g.i64([0, 0, -1, h, h])]);
+  g.output(upsampleSquare(g, x, h, s), 'frames', DataType.FLOAT, ['B', C, 'T', h * s, h * s]);
   return g.encode();
 }
 

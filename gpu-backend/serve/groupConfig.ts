@@ -10,6 +10,9 @@ import { TextEncoderConfigSchema } from '../driver/text/encoder.ts';
 import { PREDICTIONS } from '../sampler/prediction.ts';
 import { SOLVERS } from '../sampler/types.ts';
 
+/** the latent normalisation of the RGB channels, latents = (rgb − mean) / std, which a built decoder undoes */
+const normalisation = { mean: z.number().finite(), std: z.number().positive().finite() };
+
 export const GroupConfigSchema = z
   .object({
     /** the model id the edge routes jobs by (LeaseRequest.model) */
@@ -63,15 +66,17 @@ export const GroupConfigSchema = z
     /**
      * a shipped trained model: `prepareModelFiles` (serve/modelFiles.ts) builds its text encoder and decoder ONNX
      * files: the word text encoder from the committed tensors `text_encoder` (safetensors: tok_emb, pos_emb,
-     * ln.weight, ln.bias), and the fixed decoder, frames = mean + std · (linear interpolation of the latents)
-     * (driver/interpolationDecoder.ts)
+     * ln.weight, ln.bias), and the decoder: `linear-interpolation`, the fixed frames = mean + std · (linear
+     * interpolation of the RGB latents) (driver/interpolationDecoder.ts), or `shape-decoder`, the learned decoder of
+     * RGB + mask latents from the committed tensors `weights` (driver/shapeDecoder.ts)
      */
     build: z
       .object({
         text_encoder: z.string(),
-        decoder: z
-          .object({ type: z.literal('linear-interpolation'), mean: z.number().finite(), std: z.number().positive().finite() })
-          .strict(),
+        decoder: z.discriminatedUnion('type', [
+          z.object({ type: z.literal('linear-interpolation'), ...normalisation }).strict(),
+          z.object({ type: z.literal('shape-decoder'), weights: z.string().min(1), ...normalisation }).strict(),
+        ]),
       })
       .strict()
       .optional(),
@@ -128,7 +133,10 @@ export function loadGroupConfig(path: string): LoadedGroupConfig {
       tokenizer: resolveTokenizer(base, c.text_encoder.tokenizer),
     },
     decoder: { ...c.decoder, onnx: abs(base, c.decoder.onnx) },
-    build: c.build && { ...c.build, text_encoder: abs(base, c.build.text_encoder) },
+    build: c.build && {
+      text_encoder: abs(base, c.build.text_encoder),
+      decoder: c.build.decoder.type === 'shape-decoder' ? { ...c.build.decoder, weights: abs(base, c.build.decoder.weights) } : c.build.decoder,
+    },
     uvit: loadConfig(abs(base, c.model)),
   };
   const u = out.uvit;
@@ -138,6 +146,15 @@ export function loadGroupConfig(path: string): LoadedGroupConfig {
   if (out.text_encoder.num_tokens !== u.num_clip_token || out.text_encoder.dim !== u.clip_dim) {
     throw new Error(`group config ${file}: text_encoder gives [${out.text_encoder.num_tokens}, ${out.text_encoder.dim}], ` +
       `the model wants [num_clip_token ${u.num_clip_token}, clip_dim ${u.clip_dim}]`);
+  }
+  const d = out.build?.decoder;
+  // the fixed decoder draws the latent's channels as they are, so only an RGB latent makes RGB frames
+  if (d?.type === 'linear-interpolation' && u.in_chans !== 3) {
+    throw new Error(`group config ${file}: the linear-interpolation decoder takes RGB latents (in_chans 3), the model's ` +
+      `have ${u.in_chans} channels (a shape-decoder decodes RGB + mask latents)`);
+  }
+  if (d?.type === 'shape-decoder' && u.in_chans < 3) {
+    throw new Error(`group config ${file}: the shape-decoder takes RGB + mask latents (in_chans >= 3), the model's have ${u.in_chans}`);
   }
   return out;
 }

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { buildInterpolationDecoder } from '../driver/interpolationDecoder.ts';
+import { buildShapeDecoder } from '../driver/shapeDecoder.ts';
 import { makeTokenizer } from '../driver/text/encoder.ts';
 import { WordTokenizer } from '../driver/text/tokenizer.ts';
 import { buildWordTextEncoder } from '../driver/text/wordEncoder.ts';
@@ -34,9 +35,9 @@ function writeAtomic(path: string, write: (tmp: string) => void): void {
 
 /**
  * Makes the group's model files. A missing file is made by `makers` (the demo's, for a config with `demo` seeds) or
- * refused. A shipped trained model (`build`) has committed weights; its text encoder (from the committed tensors)
- * and fixed decoder ONNX are built on every call and written only when the bytes differ, so a re-exported model
- * never meets a stale cached graph.
+ * refused. A shipped trained model (`build`) has committed weights; its text encoder and decoder ONNX (the fixed
+ * interpolation decoder, or the shape decoder from its committed tensors) are built on every call and written only
+ * when the bytes differ, so a re-exported model never meets a stale cached graph.
  */
 export function prepareModelFiles(cfg: LoadedGroupConfig, log: (s: string) => void = () => {}, makers?: MissingFileMakers): PreparedFile[] {
   const b = cfg.build;
@@ -68,16 +69,18 @@ export function prepareModelFiles(cfg: LoadedGroupConfig, log: (s: string) => vo
     if (!(tok instanceof WordTokenizer)) throw new Error('a built text encoder takes the word tokenizer ("tokenizer": {"type": "words"})');
     build(cfg.text_encoder.onnx, 'text encoder', () =>
       buildWordTextEncoder({ tensors: b.text_encoder, numTokens: cfg.text_encoder.num_tokens, dim: cfg.text_encoder.dim, vocab: tok.vocabSize }));
-    if (cfg.decoder.layout !== 'video') throw new Error('the interpolation decoder has the video layout');
-    build(cfg.decoder.onnx, 'interpolation decoder', () =>
-      buildInterpolationDecoder({
-        channels: cfg.uvit.in_chans,
-        size: cfg.uvit.img_size,
-        temporal: cfg.decoder.temporal,
-        spatial: cfg.decoder.spatial,
-        mean: b.decoder.mean,
-        std: b.decoder.std,
-      }));
+    const d = b.decoder;
+    if (cfg.decoder.layout !== 'video') throw new Error(`the ${d.type} decoder has the video layout`);
+    const spec = {
+      channels: cfg.uvit.in_chans,
+      size: cfg.uvit.img_size,
+      temporal: cfg.decoder.temporal,
+      spatial: cfg.decoder.spatial,
+      mean: d.mean,
+      std: d.std,
+    };
+    if (d.type === 'shape-decoder') build(cfg.decoder.onnx, 'shape decoder', () => buildShapeDecoder({ ...spec, weights: d.weights }));
+    else build(cfg.decoder.onnx, 'interpolation decoder', () => buildInterpolationDecoder(spec));
     return out;
   }
   make(cfg.text_encoder.onnx, 'text encoder', makers?.textEncoder);

@@ -1,7 +1,8 @@
 // The shipped trained model (models/uvit-t2v-shapes) against the PyTorch training model (train/model.py), with the
 // references train/parity.py wrote from the same model files: the word tokenizer's ids, the text encoder built from
 // the committed tensors, one `uvit forward` of the U-ViT (whole and split into 2 stages, <= 1e-4 max abs), and the
-// fixed interpolation decoder against torch's trilinear interpolation (half-pixel centres).
+// decoder the model ships: the fixed interpolation decoder against torch's trilinear interpolation (half-pixel
+// centres), or the shape decoder built from its committed tensors against train/decoder.py's ShapeDecoder.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,6 +18,7 @@ import { buildWordTextEncoder } from '../../gpu-backend/driver/text/wordEncoder.
 import { readNpy, writeNpy } from '../../gpu-backend/model/npy.ts';
 import { loadGroupConfig } from '../../gpu-backend/serve/groupConfig.ts';
 import { maxAbsDiff } from './referenceUtil.ts';
+import { shapeDecoderMaxAbs } from './shapeDecoderCheck.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MODEL = join(ROOT, 'models/uvit-t2v-shapes');
@@ -25,6 +27,8 @@ const ref = (f: string) => readNpy(join(REF, f));
 const cfg = loadGroupConfig(join(MODEL, 'group.json'));
 const prompts = JSON.parse(readFileSync(join(REF, 'prompts.json'), 'utf8')) as string[];
 const tmp = mkdtempSync(join(tmpdir(), 'uvit-shapes-'));
+/** the output frames of decoder_frames.npy (train/parity.py) */
+const PARITY_FRAMES = [0, 5, 10, 15];
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('shipped shapes model = PyTorch training model', () => {
@@ -68,8 +72,12 @@ describe('shipped shapes model = PyTorch training model', () => {
     }
   });
 
-  it('interpolation decoder = torch trilinear interpolation (align_corners=False), then mean + std · x', async () => {
-    const { mean, std } = cfg.build!.decoder;
+  // train/parity.py writes the references of the decoder the shipped model has: z.npy, decoded.npy for the fixed one,
+  // decoder_z.npy, decoder_frames.npy for the shape decoder
+  const decoder = cfg.build!.decoder;
+  const shapeDecoder = decoder.type === 'shape-decoder' ? decoder : undefined;
+  it.runIf(decoder.type === 'linear-interpolation')('interpolation decoder = torch trilinear interpolation (align_corners=False), then mean + std · x', async () => {
+    const { mean, std } = decoder;
     const s = await openSession(buildInterpolationDecoder({ channels: 3, size: 4, temporal: 8, spatial: 4, mean, std }), undefined, 'decoder');
     try {
       const z = ref('z.npy') as Tensor<'float32'>;
@@ -79,5 +87,25 @@ describe('shipped shapes model = PyTorch training model', () => {
     } finally {
       await s.release();
     }
+  });
+
+  it.runIf(shapeDecoder)('shape decoder built from the committed tensors = ShapeDecoder.clip (<= 1e-4)', async () => {
+    const { mean, std, weights } = shapeDecoder!;
+    const z = ref('decoder_z.npy') as Tensor<'float32'>;
+    const spec = { weights, channels: cfg.uvit.in_chans, size: cfg.uvit.img_size, temporal: cfg.decoder.temporal, spatial: cfg.decoder.spatial, mean, std };
+    const d = await shapeDecoderMaxAbs(spec, z, ref('decoder_frames.npy') as Tensor<'float32'>, PARITY_FRAMES);
+    expect(d).toBeLessThanOrEqual(1e-4);
+  });
+
+  // While a decoder is trained: UVIT_SHAPE_DECODER_REF=DIR with DIR/decoder.safetensors, decoder_z.npy and
+  // decoder_frames.npy made as train/parity.py makes them (mean 0.15, std 2).
+  const dev = process.env.UVIT_SHAPE_DECODER_REF;
+  it.runIf(dev)('shape decoder = ShapeDecoder.clip on $UVIT_SHAPE_DECODER_REF (<= 1e-4)', async () => {
+    const z = readNpy(join(dev!, 'decoder_z.npy')) as Tensor<'float32'>;
+    const [, C, , h] = z.dims;
+    const spec = { weights: join(dev!, 'decoder.safetensors'), channels: C, size: h, temporal: cfg.decoder.temporal, spatial: cfg.decoder.spatial, mean: 0.15, std: 2 };
+    const d = await shapeDecoderMaxAbs(spec, z, readNpy(join(dev!, 'decoder_frames.npy')) as Tensor<'float32'>, PARITY_FRAMES);
+    console.log(`shape decoder vs PyTorch on ${dev}: max abs ${d.toExponential(2)}`);
+    expect(d).toBeLessThanOrEqual(1e-4);
   });
 });

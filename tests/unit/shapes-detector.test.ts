@@ -1,5 +1,6 @@
 // The eval's clip detector on ground truth: latent clips rendered by the training data generator (train/parity.py),
-// decoded by the shipped fixed decoder to 128 frames of 128x128, must be read back as the scene they were drawn from.
+// their RGB channels decoded by the fixed decoder to 128 frames of 128x128, must be read back as the scene they were
+// drawn from.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -36,7 +37,8 @@ describe('shapes clip detector', () => {
     expect(N).toBe(scenes.length);
     const got = [];
     for (let i = 0; i < N; i++) {
-      const [clip] = await decoder.decode({ dtype: 'float32', dims: [1, C, F, S, S], data: all.data.slice(i * per, (i + 1) * per) });
+      // the RGB channels: a latent with shape masks (C 6) has them first
+      const [clip] = await decoder.decode({ dtype: 'float32', dims: [1, 3, F, S, S], data: all.data.slice(i * per, i * per + 3 * F * S * S) });
       expect(clip.frames.length).toBe(128);
       const o = observeClip(clip.frames, clip.width, clip.height, world.colours);
       got.push({ colour: o.colour, shape: o.shape, motion: o.motion, visible: o.visible });
