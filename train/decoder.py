@@ -16,6 +16,10 @@ It is trained alone, on rendered clips: the target is the frame the camera films
 latents a diffusion model samples rather than only from exact ones.
 
     python3 train/decoder.py --out train/runs/dec [--steps N] [--threads T]
+--adapt UVIT then continues it (--init) on half rendered latents, half that U-ViT's clean-clip predictions of
+rendered clips noised to --adapt-levels (the levels of the sampler's last steps), so that it draws what the sampler
+hands it, not only what the renderer does:
+    python3 train/decoder.py --out train/runs/dec2 --init train/runs/dec/decoder-N.pt --adapt UVIT_CKPT [--lr LR]
     python3 train/decoder.py --export train/runs/dec/decoder-N.pt [--model-dir models/uvit-t2v-shapes]
 """
 import argparse
@@ -76,18 +80,47 @@ def blur(z, sigma):
     return sum(w[:, i, None, None, None] * rows[:, :, :, i:i + S] for i in range(5))
 
 
-def batch(gen, scenes_per_batch, frames_per_scene):
-    """(noisy, blurred latent frames [N, C, S, S], target pictures [N, 3, 128, 128]) for random output frames."""
+@torch.no_grad()
+def predicted(adapt, x0, scenes, gen):
+    """The U-ViT's clean-clip prediction of rendered clips noised to a random level of adapt['levels'], with the
+    prompt and classifier-free guidance (x0 + w (x0 - x0 of the empty prompt), which for an x0-predicting network is
+    the sampler's guidance of the noise): what the sampler's last steps hand the decoder. Guidance overshoots the
+    masks (a sampled mask reaches 1.5-2x the coverage), which rendered latents never show."""
+    net, te, abar, (lo, hi), w = adapt['net'], adapt['te'], adapt['abar'], adapt['levels'], adapt['guidance']
+    n = torch.randint(lo, hi + 1, (len(scenes),), generator=gen)
+    a = abar[n].view(-1, 1, 1, 1, 1)
+    xn = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(x0.shape, generator=gen)
+    ids = torch.tensor([world.tokenize(world.prompt(s['colour'], s['shape'], s['motion'], s['background'])) for s in scenes])
+    empty = torch.tensor([world.tokenize('')] * len(scenes))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        cond, unc = net(xn, n, te(ids)).float(), net(xn, n, te(empty)).float()
+    return cond + w * (cond - unc)
+
+
+def batch(gen, scenes_per_batch, frames_per_scene, adapt=None):
+    """(noisy, blurred latent frames [N, C, S, S], target pictures [N, 3, 128, 128]) for random output frames. With
+    `adapt`, half of the scenes' latents are the U-ViT's predictions instead of the rendered ones."""
     scenes = world.sample_scenes(gen, scenes_per_batch, world.all_combos())
-    z = interpolate_time(world.render(scenes, masks=True))  # [n, C, 128, S, S]
+    x0 = world.render(scenes, masks=True)
+    if adapt:
+        half = scenes_per_batch // 2
+        x0 = torch.cat([x0[:half], predicted(adapt, x0[half:], scenes[half:], gen)])
+    z = interpolate_time(x0)  # [n, C, 128, S, S]
     idx = torch.randint(world.FRAMES_OUT, (scenes_per_batch, frames_per_scene), generator=gen)
     zf = torch.stack([z[i, :, idx[i]].transpose(0, 1) for i in range(scenes_per_batch)]).flatten(0, 1)
     target = world.pictures(scenes, idx, supersample=2).flatten(0, 1)
-    N = zf.shape[0]
-    # half the frames exact, half spoiled as a sampled latent may be: blurred (sigma up to 0.8 latent pixels) and
-    # noisy (up to 0.04, about a tenth of an object's contrast)
+    N, K = zf.shape[0], len(world.SHAPES)
+    # half the frames exact, half spoiled as a sampled latent may be: blurred (sigma up to 0.8 latent pixels), the
+    # masks scaled (0.6-1.4) and up to 40 % of their mass spread over the other shapes (the shape named by the
+    # largest mask is drawn), and noisy (up to 0.04, about a tenth of an object's contrast)
     spoil = (torch.rand(N, generator=gen) < 0.5).float()
     zf = blur(zf, spoil * 0.8 * torch.rand(N, generator=gen))
+    cover = zf[:, 3:].sum(1, keepdim=True)  # the object's coverage, whichever channel holds it
+    mix = (spoil * 0.4 * torch.rand(N, generator=gen))[:, None]
+    spread = torch.rand(N, K, generator=gen)
+    weights = (1 - mix) * (zf[:, 3:].amax((2, 3)) > 0).float() + mix * spread / spread.sum(1, keepdim=True)
+    gain = 1 + spoil * 0.4 * (2 * torch.rand(N, generator=gen) - 1)
+    zf = torch.cat([zf[:, :3], cover * (gain[:, None] * weights)[:, :, None, None]], 1)
     zf = zf + (spoil * 0.04 * torch.rand(N, generator=gen))[:, None, None, None] * torch.randn(zf.shape, generator=gen)
     return zf, target
 
@@ -131,6 +164,11 @@ def main():
     ap.add_argument('--ckpt-every', type=int, default=500)
     ap.add_argument('--export', metavar='CKPT', help='write CKPT as decoder.safetensors into --model-dir and exit')
     ap.add_argument('--model-dir', default='models/uvit-t2v-shapes')
+    ap.add_argument('--init', help='start from this decoder checkpoint')
+    ap.add_argument('--adapt', metavar='UVIT', help='train half of each batch on this U-ViT\'s (checkpoint or model '
+                    'folder) clean-clip predictions of rendered clips noised to --adapt-levels')
+    ap.add_argument('--adapt-levels', default='1-60')
+    ap.add_argument('--adapt-guidance', type=float, default=3.0, help='the sampler\'s guidance scale')
     a = ap.parse_args()
     if a.export:
         return export(a.export, a.model_dir)
@@ -142,6 +180,16 @@ def main():
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
     dec = ShapeDecoder(3 + len(world.SHAPES), a.width, std=a.latent_std)
+    if a.init:
+        dec.load_state_dict(torch.load(a.init, map_location='cpu')['decoder'])
+    adapt = None
+    if a.adapt:
+        from train import alphas_cumprod, load_model  # the U-ViT only for --adapt
+        net, te, std = load_model(a.adapt)
+        if std != a.latent_std:
+            ap.error(f'--adapt {a.adapt} has latent std {std}, the decoder {a.latent_std}')
+        adapt = dict(net=net, te=te, abar=torch.tensor(alphas_cumprod(), dtype=torch.float32),
+                     levels=tuple(int(v) for v in a.adapt_levels.split('-')), guidance=a.adapt_guidance)
     opt = torch.optim.Adam(dec.parameters(), lr=a.lr)
     gen = torch.Generator().manual_seed(a.seed + 1)
     log = open(os.path.join(a.out, 'log.jsonl'), 'w')
@@ -149,7 +197,7 @@ def main():
     for step in range(a.steps):
         for g in opt.param_groups:
             g['lr'] = a.lr * min(1.0, (step + 1) / 100) * (1 - step / a.steps)
-        z, target = batch(gen, a.scenes, a.frames)
+        z, target = batch(gen, a.scenes, a.frames, adapt)
         loss = (dec(z) - target).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

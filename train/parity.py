@@ -4,9 +4,9 @@ outputs of the PyTorch training model from the shipped model files:
   context.npy                the text encoder's output for them
   x.npy, t.npy, out.npy      one U-ViT forward: seeded latents, sampling-style float times, contexts 0 and 1
   z.npy, decoded.npy         the fixed decoder on a small latent (torch trilinear interpolation, half-pixel,
-                             then the inverse latent normalisation), for a model with the fixed decoder; or
-  decoder_z.npy, decoder_frames.npy  the shape decoder (train/decoder.py) on a seeded latent of 2 frames: its output
-                             frames 0, 5, 10 and 15 (a model whose latent has shape masks)
+                             then the inverse latent normalisation; also the shape decoder's first term)
+  decoder_z.npy, decoder_frames.npy  for a model whose latent has shape masks, the shape decoder (train/decoder.py)
+                             on a seeded latent of 2 frames: its output frames 0, 5, 10 and 15
 and for the clip detector's test (tests/unit/shapes-detector.test.ts), ground truth:
   gt_latents.npy, gt.json    rendered latent clips (every shape x motion once, colours and backgrounds cycling) and
                              their scene parameters
@@ -40,7 +40,6 @@ def main():
     cfg = net.cfg
     C, masks = cfg['in_chans'], cfg['in_chans'] > 3
     assert masks == (dec['type'] == 'shape-decoder'), 'a latent with shape masks needs the shape decoder'
-    old = {'z.npy', 'decoded.npy', 'decoder_z.npy', 'decoder_frames.npy'}
     os.makedirs(a.out, exist_ok=True)
     save = lambda name, arr: np.save(os.path.join(a.out, name), np.ascontiguousarray(arr))
     g = torch.Generator().manual_seed(1234)
@@ -50,14 +49,13 @@ def main():
         x = torch.randn(2, C, cfg['num_frames'], cfg['img_size'], cfg['img_size'], generator=g)
         ts = torch.tensor([900.0999755859375, 37.5], dtype=torch.float32)
         out = net(x, ts, ctx[:2])
+        z = torch.rand(1, 3, 3, 4, 4, generator=g) * 2 - 1
+        decoded = Fn.interpolate(z, scale_factor=(8, 4, 4), mode='trilinear', align_corners=False)
+        decoded = decoded * world.LATENT_STD + world.LATENT_MEAN
         if masks:
             shape_decoder = load_decoder(os.path.join(a.model, dec['weights']), dec['mean'], dec['std'])
-            z = torch.randn(1, C, 2, cfg['img_size'], cfg['img_size'], generator=g) * 0.3
-            decoded = shape_decoder.clip(z)[:, :, [0, 5, 10, 15]]
-        else:
-            z = torch.rand(1, 3, 3, 4, 4, generator=g) * 2 - 1
-            decoded = Fn.interpolate(z, scale_factor=(8, 4, 4), mode='trilinear', align_corners=False)
-            decoded = decoded * world.LATENT_STD + world.LATENT_MEAN
+            dz = torch.randn(1, C, 2, cfg['img_size'], cfg['img_size'], generator=g) * 0.3
+            dframes = shape_decoder.clip(dz)[:, :, [0, 5, 10, 15]]
     scenes = world.sample_scenes(torch.Generator().manual_seed(7), 15, world.all_combos())
     for i, sc in enumerate(scenes):
         sc.update(colour=list(world.COLOURS)[i % 5], shape=world.SHAPES[i % 3], motion=world.MOTIONS[i // 3],
@@ -70,12 +68,11 @@ def main():
     save('x.npy', x.numpy())
     save('t.npy', ts.numpy())
     save('out.npy', out.numpy())
-    names = ('decoder_z.npy', 'decoder_frames.npy') if masks else ('z.npy', 'decoded.npy')
-    save(names[0], z.numpy())
-    save(names[1], decoded.numpy())
-    for stale in old - set(names):  # the other decoder's references
-        if os.path.exists(os.path.join(a.out, stale)):
-            os.remove(os.path.join(a.out, stale))
+    save('z.npy', z.numpy())
+    save('decoded.npy', decoded.numpy())
+    if masks:
+        save('decoder_z.npy', dz.numpy())
+        save('decoder_frames.npy', dframes.numpy())
     print(f'wrote {a.out}: network output max abs {out.abs().max():.3f}')
 
 

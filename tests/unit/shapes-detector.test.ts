@@ -1,6 +1,7 @@
 // The eval's clip detector on ground truth: latent clips rendered by the training data generator (train/parity.py),
-// their RGB channels decoded by the fixed decoder to 128 frames of 128x128, must be read back as the scene they were
-// drawn from.
+// decoded to 128 frames of 128x128 by the shipped decoder (the fixed one, or the shape decoder of a latent with shape
+// masks) and, for a latent with masks, also by the fixed decoder on its RGB channels alone, must be read back as the
+// scene they were drawn from.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -8,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../shared/tensor.ts';
 import { LatentDecoder } from '../../gpu-backend/driver/decoder.ts';
 import { buildInterpolationDecoder } from '../../gpu-backend/driver/interpolationDecoder.ts';
+import { buildShapeDecoder } from '../../gpu-backend/driver/shapeDecoder.ts';
 import { readNpy } from '../../gpu-backend/model/npy.ts';
 import { loadGroupConfig } from '../../gpu-backend/serve/groupConfig.ts';
 import { observeClip, observeFrame, type Rgb } from '../../scripts/eval/detector.ts';
@@ -17,15 +19,24 @@ const REF = join(ROOT, 'tests/fixtures/shapes');
 const world = JSON.parse(readFileSync(join(ROOT, 'models/uvit-t2v-shapes/world.json'), 'utf8')) as { colours: Record<string, Rgb> };
 const scenes = JSON.parse(readFileSync(join(REF, 'gt.json'), 'utf8')) as { colour: string; shape: string; motion: string }[];
 const tmp = mkdtempSync(join(tmpdir(), 'uvit-detector-'));
-let decoder: LatentDecoder;
+const cfg = loadGroupConfig(join(ROOT, 'models/uvit-t2v-shapes/group.json'));
+const built = cfg.build!.decoder;
+const decoders: { name: string; channels: number; decoder: LatentDecoder }[] = [];
 beforeAll(async () => {
-  const onnx = join(tmp, 'decoder.onnx');
-  const { mean, std } = loadGroupConfig(join(ROOT, 'models/uvit-t2v-shapes/group.json')).build!.decoder;
-  writeFileSync(onnx, buildInterpolationDecoder({ channels: 3, size: 16, temporal: 8, spatial: 8, mean, std }));
-  decoder = await LatentDecoder.create({ onnx, layout: 'video', input: 'latents', output: 'frames', temporal: 8, spatial: 8, scale_factor: 1, output_range: '0,1', frames_per_call: 8 });
+  const open = async (name: string, channels: number, bytes: Uint8Array) => {
+    const onnx = join(tmp, `${name}.onnx`);
+    writeFileSync(onnx, bytes);
+    const decoder = await LatentDecoder.create({ onnx, layout: 'video', input: 'latents', output: 'frames', temporal: 8, spatial: 8, scale_factor: 1, output_range: '0,1', frames_per_call: 8 });
+    decoders.push({ name, channels, decoder });
+  };
+  const spec = { channels: 3, size: 16, temporal: 8, spatial: 8, mean: built.mean, std: built.std };
+  await open('fixed decoder, RGB channels', 3, buildInterpolationDecoder(spec));
+  if (built.type === 'shape-decoder') {
+    await open('shape decoder', cfg.uvit.in_chans, buildShapeDecoder({ ...spec, channels: cfg.uvit.in_chans, weights: built.weights }));
+  }
 });
 afterAll(async () => {
-  await decoder?.release();
+  for (const d of decoders) await d.decoder.release();
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -35,15 +46,19 @@ describe('shapes clip detector', () => {
     const [N, C, F, S] = all.dims;
     const per = C * F * S * S;
     expect(N).toBe(scenes.length);
-    const got = [];
-    for (let i = 0; i < N; i++) {
-      // the RGB channels: a latent with shape masks (C 6) has them first
-      const [clip] = await decoder.decode({ dtype: 'float32', dims: [1, 3, F, S, S], data: all.data.slice(i * per, i * per + 3 * F * S * S) });
-      expect(clip.frames.length).toBe(128);
-      const o = observeClip(clip.frames, clip.width, clip.height, world.colours);
-      got.push({ colour: o.colour, shape: o.shape, motion: o.motion, visible: o.visible });
+    expect(decoders.length).toBe(built.type === 'shape-decoder' ? 2 : 1);
+    for (const { name, channels, decoder } of decoders) {
+      const got = [];
+      for (let i = 0; i < N; i++) {
+        // the first `channels` channels: a latent with shape masks has RGB first
+        const data = all.data.slice(i * per, i * per + channels * F * S * S);
+        const [clip] = await decoder.decode({ dtype: 'float32', dims: [1, channels, F, S, S], data });
+        expect(clip.frames.length).toBe(128);
+        const o = observeClip(clip.frames, clip.width, clip.height, world.colours);
+        got.push({ colour: o.colour, shape: o.shape, motion: o.motion, visible: o.visible });
+      }
+      expect(got, name).toEqual(scenes.map((s) => ({ colour: s.colour, shape: s.shape, motion: s.motion, visible: 1 })));
     }
-    expect(got).toEqual(scenes.map((s) => ({ colour: s.colour, shape: s.shape, motion: s.motion, visible: 1 })));
   });
 
   it('reads the colour of a small object from its core, not from its wide blurred edge', () => {
