@@ -12,8 +12,8 @@ conv_in and conv_mid are 3x3 (zero padding), conv_out 1x1 to 3 * 8 * 8 channels,
 pixel_shuffle (ONNX DepthToSpace, mode CRD). The correction sharpens the blurred picture into the shape that the
 masks name; everything it needs sits within 3 latent pixels (the receptive field is 7x7), as the object does.
 It is trained alone, on rendered clips: the target is the frame the camera films at that output frame
-(world.pictures), the input the rendered latent with noise and blur added, so that it draws from the imperfect
-latents a diffusion model samples rather than only from exact ones.
+(world.pictures), the input the rendered latent, for half the frames blurred, noised and its masks mixed, so
+that it draws from the imperfect latents a diffusion model samples rather than only from exact ones.
 
     python3 train/decoder.py --out train/runs/dec [--steps N] [--threads T]
 --adapt UVIT then continues it (--init) on half rendered latents, half that U-ViT's clean-clip predictions of
@@ -153,7 +153,7 @@ def export(ckpt, model_dir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out')
-    ap.add_argument('--steps', type=int, default=3000)
+    ap.add_argument('--steps', type=int, default=2000)
     ap.add_argument('--scenes', type=int, default=16, help='scenes per batch')
     ap.add_argument('--frames', type=int, default=8, help='random output frames per scene')
     ap.add_argument('--lr', type=float, default=1e-3)
