@@ -208,7 +208,7 @@ def main():
             log.flush()
             acc, cnt = 0.0, 0
         if (step + 1) % a.ckpt_every == 0 or step + 1 == a.steps:
-            state = dict(step=step + 1, width=a.width, latent_std=a.latent_std, decoder=dec.state_dict())
+            state = dict(step=step + 1, latent_std=a.latent_std, decoder=dec.state_dict())
             torch.save(state, os.path.join(a.out, f'decoder-{step + 1}.pt'))
 
 

@@ -157,12 +157,15 @@ def pictures(scenes, frames, supersample=4):
     """Scenes -> the output frames with these indices (int [n, k], 0..FRAMES_OUT-1: one list per scene) as the
     camera films them, RGB in [0, 1], [n, k, 3, SIZE_OUT, SIZE_OUT] float32: what the shape decoder learns to draw."""
     cov = coverage_at(scenes, frames.to(torch.float64) / FPS, SIZE_OUT, supersample)
-    out = torch.empty(len(scenes), frames.shape[1], 3, SIZE_OUT, SIZE_OUT, dtype=torch.float32)
-    for i, sc in enumerate(scenes):
-        fg = torch.tensor(COLOURS[sc['colour']], dtype=torch.float64) / 255
-        bg = torch.tensor(BACKGROUNDS[sc['background'] or 'black'], dtype=torch.float64) / 255
-        out[i] = (bg[None, :, None, None] + (fg - bg)[None, :, None, None] * cov[i][:, None]).to(torch.float32)
-    return out
+    return torch.stack([paint(sc, c).transpose(0, 1) for sc, c in zip(scenes, cov)]).to(torch.float32)
+
+
+def paint(scene, cov):
+    """The coverage [...] blending the scene's object colour over its background: RGB in [0, 1], [3, ...] float64."""
+    fg = torch.tensor(COLOURS[scene['colour']], dtype=torch.float64) / 255
+    bg = torch.tensor(BACKGROUNDS[scene['background'] or 'black'], dtype=torch.float64) / 255
+    shape = (3,) + (1,) * cov.dim()
+    return bg.view(shape) + (fg - bg).view(shape) * cov[None]
 
 
 def render(scenes, masks=False):
@@ -173,10 +176,7 @@ def render(scenes, masks=False):
     covs = coverages(scenes)
     out = torch.zeros(len(scenes), 3 + (len(SHAPES) if masks else 0), F, S, S, dtype=torch.float32)
     for i, (sc, cov) in enumerate(zip(scenes, covs)):
-        fg = torch.tensor(COLOURS[sc['colour']], dtype=torch.float64) / 255
-        bg = torch.tensor(BACKGROUNDS[sc['background'] or 'black'], dtype=torch.float64) / 255
-        rgb = bg[:, None, None, None] + (fg - bg)[:, None, None, None] * cov[None]
-        out[i, :3] = ((rgb - LATENT_MEAN) / LATENT_STD).to(torch.float32)
+        out[i, :3] = ((paint(sc, cov) - LATENT_MEAN) / LATENT_STD).to(torch.float32)
         if masks:
             out[i, 3 + SHAPES.index(sc['shape'])] = (cov / LATENT_STD).to(torch.float32)
     return out
