@@ -49,7 +49,9 @@ class ShapeDecoder(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, z):
-        """latent frames [N, C, S, S] -> RGB frames [N, 3, 8S, 8S] (about [0, 1]; the driver clamps)."""
+        """latent frames [N, C, S, S] -> RGB frames [N, 3, 8S, 8S] (about [0, 1]; the driver clamps). It reads the
+        first in_chans channels (RGB and masks); a latent's motion channels after them are the U-ViT's alone."""
+        z = z[:, :self.conv_in.in_channels]
         base = Fn.interpolate(z[:, :3] * self.std + self.mean, scale_factor=UP, mode='bilinear', align_corners=False)
         h = torch.relu(self.conv_in(z))
         for c in self.conv_mid:
@@ -97,11 +99,37 @@ def predicted(adapt, x0, scenes, gen):
     return cond + w * (cond - unc)
 
 
-def batch(gen, scenes_per_batch, frames_per_scene, adapt=None):
+def swapped(gen, scenes, x0, p):
+    """x0 with, for a fraction p of the scenes, the outline of another shape at the same place and size (in the RGB
+    channels and in the mask) while the mask stays in the scene's own shape's channel: the decoder must then take
+    the shape from which channel holds the mask, not from the outline, which is what a sampled square needs (its
+    mask is in the square's channel but its outline comes out round)."""
+    pick = torch.rand(len(scenes), generator=gen) < p
+    other = torch.randint(len(world.SHAPES) - 1, (len(scenes),), generator=gen)
+    idx = [i for i in range(len(scenes)) if pick[i]]
+    if not idx:
+        return x0
+    alt = []
+    for i in idx:
+        shapes = [s for s in world.SHAPES if s != scenes[i]['shape']]
+        alt.append(dict(scenes[i], shape=shapes[int(other[i])]))
+    xa = world.render(alt, masks=True)
+    out = x0.clone()
+    for k, i in enumerate(idx):
+        out[i, :3] = xa[k, :3]
+        out[i, 3:] = 0
+        out[i, 3 + world.SHAPES.index(scenes[i]['shape'])] = xa[k, 3:].sum(0)
+    return out
+
+
+def batch(gen, scenes_per_batch, frames_per_scene, adapt=None, swap=0.0):
     """(noisy, blurred latent frames [N, C, S, S], target pictures [N, 3, 128, 128]) for random output frames. With
-    `adapt`, half of the scenes' latents are the U-ViT's predictions instead of the rendered ones."""
+    `adapt`, half of the scenes' latents are the U-ViT's predictions instead of the rendered ones; with `swap`, that
+    fraction of them carry another shape's outline (swapped())."""
     scenes = world.sample_scenes(gen, scenes_per_batch, world.all_combos())
     x0 = world.render(scenes, masks=True)
+    if swap:
+        x0 = swapped(gen, scenes, x0, swap)
     if adapt:
         half = scenes_per_batch // 2
         x0 = torch.cat([x0[:half], predicted(adapt, x0[half:], scenes[half:], gen)])
@@ -168,6 +196,8 @@ def main():
     ap.add_argument('--adapt', metavar='UVIT', help='train half of each batch on this U-ViT\'s (checkpoint or model '
                     'folder) clean-clip predictions of rendered clips noised to --adapt-levels')
     ap.add_argument('--adapt-levels', default='1-60')
+    ap.add_argument('--swap', type=float, default=0.0, help='fraction of scenes drawn with another shape\'s outline '
+                    'under their own shape\'s mask (swapped())')
     ap.add_argument('--adapt-guidance', type=float, default=3.0, help='the sampler\'s guidance scale')
     a = ap.parse_args()
     if a.export:
@@ -197,7 +227,7 @@ def main():
     for step in range(a.steps):
         for g in opt.param_groups:
             g['lr'] = a.lr * min(1.0, (step + 1) / 100) * (1 - step / a.steps)
-        z, target = batch(gen, a.scenes, a.frames, adapt)
+        z, target = batch(gen, a.scenes, a.frames, adapt, a.swap)
         loss = (dec(z) - target).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -20,10 +20,10 @@ LEVELS = (200, 400, 600, 800, 900, 1000)
 DEFAULT_STD = world.LATENT_STD  # checkpoints from before train.py --latent-std
 
 
-def test_clips(clips, seed, masks=False):
+def test_clips(clips, seed, in_chans=3):
     g = torch.Generator().manual_seed(seed)
     scenes = world.sample_scenes(g, clips, world.train_combos())
-    return g, scenes, world.render(scenes, masks)
+    return g, scenes, world.render_channels(scenes, in_chans)
 
 
 def prompt_only(clips, seed):
@@ -46,7 +46,7 @@ def unexplained(path, clips, seed, latent_std=None):
     net.load_state_dict(ck['net'])
     te = TextEncoder(len(ck['vocab']), world.NUM_TOKENS, ck['config']['clip_dim']).eval()
     te.load_state_dict(ck['text'])
-    g, scenes, x0 = test_clips(clips, seed, ck['config']['in_chans'] > 3)
+    g, scenes, x0 = test_clips(clips, seed, ck['config']['in_chans'])
     ctx = te(torch.tensor([world.tokenize(world.prompt(s['colour'], s['shape'], s['motion'], s['background']))
                            for s in scenes]))
     abar = torch.tensor(alphas_cumprod(), dtype=torch.float32)

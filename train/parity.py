@@ -60,7 +60,7 @@ def main():
     for i, sc in enumerate(scenes):
         sc.update(colour=list(world.COLOURS)[i % 5], shape=world.SHAPES[i % 3], motion=world.MOTIONS[i // 3],
                   background=[None, 'gray'][i % 2])
-    save('gt_latents.npy', world.render(scenes, masks).numpy())
+    save('gt_latents.npy', world.render_channels(scenes, C).numpy())
     json.dump(scenes, open(os.path.join(a.out, 'gt.json'), 'w'), indent=1)
     json.dump(PROMPTS, open(os.path.join(a.out, 'prompts.json'), 'w'), indent=1)
     save('ids.npy', ids.numpy().astype(np.int64))

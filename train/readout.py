@@ -25,7 +25,7 @@ def layers(net, te, seed, clips, n):
     scenes = world.sample_scenes(g, clips, world.train_combos())
     for s in scenes:
         s['background'] = None
-    x0 = world.render(scenes, net.cfg['in_chans'] > 3)
+    x0 = world.render_channels(scenes, net.cfg['in_chans'])
     ids = torch.tensor([world.tokenize(world.prompt(s['colour'], s['shape'], s['motion'])) for s in scenes])
     a = torch.tensor(alphas_cumprod(), dtype=torch.float32)[n]
     out = net(a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(x0.shape, generator=g), torch.full((clips,), n), te(ids))

@@ -86,7 +86,7 @@ def main():
     if masks and not a.decoder:
         ap.error('a latent with shape masks needs --decoder (decoder.safetensors or a train/decoder.py checkpoint)')
     dec = load_decoder(a.decoder, std=world.LATENT_STD) if masks else None
-    x0 = world.render(scenes, masks)
+    x0 = world.render_channels(scenes, net.cfg['in_chans'])
     abar = torch.tensor(alphas_cumprod(), dtype=torch.float32)
     ctx = lambda k: te(torch.tensor([world.tokenize(world.prompt(
         s['colour'], shapes[(shapes.index(s['shape']) + k) % 3], s['motion'])) for s in scenes]))

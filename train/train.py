@@ -245,6 +245,9 @@ def main():
     ap.add_argument('--shape-masks', action='store_true',
                     help='the latent gets one channel per shape holding the object\'s coverage (world.render masks), '
                          'drawn by the learned shape decoder (train/decoder.py)')
+    ap.add_argument('--motion-channels', action='store_true',
+                    help='with --shape-masks: two more channels, the object\'s coverage times its heading '
+                         '(world.render motion)')
     ap.add_argument('--anneal', action='store_true', help='lr falls linearly to 0 at --steps (after the warmup)')
     for key in ARCH_KEYS:
         ap.add_argument('--' + key.replace('_', '-'), type=int, default=CONFIG[key], help=f'U-ViT {key} (default {CONFIG[key]})')
@@ -278,9 +281,10 @@ def main():
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
     config = dict(CONFIG, **{k: getattr(a, k) for k in ARCH_KEYS})
+    if a.motion_channels and not a.shape_masks:
+        ap.error('--motion-channels needs --shape-masks')
     if a.shape_masks:
-        config['in_chans'] = 3 + len(world.SHAPES)
-    masks = config['in_chans'] > 3
+        config['in_chans'] = 3 + len(world.SHAPES) + (2 if a.motion_channels else 0)
     net = UViTVideo(config)
     te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, config['clip_dim'])
     ema_net = UViTVideo(config).requires_grad_(False)
@@ -330,7 +334,7 @@ def main():
 
     for step in range(a.steps):
         scenes = world.sample_scenes(data_gen, a.batch, combos)
-        x0 = world.render(scenes, masks)
+        x0 = world.render_channels(scenes, config['in_chans'])
         ids = torch.tensor([world.tokenize(world.prompt(s['colour'], s['shape'], s['motion'], s['background']))
                             for s in scenes])
         drop = torch.rand(a.batch, generator=noise_gen) < a.p_uncond

@@ -168,18 +168,41 @@ def paint(scene, cov):
     return bg.view(shape) + (fg - bg).view(shape) * cov[None]
 
 
-def render(scenes, masks=False):
+def heading(scene, t):
+    """The unit direction (x, y) the object moves in at times t (float64 [k] each; y grows downwards): constant for
+    the four moving motions, (0, +-1) while bouncing (down, then up), (0, 0) at rest at the top of a bounce."""
+    h = 1e-3
+    (x1, y1), (x0, y0) = centre(scene, t + h), centre(scene, t - h)
+    v = torch.stack([x1 - x0, y1 - y0])
+    return v / v.norm(dim=0).clamp(min=1e-9) * (v.norm(dim=0) > 1e-9)
+
+
+def render(scenes, masks=False, motion=False):
     """Scenes -> normalised latent clips [n, 3, F, S, S] float32 (the coverage blends the object's colour over the
     background's). masks=True appends one channel per shape (SHAPES order), [n, 3 + len(SHAPES), F, S, S]: the
     object's coverage in its own shape's channel, zero in the others, normalised as coverage / LATENT_STD, so that
-    the shape is a per-pixel value of about the colour's size, as the colour is (the shape decoder draws it)."""
+    the shape is a per-pixel value of about the colour's size, as the colour is (the shape decoder draws it).
+    motion=True (with masks) then appends two channels, the object's coverage times its heading (x, y), normalised
+    the same way: the motion word becomes a per-pixel value too, which the decoder does not read."""
     covs = coverages(scenes)
-    out = torch.zeros(len(scenes), 3 + (len(SHAPES) if masks else 0), F, S, S, dtype=torch.float32)
+    C = 3 + (len(SHAPES) if masks else 0) + (2 if motion else 0)
+    out = torch.zeros(len(scenes), C, F, S, S, dtype=torch.float32)
     for i, (sc, cov) in enumerate(zip(scenes, covs)):
         out[i, :3] = ((paint(sc, cov) - LATENT_MEAN) / LATENT_STD).to(torch.float32)
         if masks:
             out[i, 3 + SHAPES.index(sc['shape'])] = (cov / LATENT_STD).to(torch.float32)
+        if motion:
+            hd = heading(sc, latent_times())  # [2, F]
+            out[i, -2:] = (cov[None] * hd[:, :, None, None] / LATENT_STD).to(torch.float32)
     return out
+
+
+def render_channels(scenes, in_chans):
+    """render() with the channels a model of in_chans latent channels has: RGB (3), + masks (6), + motion (8)."""
+    layouts = {3: (False, False), 3 + len(SHAPES): (True, False), 5 + len(SHAPES): (True, True)}
+    if in_chans not in layouts:
+        raise ValueError(f'no latent layout has {in_chans} channels (RGB 3, with masks {3 + len(SHAPES)}, with motion {5 + len(SHAPES)})')
+    return render(scenes, *layouts[in_chans])
 
 
 def all_combos():

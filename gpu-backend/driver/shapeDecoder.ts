@@ -1,5 +1,6 @@
 // The learned shape decoder (train/decoder.py, ShapeDecoder) as an ONNX graph, built with the project's graph builder
-// from its committed tensors. Its latent is RGB then one mask channel per shape. Time is interpolated linearly as the
+// from its committed tensors. It reads RGB then one mask channel per shape: the latent's first `reads` channels (the
+// rest, if any, are for the U-ViT alone: the motion channels). Time is interpolated linearly as the
 // fixed decoder does (interpolationDecoder.ts); then each frame is the fixed decoder's picture plus a learned
 // correction:
 //   frame = bilinear_s(mean + std · z[0:3]) + DepthToSpace_s(conv_out(relu(conv_mid…(relu(conv_in(z))))))
@@ -14,6 +15,8 @@ import { type InterpolationDecoderSpec, interpolateAxis, upsampleSquare } from '
 export interface ShapeDecoderSpec extends InterpolationDecoderSpec {
   /** safetensors with ShapeDecoder's state_dict: conv_in, conv_mid.0 … conv_mid.{M−1}, conv_out (weight and bias) */
   weights: string;
+  /** the latent channels it reads, the first ones (default all `channels`) */
+  reads?: number;
 }
 
 export interface Conv {
@@ -84,8 +87,10 @@ export function readShapeDecoderWeights(path: string, channels: number, spatial:
  */
 export function buildShapeDecoder(spec: ShapeDecoderSpec): Uint8Array {
   const { channels: C, size: h, temporal: r, spatial: s } = spec;
+  const R = spec.reads ?? C;
   if (C < 3) throw new Error(`the shape decoder takes RGB + mask latents: in_chans must be at least 3, got ${C}`);
-  const { convs } = readShapeDecoderWeights(spec.weights, C, s);
+  if (!Number.isInteger(R) || R < 3 || R > C) throw new Error(`the shape decoder reads 3 to in_chans (${C}) latent channels, got ${R}`);
+  const { convs } = readShapeDecoderWeights(spec.weights, R, s);
   const H = h * s;
   const g = new GraphBuilder('shape_decoder', 17);
   const z = g.input('latents', DataType.FLOAT, ['B', C, 'F', h, h]);
@@ -93,7 +98,7 @@ export function buildShapeDecoder(spec: ShapeDecoderSpec): Uint8Array {
   const x = g.op('Reshape', [interpolateAxis(g, zf, 5, 1, r), g.i64([-1, C, h, h])]);
   const rgb = g.op('Slice', [x, g.i64([0]), g.i64([3]), g.i64([1])]);
   const base = upsampleSquare(g, g.op('Add', [g.op('Mul', [rgb, g.scalar(spec.std)]), g.scalar(spec.mean)]), h, s);
-  let y = x;
+  let y = R < C ? g.op('Slice', [x, g.i64([0]), g.i64([R]), g.i64([1])]) : x;
   for (const [i, c] of convs.entries()) {
     const k = c.dims[2];
     const p = (k - 1) / 2;

@@ -75,7 +75,14 @@ export const GroupConfigSchema = z
         text_encoder: z.string(),
         decoder: z.discriminatedUnion('type', [
           z.object({ type: z.literal('linear-interpolation'), ...normalisation }).strict(),
-          z.object({ type: z.literal('shape-decoder'), weights: z.string().min(1), ...normalisation }).strict(),
+          z.object({
+            type: z.literal('shape-decoder'),
+            weights: z.string().min(1),
+            /** the latent channels the decoder reads, its first ones (RGB + masks; default all): channels after them
+             * (the shapes model's motion channels) are the U-ViT's alone */
+            channels: z.number().int().min(3).optional(),
+            ...normalisation,
+          }).strict(),
         ]),
       })
       .strict()
@@ -155,6 +162,9 @@ export function loadGroupConfig(path: string): LoadedGroupConfig {
   }
   if (d?.type === 'shape-decoder' && u.in_chans < 3) {
     throw new Error(`group config ${file}: the shape-decoder takes RGB + mask latents (in_chans >= 3), the model's have ${u.in_chans}`);
+  }
+  if (d?.type === 'shape-decoder' && d.channels !== undefined && d.channels > u.in_chans) {
+    throw new Error(`group config ${file}: build.decoder.channels ${d.channels} is more than the model's in_chans ${u.in_chans}`);
   }
   return out;
 }

@@ -79,7 +79,7 @@ export function prepareModelFiles(cfg: LoadedGroupConfig, log: (s: string) => vo
       mean: d.mean,
       std: d.std,
     };
-    if (d.type === 'shape-decoder') build(cfg.decoder.onnx, 'shape decoder', () => buildShapeDecoder({ ...spec, weights: d.weights }));
+    if (d.type === 'shape-decoder') build(cfg.decoder.onnx, 'shape decoder', () => buildShapeDecoder({ ...spec, weights: d.weights, reads: d.channels }));
     else build(cfg.decoder.onnx, 'interpolation decoder', () => buildInterpolationDecoder(spec));
     return out;
   }

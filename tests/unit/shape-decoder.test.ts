@@ -69,6 +69,21 @@ describe('shape decoder (driver/shapeDecoder.ts)', () => {
     expect(maxAbsDiff(a, b)).toBe(0);
   });
 
+  it('reads only the latent\'s first `reads` channels: the motion channels after them change nothing', async () => {
+    const weights = join(dir, 'reads.safetensors');
+    writeSeededDecoder(weights, { channels: 6, width: 8, mid: 1, spatial: 4, seed: 8 });
+    const o = { size: 4, temporal: 2, spatial: 4, ...norm };
+    const z8 = latents(12, [2, 8, 3, 4, 4]);
+    const per = 3 * 16;
+    const z6: Tensor<'float32'> = { dtype: 'float32', dims: [2, 6, 3, 4, 4], data: new Float32Array(2 * 6 * per) };
+    for (let b = 0; b < 2; b++) z6.data.set(z8.data.subarray(b * 8 * per, b * 8 * per + 6 * per), b * 6 * per);
+    const got = await runShapeDecoder({ ...o, weights, channels: 8, reads: 6 }, z8);
+    expect(maxAbsDiff(got, await runShapeDecoder({ ...o, weights, channels: 6 }, z6))).toBe(0);
+    expect(() => buildShapeDecoder({ ...o, weights, channels: 8 })).toThrow(/expected \[8,8,3,3\] \(in_chans 8/);
+    expect(() => buildShapeDecoder({ ...o, weights, channels: 6, reads: 8 })).toThrow(/reads 3 to in_chans \(6\) latent channels, got 8/);
+    expect(() => buildShapeDecoder({ ...o, weights, channels: 8, reads: 2 })).toThrow(/reads 3 to in_chans \(8\) latent channels, got 2/);
+  });
+
   const spec = (weights: string, channels = 6) => ({ weights, channels, size: 16, temporal: 8, spatial: 8, ...norm });
   it.each<[string, (m: Map<string, WriteTensor>) => void, RegExp, number?]>([
     ['latent channels other than the file\'s', () => {}, /"conv_in\.weight" is \[8,6,3,3\], expected \[8,5,3,3\] \(in_chans 5/, 5],
