@@ -103,6 +103,8 @@ describe('shape decoder in a group config ("build": {"decoder": {"type": "shape-
   it('refuses a decoder that does not fit the latent, or a shape decoder without its tensors', () => {
     expect(() => loadGroupConfig(maskModel('fixed', (g) => { g.build.decoder = { type: 'linear-interpolation', mean: 0.15, std: 2 }; })))
       .toThrow(/the linear-interpolation decoder takes RGB latents \(in_chans 3\), the model's have 6 channels/);
+    expect(() => loadGroupConfig(maskModel('reads-more', (g) => { g.build.decoder.channels = 8; })))
+      .toThrow(/build\.decoder\.channels 8 is more than the model's in_chans 6/);
     expect(() => loadGroupConfig(maskModel('no-weights', (g) => { delete g.build.decoder.weights; }))).toThrow(/build\.decoder\.weights/);
     expect(() => loadGroupConfig(maskModel('vae', (g) => { g.build.decoder.type = 'vae'; }))).toThrow(/build\.decoder\.type/);
     const missing = loadGroupConfig(maskModel('missing', (g) => { g.build.decoder.weights = 'nope.safetensors'; g.decoder.onnx = 'other.onnx'; }));
