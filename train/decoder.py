@@ -196,7 +196,7 @@ def main():
     ap.add_argument('--adapt', metavar='UVIT', help='train half of each batch on this U-ViT\'s (checkpoint or model '
                     'folder) clean-clip predictions of rendered clips noised to --adapt-levels')
     ap.add_argument('--adapt-levels', default='1-60')
-    ap.add_argument('--swap', type=float, default=0.0, help='fraction of scenes drawn with another shape\'s outline '
+    ap.add_argument('--swap', type=float, default=0.3, help='fraction of scenes drawn with another shape\'s outline '
                     'under their own shape\'s mask (swapped())')
     ap.add_argument('--adapt-guidance', type=float, default=3.0, help='the sampler\'s guidance scale')
     a = ap.parse_args()
