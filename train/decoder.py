@@ -13,7 +13,9 @@ pixel_shuffle (ONNX DepthToSpace, mode CRD). The correction sharpens the blurred
 masks name; everything it needs sits within 3 latent pixels (the receptive field is 7x7), as the object does.
 It is trained alone, on rendered clips: the target is the frame the camera films at that output frame
 (world.pictures), the input the rendered latent, for half the frames blurred, noised and its masks mixed, so
-that it draws from the imperfect latents a diffusion model samples rather than only from exact ones.
+that it draws from the imperfect latents a diffusion model samples rather than only from exact ones; and for a
+fraction of the scenes (--swap) with another shape's outline under the scene's own shape's mask, so that the shape
+it draws is the one the mask's channel names (a sampled square's outline comes out round).
 
     python3 train/decoder.py --out train/runs/dec [--steps N] [--threads T]
 --adapt UVIT then continues it (--init) on half rendered latents, half that U-ViT's clean-clip predictions of
