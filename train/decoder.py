@@ -195,11 +195,11 @@ def main():
     ap.add_argument('--export', metavar='CKPT', help='write CKPT as decoder.safetensors into --model-dir and exit')
     ap.add_argument('--model-dir', default='models/uvit-t2v-shapes')
     ap.add_argument('--init', help='start from this decoder checkpoint')
+    ap.add_argument('--swap', type=float, default=0.3, help='fraction of scenes drawn with another shape\'s outline '
+                    'under their own shape\'s mask (swapped())')
     ap.add_argument('--adapt', metavar='UVIT', help='train half of each batch on this U-ViT\'s (checkpoint or model '
                     'folder) clean-clip predictions of rendered clips noised to --adapt-levels')
     ap.add_argument('--adapt-levels', default='1-60')
-    ap.add_argument('--swap', type=float, default=0.3, help='fraction of scenes drawn with another shape\'s outline '
-                    'under their own shape\'s mask (swapped())')
     ap.add_argument('--adapt-guidance', type=float, default=3.0, help='the sampler\'s guidance scale')
     a = ap.parse_args()
     if a.export:
