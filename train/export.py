@@ -44,7 +44,7 @@ def main():
     if os.path.exists(group):
         g, pred, std = json.load(open(group)), ck.get('prediction', 'eps'), ck.get('latent_std', world.LATENT_STD)
         # a latent with shape masks is drawn by the learned shape decoder (train/decoder.py --export writes its file)
-        C, drawn = ck['config']['in_chans'], 3 + len(world.SHAPES)
+        C, drawn = ck['config']['in_chans'], world.channels(masks=True)
         decoder = dict(type='shape-decoder', weights='decoder.safetensors') if C > 3 else dict(type='linear-interpolation')
         if C > drawn:  # the motion channels are the U-ViT's alone: the decoder reads RGB and the masks
             decoder['channels'] = drawn

@@ -284,7 +284,7 @@ def main():
     if a.motion_channels and not a.shape_masks:
         ap.error('--motion-channels needs --shape-masks')
     if a.shape_masks:
-        config['in_chans'] = 3 + len(world.SHAPES) + (2 if a.motion_channels else 0)
+        config['in_chans'] = world.channels(masks=True, motion=a.motion_channels)
     net = UViTVideo(config)
     te = TextEncoder(len(world.VOCAB), world.NUM_TOKENS, config['clip_dim'])
     ema_net = UViTVideo(config).requires_grad_(False)

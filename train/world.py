@@ -177,6 +177,11 @@ def heading(scene, t):
     return v / v.norm(dim=0).clamp(min=1e-9) * (v.norm(dim=0) > 1e-9)
 
 
+def channels(masks=False, motion=False):
+    """The latent channels of a layout: RGB, then one mask per shape, then the two motion channels."""
+    return 3 + (len(SHAPES) if masks else 0) + (2 if motion else 0)
+
+
 def render(scenes, masks=False, motion=False):
     """Scenes -> normalised latent clips [n, 3, F, S, S] float32 (the coverage blends the object's colour over the
     background's). masks=True appends one channel per shape (SHAPES order), [n, 3 + len(SHAPES), F, S, S]: the
@@ -185,8 +190,7 @@ def render(scenes, masks=False, motion=False):
     motion=True (with masks) then appends two channels, the object's coverage times its heading (x, y), normalised
     the same way: the motion word becomes a per-pixel value too, which the decoder does not read."""
     covs = coverages(scenes)
-    C = 3 + (len(SHAPES) if masks else 0) + (2 if motion else 0)
-    out = torch.zeros(len(scenes), C, F, S, S, dtype=torch.float32)
+    out = torch.zeros(len(scenes), channels(masks, motion), F, S, S, dtype=torch.float32)
     for i, (sc, cov) in enumerate(zip(scenes, covs)):
         out[i, :3] = ((paint(sc, cov) - LATENT_MEAN) / LATENT_STD).to(torch.float32)
         if masks:
@@ -199,9 +203,10 @@ def render(scenes, masks=False, motion=False):
 
 def render_channels(scenes, in_chans):
     """render() with the channels a model of in_chans latent channels has: RGB (3), + masks (6), + motion (8)."""
-    layouts = {3: (False, False), 3 + len(SHAPES): (True, False), 5 + len(SHAPES): (True, True)}
+    layouts = {channels(*k): k for k in ((False, False), (True, False), (True, True))}
     if in_chans not in layouts:
-        raise ValueError(f'no latent layout has {in_chans} channels (RGB 3, with masks {3 + len(SHAPES)}, with motion {5 + len(SHAPES)})')
+        raise ValueError(f'no latent layout has {in_chans} channels (RGB 3, with masks {channels(True)}, with motion '
+                         f'{channels(True, True)})')
     return render(scenes, *layouts[in_chans])
 
 

@@ -94,11 +94,13 @@ export function buildShapeDecoder(spec: ShapeDecoderSpec): Uint8Array {
   const H = h * s;
   const g = new GraphBuilder('shape_decoder', 17);
   const z = g.input('latents', DataType.FLOAT, ['B', C, 'F', h, h]);
-  const zf = g.op('Transpose', [z], { perm: [0, 2, 1, 3, 4] });
-  const x = g.op('Reshape', [interpolateAxis(g, zf, 5, 1, r), g.i64([-1, C, h, h])]);
+  // the channels it does not read are dropped before anything is computed on them
+  const zr = R < C ? g.op('Slice', [z, g.i64([0]), g.i64([R]), g.i64([1])]) : z;
+  const zf = g.op('Transpose', [zr], { perm: [0, 2, 1, 3, 4] });
+  const x = g.op('Reshape', [interpolateAxis(g, zf, 5, 1, r), g.i64([-1, R, h, h])]);
   const rgb = g.op('Slice', [x, g.i64([0]), g.i64([3]), g.i64([1])]);
   const base = upsampleSquare(g, g.op('Add', [g.op('Mul', [rgb, g.scalar(spec.std)]), g.scalar(spec.mean)]), h, s);
-  let y = R < C ? g.op('Slice', [x, g.i64([0]), g.i64([R]), g.i64([1])]) : x;
+  let y = x;
   for (const [i, c] of convs.entries()) {
     const k = c.dims[2];
     const p = (k - 1) / 2;
