@@ -10,13 +10,16 @@
 //   visible     the mask holds between 1 % and 25 % of the frame (the smallest object covers ~4 %);
 //   colour      the palette colour nearest (RGB distance) to the object colour;
 //   centre      the circular mean of the mask's coordinates (objects wrap around the edges);
+//   objects     the mask's separate pieces (4-connected, joined across the wrapping edges) of at least 1 % of the
+//               frame each: a second object or a large fragment of one makes 2 or more;
 //   fill        mask area / its bounding box area, measured around the centre: a sharp disk fills π/4 of its box, a
 //               square 1, an upright triangle 0.5; after the decoder's blur, rendered clips give per-frame fills of
 //               0.66–0.89 (ball), 0.78–1 (square), 0.55–0.74 (triangle), medians about 0.77 / 0.96 / 0.63, so the
 //               thresholds sit between the medians: triangle < 0.70 <= ball < 0.88 <= square.
 // Per clip: colour and shape are the majority over visible frames; the motion comes from the centre track
 // (unwrapped across the edges): >= 3 vertical reversals of > 0.03 frame with little horizontal travel is 'bouncing';
-// otherwise a net displacement >= 0.1 frame along the larger axis gives its direction; else 'still'.
+// otherwise a net displacement >= 0.1 frame along the larger axis gives its direction; else 'still'; one object is the
+// fraction of visible frames whose mask is one piece.
 export type Rgb = readonly [number, number, number];
 
 export interface FrameObs {
@@ -28,6 +31,8 @@ export interface FrameObs {
   fill: number;
   /** mask pixels / frame pixels */
   area: number;
+  /** separate pieces of the mask of at least MIN_AREA of the frame each (0 when not visible) */
+  objects: number;
 }
 
 export interface ClipObs {
@@ -36,6 +41,8 @@ export interface ClipObs {
   motion: string;
   /** fraction of frames where the object is visible */
   visible: number;
+  /** fraction of the visible frames that show one object (0 when none is visible) */
+  single: number;
   /** visible frames' centres, unwrapped (frame units) */
   track: { t: number; x: number; y: number }[];
 }
@@ -102,7 +109,7 @@ export function observeFrame(rgb: Uint8Array, W: number, H: number, palette: Rec
       distHist[dist[i]]++;
     }
   }
-  const none: FrameObs = { visible: false, colour: null, cx: 0, cy: 0, fill: 0, area: nRough / n };
+  const none: FrameObs = { visible: false, colour: null, cx: 0, cy: 0, fill: 0, area: nRough / n, objects: 0 };
   if (nRough < MIN_AREA * n) return none;
   // the core: rough pixels at or above the distance that a quarter of them reach
   let coreMin = 255;
@@ -153,7 +160,33 @@ export function observeFrame(rgb: Uint8Array, W: number, H: number, palette: Rec
     }
   }
   const fill = count / ((x1 - x0 + 1) * (y1 - y0 + 1));
-  return { visible: true, colour: nearest(obj, palette), cx, cy, fill, area };
+  return { visible: true, colour: nearest(obj, palette), cx, cy, fill, area, objects: pieces(mask, W, H, MIN_AREA * n) };
+}
+
+/** 4-connected pieces of a W×H mask on a torus (the frame's edges wrap) with at least `minSize` pixels each */
+function pieces(mask: Uint8Array, W: number, H: number, minSize: number): number {
+  const seen = new Uint8Array(mask.length);
+  const stack = new Int32Array(mask.length);
+  let count = 0;
+  for (let start = 0; start < mask.length; start++) {
+    if (!mask[start] || seen[start]) continue;
+    let top = 0, size = 0;
+    stack[top++] = start;
+    seen[start] = 1;
+    while (top) {
+      const i = stack[--top];
+      size++;
+      const x = i % W, y = (i - x) / W;
+      for (const j of [y * W + ((x + 1) % W), y * W + ((x + W - 1) % W), ((y + 1) % H) * W + x, ((y + H - 1) % H) * W + x]) {
+        if (mask[j] && !seen[j]) {
+          seen[j] = 1;
+          stack[top++] = j;
+        }
+      }
+    }
+    if (size >= minSize) count++;
+  }
+  return count;
 }
 
 export function shapeOf(fill: number): string {
@@ -218,6 +251,7 @@ export function observeClip(frames: Uint8Array[], W: number, H: number, palette:
     shape: majority(vis.map((v) => shapeOf(v.o.fill))),
     motion,
     visible: obs.length ? vis.length / obs.length : 0,
+    single: vis.length ? vis.filter((v) => v.o.objects === 1).length / vis.length : 0,
     track,
   };
 }

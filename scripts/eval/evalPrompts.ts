@@ -2,7 +2,8 @@
 // every colour × shape × motion of the model's world (models/…/world.json), the combinations held out of training
 // included, through the driver the service runs (text encoder → U-ViT sampling → decoder → H.264 MP4), decodes the
 // MP4 back to frames with ffmpeg, and reads each clip with the detector (scripts/eval/detector.ts). Prints a table
-// (colour, motion, shape accuracy and visible fraction; seen vs held-out) and writes a PNG contact sheet (one row per
+// (colour, motion, shape accuracy, visible fraction and the fraction of visible frames showing one object; seen vs
+// held-out) and writes a PNG contact sheet (one row per
 // clip: 8 frames, 2 s apart) and results.json into --out. `--reread` reads the clips an earlier run left in --out again
 // with the current detector, without generating them.
 import { spawnSync } from 'node:child_process';
@@ -81,6 +82,7 @@ export interface Score {
   motion: number;
   shape: number;
   visible: number;
+  single: number;
 }
 
 export function score(rs: EvalResult[]): Score {
@@ -92,13 +94,14 @@ export function score(rs: EvalResult[]): Score {
     motion: frac((r) => Number(r.got.motion === r.motion)),
     shape: frac((r) => Number(r.got.shape === r.shape)),
     visible: frac((r) => r.got.visible),
+    single: frac((r) => r.got.single),
   };
 }
 
 export function table(rs: EvalResult[], w: World): string {
   const pct = (x: number) => (Number.isNaN(x) ? '–' : `${(100 * x).toFixed(1)} %`);
-  const row = (name: string, s: Score) => `| ${name} | ${s.n} | ${pct(s.colour)} | ${pct(s.motion)} | ${pct(s.shape)} | ${pct(s.visible)} |`;
-  const lines = ['| prompts | clips | colour | motion | shape | visible |', '|---|---|---|---|---|---|',
+  const row = (name: string, s: Score) => `| ${name} | ${s.n} | ${pct(s.colour)} | ${pct(s.motion)} | ${pct(s.shape)} | ${pct(s.visible)} | ${pct(s.single)} |`;
+  const lines = ['| prompts | clips | colour | motion | shape | visible | one object |', '|---|---|---|---|---|---|---|',
     row('all', score(rs)), row('seen combinations', score(rs.filter((r) => !r.heldOut))), row('held-out combinations', score(rs.filter((r) => r.heldOut)))];
   for (const c of Object.keys(w.colours)) lines.push(row(c, score(rs.filter((r) => r.colour === c))));
   for (const s of w.shapes) lines.push(row(s, score(rs.filter((r) => r.shape === s))));
@@ -164,7 +167,7 @@ export async function runEval(o: EvalOptions): Promise<{ results: EvalResult[]; 
       const { clip, got } = readClip(r.path, r.width, r.height, w);
       results.push({ ...c, got, ms: performance.now() - t0 });
       clips.push(clip);
-      o.log?.(`${i + 1}/${o.cases.length} ${c.prompt}${c.heldOut ? ' (held out)' : ''} seed ${c.seed}: ${got.colour} ${got.shape} ${got.motion}, visible ${(100 * got.visible).toFixed(0)} %`);
+      o.log?.(`${i + 1}/${o.cases.length} ${c.prompt}${c.heldOut ? ' (held out)' : ''} seed ${c.seed}: ${got.colour} ${got.shape} ${got.motion}, visible ${(100 * got.visible).toFixed(0)} %, one object ${(100 * got.single).toFixed(0)} %`);
     }
   } finally {
     await built.close();
