@@ -3,9 +3,8 @@
 // included, through the driver the service runs (text encoder → U-ViT sampling → decoder → H.264 MP4), decodes the
 // MP4 back to frames with ffmpeg, and reads each clip with the detector (scripts/eval/detector.ts). Prints a table
 // (colour, motion, shape accuracy, visible fraction and the fraction of visible frames showing one object; seen vs
-// held-out) and writes a PNG contact sheet (one row per
-// clip: 8 frames, 2 s apart) and results.json into --out. `--reread` reads the clips an earlier run left in --out again
-// with the current detector, without generating them.
+// held-out) and writes a PNG contact sheet (one row per clip: 8 frames, 2 s apart) and results.json into --out.
+// `--reread` reads the clips an earlier run left in --out again with the current detector, without generating them.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
