@@ -137,7 +137,7 @@ def coverage_at(scenes, t, side, supersample):
     out = torch.empty(len(scenes), t.shape[1], side, side, dtype=torch.float64)
     # One scene at a time, counting the points inside as integers: the same values as averaging a float64 picture
     # of all scenes at once (a count over a power of two is exact), without allocating and zeroing that picture,
-    # which took half of a training step.
+    # which cost a third of a training step.
     for i, sc in enumerate(scenes):
         cx, cy = centre(sc, t[i])  # [k] each
         # wrapped offsets in (-0.5, 0.5]: the object re-enters on the other side
