@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Retrains the shipped shapes model from nothing and compares the result with the committed files by sha256.
-#   bash train/reproduce.sh [RUNS_DIR]      (default train/runs/reproduce; about 1 h 20 min on 2 cores)
+#   bash train/reproduce.sh [RUNS_DIR]      (default train/runs/reproduce; about 1 h 17 min on 2 cores)
 # The three runs of docs/training.md "Reproducing the weights", with their thread counts: PyTorch's CPU kernels split
 # their sums by thread, so another thread count gives other bits.
 set -euo pipefail
@@ -21,6 +21,7 @@ stamp "shape-mask fine-tune (6 000 steps) and shape decoder (2 000 steps), one t
 python3 train/train.py --out "$RUNS/sm" --init "$RUNS/design5" --shape-masks --steps 6000 --anneal --lr 3e-4 \
   --seed 6 --threads 1 $NET --ckpt-every 1000 &
 fine=$!
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT  # one run failing stops the other
 python3 train/decoder.py --out "$RUNS/dec" --steps 2000 --threads 1 &
 dec=$!
 wait $fine

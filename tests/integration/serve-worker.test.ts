@@ -156,8 +156,8 @@ describe('uvit serve', () => {
       edge.push(job({ id: 'video_b' }));
       await edge.until((r) => r.results.length === n + 2);
       expect(edge.rec.results.slice(n).map((r) => r.sha256)).toEqual([ref, ref]);
-      // kill stage 1 while a long job runs; long enough not to finish before the kill lands (200 steps of the tiny
-      // model once ran from 0 to 85 % between two heartbeats and completed, so no job failed)
+      // kill stage 1 while a long job runs: long enough not to finish before the kill lands (200 steps of the tiny
+      // model can run from 0 to 85 % between two heartbeats)
       const fails = edge.rec.fails.length;
       edge.push(job({ id: 'video_killed', steps: 20_000 }));
       await edge.until((r) => r.heartbeats.some((b) => b.progress > 2 && edge.jobOf.get(b.lease) === 'video_killed'));
